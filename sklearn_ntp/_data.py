@@ -1,0 +1,248 @@
+"""Validation of (X, y, sample_weight) and aggregation into distinct contexts.
+
+Every public entry point of the library goes through :func:`aggregate_contexts`:
+identical rows of ``X`` are merged into one distinct context ``j`` with weight
+``pi_j`` and next-token distribution ``p_j``, exactly as in the paper (the raw
+training set and its distinct-context summary define the same objective).
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import check_array
+
+#: Largest allowed deviation of a soft target row's sum from one.
+PROBA_ATOL = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class NTPData:
+    """Distinct contexts with their sparse next-token distributions.
+
+    Instances are built by :func:`aggregate_contexts`; all arrays are read-only.
+
+    Attributes
+    ----------
+    embeddings : ndarray of shape (n_contexts, n_features)
+        The distinct context embeddings ``h_j`` (rows of ``H``).
+    probabilities : scipy.sparse.csr_matrix of shape (n_contexts, n_tokens)
+        Next-token distributions ``p_j``; row ``j`` is supported on ``S_j``.
+    weights : ndarray of shape (n_contexts,)
+        Context frequencies ``pi_j``, summing to one.
+    classes : ndarray of shape (n_tokens,)
+        Token labels; column ``z`` of ``probabilities`` is token ``classes[z]``.
+    context_index : ndarray of shape (n_samples,)
+        Distinct context of each input row, or ``-1`` for rows of zero weight.
+    """
+
+    embeddings: np.ndarray
+    probabilities: sp.csr_matrix
+    weights: np.ndarray
+    classes: np.ndarray
+    context_index: np.ndarray
+
+    @property
+    def n_contexts(self):
+        """Number of distinct contexts ``m``."""
+        return self.embeddings.shape[0]
+
+    @property
+    def n_features(self):
+        """Embedding dimension ``d``."""
+        return self.embeddings.shape[1]
+
+    @property
+    def n_tokens(self):
+        """Vocabulary size ``V``."""
+        return self.probabilities.shape[1]
+
+    @cached_property
+    def support_sizes(self):
+        """Support size ``S_j`` of every context, ndarray of shape (n_contexts,)."""
+        return np.diff(self.probabilities.indptr)
+
+    @cached_property
+    def support_mask(self):
+        """Boolean (n_contexts, n_tokens) matrix, True on the supports ``S_j``."""
+        mask = np.zeros(self.probabilities.shape, dtype=bool)
+        rows = np.repeat(np.arange(self.n_contexts), self.support_sizes)
+        mask[rows, self.probabilities.indices] = True
+        return mask
+
+    @cached_property
+    def entropy(self):
+        """Entropy lower bound ``H = -sum_j pi_j sum_z p_jz log p_jz`` (nats)."""
+        p = self.probabilities.data
+        rows = np.repeat(np.arange(self.n_contexts), self.support_sizes)
+        return float(-np.sum(self.weights[rows] * p * np.log(p)))
+
+
+def _check_sample_weight(sample_weight, n_samples):
+    if sample_weight is None:
+        return np.ones(n_samples)
+    sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    if sample_weight.ndim != 1 or sample_weight.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), got {sample_weight.shape}."
+        )
+    if not np.all(np.isfinite(sample_weight)):
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if np.any(sample_weight < 0):
+        raise ValueError("sample_weight must be nonnegative.")
+    if not np.any(sample_weight > 0):
+        raise ValueError("sample_weight must have at least one positive entry.")
+    return sample_weight
+
+
+def check_targets(y, n_samples, classes=None):
+    """Validate hard or soft targets and return ``(Y, classes)``.
+
+    ``Y`` is a CSR matrix of shape (n_samples, n_tokens) whose rows are
+    probability vectors (normalized exactly); ``classes`` are the token labels.
+    With 1-D ``y`` and ``classes`` given, labels outside ``classes`` raise.
+    """
+    if y is None:
+        raise ValueError("y is required: pass token labels or a probability matrix.")
+    if sp.issparse(y) or np.ndim(y) == 2:
+        return _check_soft_targets(y, n_samples, classes)
+    return _check_hard_targets(y, n_samples, classes)
+
+
+def _check_soft_targets(y, n_samples, classes):
+    Y = check_array(y, accept_sparse="csr", dtype=np.float64, ensure_2d=True,
+                    input_name="y")
+    Y = sp.csr_matrix(Y)
+    Y.eliminate_zeros()
+    if Y.shape[0] != n_samples:
+        raise ValueError(f"y has {Y.shape[0]} rows but X has {n_samples} samples.")
+    n_tokens = Y.shape[1] if classes is None else len(classes)
+    if Y.shape[1] != n_tokens:
+        raise ValueError(f"y has {Y.shape[1]} columns, expected {n_tokens} tokens.")
+    if n_tokens < 2:
+        raise ValueError("y must describe at least two tokens (columns).")
+    if np.any(Y.data < 0):
+        raise ValueError("y must be nonnegative: rows are next-token probabilities.")
+    sums = np.asarray(Y.sum(axis=1)).ravel()
+    bad = np.flatnonzero(np.abs(sums - 1.0) > PROBA_ATOL)
+    if bad.size:
+        raise ValueError(
+            f"Rows of y must sum to 1 (tolerance {PROBA_ATOL:g}); row {bad[0]} sums "
+            f"to {sums[bad[0]]:.6g}."
+        )
+    Y = sp.diags(1.0 / sums) @ Y
+    return sp.csr_matrix(Y), np.arange(n_tokens) if classes is None else classes
+
+
+def _check_hard_targets(y, n_samples, classes):
+    y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D labels or a 2-D probability matrix, got {y.shape}.")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"y has {y.shape[0]} entries but X has {n_samples} samples.")
+    if classes is None:
+        classes = np.unique(y)
+        if classes.size < 2:
+            raise ValueError(
+                f"y has a single token {classes[0]!r}; next-token prediction needs "
+                "at least two tokens."
+            )
+    codes = np.searchsorted(classes, y)
+    codes = np.minimum(codes, len(classes) - 1)
+    unknown = classes[codes] != y
+    if np.any(unknown):
+        raise ValueError(f"y contains tokens not in classes: {np.unique(y[unknown])[:5]}.")
+    Y = sp.csr_matrix(
+        (np.ones(n_samples), codes, np.arange(n_samples + 1)),
+        shape=(n_samples, len(classes)),
+    )
+    return Y, classes
+
+
+def check_embeddings(X, dtype=(np.float64, np.float32)):
+    """Validate context embeddings: finite, 2-D, numeric, non-empty."""
+    return check_array(X, dtype=dtype, input_name="X")
+
+
+def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
+    """Merge identical rows of ``X`` into distinct contexts (the paper's ``T_m``).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Context embeddings. Identical rows are one context.
+    y : array-like of shape (n_samples,) or (n_samples, n_tokens)
+        Either next-token labels (one raw (context, token) pair per row) or
+        soft targets: nonnegative rows summing to one (tolerance ``1e-6``),
+        dense or scipy.sparse.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Nonnegative row weights. Rows of zero weight are ignored.
+    classes : ndarray, default=None
+        Token labels fixing the vocabulary (for 1-D ``y``); by default the
+        sorted distinct labels of ``y``, or ``arange(n_tokens)`` for 2-D ``y``.
+
+    Returns
+    -------
+    data : NTPData
+        Distinct embeddings ``H``, sparse probabilities ``P``, weights ``pi``
+        (summing to one), ``classes`` and the row-to-context map.
+
+    Raises
+    ------
+    ValueError
+        On NaN/inf, shape mismatches, negative or non-normalized probability
+        rows, empty input, a single token, or invalid weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import aggregate_contexts
+    >>> X = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> data = aggregate_contexts(X, ["a", "b", "a"])
+    >>> data.n_contexts, data.n_tokens
+    (2, 2)
+    >>> data.probabilities.toarray()
+    array([[1. , 0. ],
+           [0.5, 0.5]])
+    >>> data.weights
+    array([0.33333333, 0.66666667])
+    """
+    X = check_embeddings(X)
+    n_samples = X.shape[0]
+    Y, classes = check_targets(y, n_samples, classes)
+    w = _check_sample_weight(sample_weight, n_samples)
+
+    keep = np.flatnonzero(w > 0)
+    H, inverse = np.unique(X[keep], axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    n_contexts = H.shape[0]
+    # Summing weighted rows per context = weighted average of their distributions.
+    group = sp.csr_matrix(
+        (w[keep], (inverse, np.arange(keep.size))), shape=(n_contexts, n_samples)
+    )
+    counts = np.asarray(group.sum(axis=1)).ravel()
+    P = sp.diags(1.0 / counts) @ (group @ Y[keep])
+    P = sp.csr_matrix(P)
+    P.eliminate_zeros()
+    P.sort_indices()
+
+    context_index = np.full(n_samples, -1, dtype=np.intp)
+    context_index[keep] = inverse
+    return _freeze(NTPData(H, P, counts / counts.sum(), np.asarray(classes),
+                           context_index))
+
+
+def _freeze(data):
+    for arr in (data.embeddings, data.weights, data.classes, data.context_index,
+                data.probabilities.data, data.probabilities.indices,
+                data.probabilities.indptr):
+        arr.flags.writeable = False
+    return data
+
+
+def as_ntp_data(X, y=None, sample_weight=None):
+    """Return ``X`` if it is already an :class:`NTPData`, else aggregate ``(X, y)``."""
+    if isinstance(X, NTPData):
+        return X
+    return aggregate_contexts(X, y, sample_weight)

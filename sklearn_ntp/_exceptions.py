@@ -1,0 +1,40 @@
+"""Errors raised when the data do not meet the paper's conditions."""
+
+
+class NotNTPCompatibleError(ValueError):
+    """The log-odds equations of Definition 1 have no exact solution.
+
+    Raised by :func:`~sklearn_ntp.implicit_bias.log_odds_solution` unless
+    ``allow_inexact=True``. The ``residual`` attribute holds the largest
+    violation of a log-odds equation by the least-squares solution.
+
+    Examples
+    --------
+    >>> from sklearn_ntp.implicit_bias import NotNTPCompatibleError
+    >>> issubclass(NotNTPCompatibleError, ValueError)
+    True
+    """
+
+    def __init__(self, message, residual=None):
+        super().__init__(message)
+        self.residual = residual
+
+
+class NotNTPSeparableError(ValueError):
+    """No matrix satisfies the NTP-separability constraints (6a)-(6b).
+
+    Raised by :func:`~sklearn_ntp.implicit_bias.ntp_svm`. The ``certificate``
+    attribute holds a dual matrix ``A`` of shape (n_tokens, n_contexts) with
+    zero-sum columns, nonpositive out-of-support entries and ``A H = 0``: a
+    Farkas certificate that the constraints cannot all hold.
+
+    Examples
+    --------
+    >>> from sklearn_ntp.implicit_bias import NotNTPSeparableError
+    >>> issubclass(NotNTPSeparableError, ValueError)
+    True
+    """
+
+    def __init__(self, message, certificate=None):
+        super().__init__(message)
+        self.certificate = certificate

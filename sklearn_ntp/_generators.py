@@ -1,0 +1,123 @@
+"""Rank-one generators ``(e_a - e_b) h_j^T`` and least-squares solves in their span.
+
+Both implicit-bias objects are built from such generators: the data subspace
+``F`` is spanned by ``(e_z - e_z0) h_j^T`` (in-support pairs), and the NTP-SVM
+solution is a combination of those and ``(e_z0 - e_v) h_j^T`` (support vectors).
+Working with generator coefficients keeps every computation at the size of
+their Gram matrix ``G_gk = K_{j_g j_k} <e_a - e_b, e_c - e_d>`` (``K = H H^T``);
+no matrix indexed by ``(token, feature)`` pairs is ever formed.
+"""
+
+import numpy as np
+import scipy.linalg as la
+import scipy.sparse as sp
+
+#: Relative eigenvalue cut-off below which generator directions are dependent.
+RANK_RTOL = 1e-10
+
+
+class PairGenerators:
+    """The generators ``(e_plus[g] - e_minus[g]) h_{context[g]}^T``.
+
+    Parameters
+    ----------
+    plus, minus, context : ndarray of int, shape (n_generators,)
+        Token pair and context of every generator.
+    H : ndarray of shape (n_contexts, n_features)
+        Context embeddings.
+    n_tokens : int
+        Vocabulary size ``V``.
+    """
+
+    def __init__(self, plus, minus, context, H, n_tokens):
+        self.plus, self.minus, self.context = plus, minus, context
+        self.H = np.asarray(H, dtype=np.float64)
+        self.n_tokens = n_tokens
+
+    def __len__(self):
+        return self.plus.size
+
+    def gram(self):
+        """Gram matrix of the generators in the Frobenius inner product."""
+        n = len(self)
+        cols = np.arange(n)
+        E = sp.csr_matrix(
+            (np.r_[np.ones(n), -np.ones(n)], (np.r_[self.plus, self.minus], np.r_[cols, cols])),
+            shape=(self.n_tokens, n),
+        )
+        Hg = self.H[self.context]
+        return (E.T @ E).toarray() * (Hg @ Hg.T)
+
+    def combine(self, coef):
+        """``sum_g coef[g] (e_plus - e_minus) h_g^T`` as a (n_tokens, n_features) array."""
+        n_contexts = self.H.shape[0]
+        A = sp.csr_matrix(
+            (np.r_[coef, -coef], (np.r_[self.plus, self.minus], np.r_[self.context, self.context])),
+            shape=(self.n_tokens, n_contexts),
+        )
+        return np.asarray(A @ self.H)
+
+    def inner(self, W):
+        """``<(e_plus - e_minus) h_g^T, W>`` for every generator ``g``."""
+        W = np.asarray(W, dtype=np.float64)
+        return np.einsum("gd,gd->g", W[self.plus] - W[self.minus], self.H[self.context])
+
+
+class GramSolver:
+    """Minimum-norm least-squares solves ``G c = b`` for a PSD Gram matrix.
+
+    Cholesky when ``G`` is well conditioned (independent generators), else a
+    pseudo-inverse from the eigendecomposition with relative cut-off
+    :data:`RANK_RTOL`. ``rank`` is the dimension of the generators' span.
+    """
+
+    def __init__(self, G):
+        n = G.shape[0]
+        self._chol = None
+        scale = max(float(np.max(np.diag(G), initial=0.0)), np.finfo(float).tiny)
+        if n:
+            try:
+                chol = la.cho_factor(G, lower=True)
+                if np.min(np.diag(chol[0])) ** 2 > RANK_RTOL * scale:
+                    self._chol, self.rank = chol, n
+            except la.LinAlgError:
+                pass
+        if self._chol is None:
+            vals, vecs = la.eigh(G) if n else (np.zeros(0), np.zeros((0, 0)))
+            keep = vals > RANK_RTOL * scale
+            self._vecs, self._vals = vecs[:, keep], vals[keep]
+            self.rank = int(keep.sum())
+
+    def solve(self, b):
+        """Return the minimum-norm least-squares solution ``c`` of ``G c = b``."""
+        if self._chol is not None:
+            return la.cho_solve(self._chol, b)
+        return self._vecs @ ((self._vecs.T @ b) / self._vals)
+
+
+def support_pairs(data):
+    """In-support pairs ``(z, z0_j, j)``: each context's tokens against its anchor.
+
+    The anchor ``z0_j`` is the first token of ``S_j``; the ``S_j - 1`` pairs of a
+    context span all in-support differences, so they span ``F`` with the
+    embeddings.
+    """
+    P = data.probabilities
+    sizes = np.diff(P.indptr)
+    context = np.repeat(np.arange(data.n_contexts), sizes)
+    anchor = np.repeat(P.indices[P.indptr[:-1]], sizes)
+    not_anchor = P.indices != anchor
+    return P.indices[not_anchor], anchor[not_anchor], context[not_anchor]
+
+
+def margin_pairs(data):
+    """Out-of-support pairs ``(z0_j, v, j)`` for ``v`` not in ``S_j``.
+
+    Under the equalities (6a) every in-support token has the same logit, so
+    the inequalities (6b) only need the anchor ``z0_j`` of each context.
+    """
+    mask = data.support_mask
+    context, token = np.nonzero(~mask)
+    P = data.probabilities
+    anchor = P.indices[P.indptr[:-1]][context]
+    return anchor, token, context

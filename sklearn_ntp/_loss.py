@@ -1,0 +1,74 @@
+"""The NTP cross-entropy over distinct contexts, its gradient, and log-softmax.
+
+``CE(W) = -sum_j pi_j sum_{z in S_j} p_jz log softmax_z(W h_j)``
+``grad CE(W) = sum_j pi_j (softmax(W h_j) - p_j) h_j^T``
+
+Everything goes through log-sum-exp, so no norm of ``W`` overflows; the sparse
+``P`` is only ever touched at its nonzeros.
+"""
+
+import numpy as np
+
+
+def log_softmax(logits):
+    """Row-wise log-softmax via log-sum-exp (finite for finite logits)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(logits):
+    """Row-wise softmax, stable at any scale of the logits."""
+    return np.exp(log_softmax(logits))
+
+
+class NTPLoss:
+    """Data-fit term of the NTP objective for fixed distinct contexts.
+
+    Parameters
+    ----------
+    data : NTPData
+        Distinct contexts (H, P, pi).
+    dtype : numpy dtype, default=None
+        Working precision; defaults to the dtype of the embeddings.
+    """
+
+    def __init__(self, data, dtype=None):
+        dtype = np.dtype(dtype or data.embeddings.dtype)
+        P = data.probabilities
+        self.H = np.ascontiguousarray(data.embeddings, dtype=dtype)
+        self._rows = np.repeat(np.arange(data.n_contexts), np.diff(P.indptr))
+        self._cols = P.indices
+        # pi_j p_jz at the nonzeros of P: the only place P enters loss and gradient.
+        self._target = (data.weights[self._rows] * P.data).astype(dtype)
+        self._pi = data.weights.astype(dtype)[:, None]
+        self.entropy = data.entropy
+        self.shape = (data.n_tokens, data.n_features)
+
+    def logits(self, W):
+        """Logits ``H W^T`` of shape (n_contexts, n_tokens)."""
+        return self.H @ W.T
+
+    def value(self, W):
+        """Cross-entropy ``CE(W)``."""
+        Z = self.logits(W)
+        return self._value_from_logits(Z, Z[self._rows, self._cols])
+
+    def _value_from_logits(self, Z, z_target):
+        zmax = Z.max(axis=1)
+        lse = zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
+        return float(self._pi[:, 0] @ lse - self._target @ z_target)
+
+    def value_and_grad(self, W):
+        """Return ``(CE(W), grad CE(W))``; the gradient has the shape of ``W``."""
+        Z = self.logits(W)
+        z_target = Z[self._rows, self._cols]
+        # Softmax in place on the logits buffer: one (m, V) array per call.
+        zmax = Z.max(axis=1, keepdims=True)
+        Z -= zmax
+        np.exp(Z, out=Z)
+        norm = Z.sum(axis=1, keepdims=True)
+        loss = float(self._pi[:, 0] @ (np.log(norm[:, 0]) + zmax[:, 0])
+                     - self._target @ z_target)
+        Z *= self._pi / norm
+        Z[self._rows, self._cols] -= self._target
+        return loss, Z.T @ self.H

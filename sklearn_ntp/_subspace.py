@@ -1,0 +1,158 @@
+"""The data subspace ``F`` and the finite log-odds component ``W*`` on it.
+
+``F = span{(e_z - e_z') h_j^T : z, z' in S_j}`` (paper Eq. 5). The log-odds
+equations of Definition 1 read ``<(e_z - e_z0) h_j^T, W> = log(p_jz / p_jz0)``:
+their left-hand side is the adjoint of the generator map, so their unique
+solution inside ``F`` is ``W* = sum_g c_g (e_z - e_z0) h_j^T`` with ``G c = ell``.
+"""
+
+import numpy as np
+
+from ._data import as_ntp_data
+from ._exceptions import NotNTPCompatibleError
+from ._generators import GramSolver, PairGenerators, support_pairs
+
+#: Largest violation of a log-odds equation accepted as an exact solution,
+#: relative to ``max(1, max |log-odds|)``.
+LOG_ODDS_RTOL = 1e-8
+
+
+class DataSubspace:
+    """The subspace ``F`` of (n_tokens, n_features) matrices, with projections.
+
+    Built by :func:`data_subspace`; projections cost two passes over the
+    ``sum_j (S_j - 1)`` generators and one triangular (or eigen) solve.
+
+    Attributes
+    ----------
+    dim : int
+        Dimension of ``F`` (0 for one-hot data).
+    n_generators : int
+        Number of in-support equations ``sum_j (S_j - 1)``.
+    """
+
+    def __init__(self, data):
+        self.data = data
+        self.generators = PairGenerators(*support_pairs(data), data.embeddings,
+                                         data.n_tokens)
+        self._solver = GramSolver(self.generators.gram())
+        self.dim = self._solver.rank
+        self.n_generators = len(self.generators)
+
+    def _solve(self, rhs):
+        return self.generators.combine(self._solver.solve(rhs))
+
+    def project(self, W):
+        """Orthogonal projection ``P_F(W)`` of a (n_tokens, n_features) matrix."""
+        return self._solve(self.generators.inner(W))
+
+    def project_orthogonal(self, W):
+        """Orthogonal projection ``P_perp(W) = W - P_F(W)`` onto ``F``'s complement."""
+        return np.asarray(W, dtype=np.float64) - self.project(W)
+
+    def log_odds(self):
+        """Right-hand sides ``log(p_jz / p_jz0)`` of the log-odds equations."""
+        P = self.data.probabilities
+        g = self.generators
+        return np.log(np.asarray(P[g.context, g.plus]).ravel()
+                      / np.asarray(P[g.context, g.minus]).ravel())
+
+    def log_odds_solution(self):
+        """Return ``(W*, residual)``: least-squares ``W*`` in ``F`` and its worst violation."""
+        ell = self.log_odds()
+        W = self._solve(ell)
+        residual = float(np.max(np.abs(self.generators.inner(W) - ell), initial=0.0))
+        return W, residual
+
+    def is_exact(self, residual):
+        """Whether a log-odds residual counts as an exact solution."""
+        scale = max(1.0, float(np.max(np.abs(self.log_odds()), initial=0.0)))
+        return residual <= LOG_ODDS_RTOL * scale
+
+
+def data_subspace(X, y=None, sample_weight=None):
+    """Build the data subspace ``F`` spanned by in-support token differences.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features) or NTPData
+        Context embeddings (or already aggregated data, then ``y`` is ignored).
+    y : array-like of shape (n_samples,) or (n_samples, n_tokens)
+        Hard or soft next-token targets.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights (they do not change ``F``, only which rows count).
+
+    Returns
+    -------
+    subspace : DataSubspace
+        Object with ``dim``, ``project(W)`` = ``P_F(W)`` and
+        ``project_orthogonal(W)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import data_subspace
+    >>> X = np.eye(2)
+    >>> Y = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    >>> F = data_subspace(X, Y)
+    >>> F.dim
+    1
+    >>> F.project(np.ones((3, 2))).round(3)
+    array([[0., 0.],
+           [0., 0.],
+           [0., 0.]])
+    """
+    return DataSubspace(as_ntp_data(X, y, sample_weight))
+
+
+def log_odds_solution(X, y=None, sample_weight=None, *, allow_inexact=False):
+    """Finite component ``W*``: the log-odds solution inside the data subspace.
+
+    ``W*`` is the unique matrix in ``F`` with
+    ``(e_z - e_z')^T W* h_j = log(p_jz / p_jz')`` for all contexts ``j`` and
+    ``z, z'`` in ``S_j`` (paper Definition 1 and Theorem 2).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features) or NTPData
+        Context embeddings, or aggregated data (then ``y`` is ignored).
+    y : array-like of shape (n_samples,) or (n_samples, n_tokens)
+        Hard or soft next-token targets.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights.
+    allow_inexact : bool, default=False
+        If the equations have no exact solution (the data are not
+        NTP_H-compatible), return the least-squares solution in ``F`` instead
+        of raising.
+
+    Returns
+    -------
+    W_star : ndarray of shape (n_tokens, n_features)
+        The finite component (zero for one-hot data).
+
+    Raises
+    ------
+    NotNTPCompatibleError
+        If the largest equation residual exceeds ``1e-8 * max(1, max|log-odds|)``
+        and ``allow_inexact`` is False.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import log_odds_solution
+    >>> X = np.eye(2)
+    >>> Y = np.array([[0.75, 0.25, 0.0], [0.0, 0.0, 1.0]])
+    >>> W = log_odds_solution(X, Y)
+    >>> float(W[0, 0] - W[1, 0]), float(np.log(3))
+    (1.0986..., 1.0986...)
+    """
+    subspace = data_subspace(X, y, sample_weight)
+    W, residual = subspace.log_odds_solution()
+    if not allow_inexact and not subspace.is_exact(residual):
+        raise NotNTPCompatibleError(
+            "The data are not NTP_H-compatible: no W satisfies every log-odds "
+            f"equation (largest least-squares residual {residual:.3g}). Pass "
+            "allow_inexact=True for the least-squares solution in F.",
+            residual=residual,
+        )
+    return W

@@ -1,0 +1,34 @@
+"""Exact implicit-bias geometry of next-token prediction.
+
+The objects the paper's theorems are about, computed exactly:
+
+* :func:`aggregate_contexts` — distinct contexts ``(H, P, pi)`` from raw data;
+* :func:`entropy_lower_bound`, :func:`ntp_loss`, :func:`ntp_loss_gradient`;
+* :func:`data_subspace` — the subspace ``F`` and its projections;
+* :func:`log_odds_solution` — the finite component ``W*`` on ``F``;
+* :func:`ntp_svm` — the max-margin direction ``W^mm`` on ``F``'s complement;
+* :func:`check_ntp_separability` — both conditions in one report.
+"""
+
+from ._data import NTPData, aggregate_contexts
+from ._exceptions import NotNTPCompatibleError, NotNTPSeparableError
+
+
+from ._subspace import DataSubspace, data_subspace, log_odds_solution
+from ._svm import ntp_svm
+
+__all__ = [
+    "NTPData",
+    "aggregate_contexts",
+    "NotNTPCompatibleError",
+    "NotNTPSeparableError",
+    "entropy_lower_bound",
+    "ntp_loss",
+    "ntp_loss_gradient",
+    "DataSubspace",
+    "data_subspace",
+    "log_odds_solution",
+    "ntp_svm",
+    "SeparabilityReport",
+    "check_ntp_separability",
+]
