@@ -1,0 +1,111 @@
+"""Public functions for the NTP objective: entropy bound, loss and gradient."""
+
+import numpy as np
+
+from ._data import as_ntp_data
+from ._loss import NTPLoss
+
+
+def entropy_lower_bound(X, y=None, sample_weight=None):
+    """Entropy lower bound ``H`` of the NTP loss (paper Section 2).
+
+    ``H = -sum_j pi_j sum_{z in S_j} p_jz log p_jz`` over the distinct contexts
+    of ``X``; ``CE(W) >= H`` for every ``W``, and the bound is approached but
+    not attained when the data are NTP-separable.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features) or NTPData
+        Context embeddings (identical rows are one context), or aggregated data.
+    y : array-like of shape (n_samples,) or (n_samples, n_tokens)
+        Hard or soft next-token targets.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights.
+
+    Returns
+    -------
+    entropy : float
+        ``H`` in nats.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import entropy_lower_bound
+    >>> X = np.array([[1.0], [1.0], [2.0]])
+    >>> round(entropy_lower_bound(X, [0, 1, 0]), 6)  # (2/3) log 2
+    0.462098
+    """
+    return as_ntp_data(X, y, sample_weight).entropy
+
+
+def _loss_at(W, X, y, sample_weight):
+    data = as_ntp_data(X, y, sample_weight)
+    W = np.asarray(W, dtype=np.float64)
+    expected = (data.n_tokens, data.n_features)
+    if W.shape != expected:
+        raise ValueError(f"W must have shape {expected} (n_tokens, n_features), got {W.shape}.")
+    if not np.all(np.isfinite(W)):
+        raise ValueError("W contains NaN or infinity.")
+    return NTPLoss(data, dtype=np.float64).value_and_grad(W)
+
+
+def ntp_loss(W, X, y=None, sample_weight=None):
+    """NTP cross-entropy ``CE(W)`` of a decoder on the data's distinct contexts.
+
+    ``CE(W) = -sum_j pi_j sum_{z in S_j} p_jz log softmax_z(W h_j)``, computed
+    with log-sum-exp (finite at any norm of ``W``).
+
+    Parameters
+    ----------
+    W : array-like of shape (n_tokens, n_features)
+        Decoder (rows are word embeddings).
+    X : array-like of shape (n_samples, n_features) or NTPData
+        Context embeddings, or aggregated data.
+    y : array-like of shape (n_samples,) or (n_samples, n_tokens)
+        Hard or soft next-token targets.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights; the loss is normalized by their total.
+
+    Returns
+    -------
+    loss : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import ntp_loss
+    >>> X = np.eye(2)
+    >>> Y = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> round(ntp_loss(np.zeros((3, 2)), X, Y), 6)  # log 3 at W = 0
+    1.098612
+    """
+    return _loss_at(W, X, y, sample_weight)[0]
+
+
+def ntp_loss_gradient(W, X, y=None, sample_weight=None):
+    """Gradient ``sum_j pi_j (softmax(W h_j) - p_j) h_j^T`` of the NTP loss.
+
+    Parameters
+    ----------
+    W : array-like of shape (n_tokens, n_features)
+        Decoder.
+    X : array-like of shape (n_samples, n_features) or NTPData
+        Context embeddings, or aggregated data.
+    y : array-like of shape (n_samples,) or (n_samples, n_tokens)
+        Hard or soft next-token targets.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights.
+
+    Returns
+    -------
+    grad : ndarray of shape (n_tokens, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import ntp_loss_gradient
+    >>> ntp_loss_gradient(np.zeros((2, 1)), np.ones((2, 1)), [0, 1])
+    array([[0.],
+           [0.]])
+    """
+    return _loss_at(W, X, y, sample_weight)[1]
