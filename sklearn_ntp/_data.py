@@ -219,7 +219,7 @@ def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
     n_contexts = H.shape[0]
     # Summing weighted rows per context = weighted average of their distributions.
     group = sp.csr_matrix(
-        (w[keep], (inverse, np.arange(keep.size))), shape=(n_contexts, n_samples)
+        (w[keep], (inverse, np.arange(keep.size))), shape=(n_contexts, keep.size)
     )
     counts = np.asarray(group.sum(axis=1)).ravel()
     P = sp.diags(1.0 / counts) @ (group @ Y[keep])

@@ -48,14 +48,16 @@ class PairGenerators:
         Hg = self.H[self.context]
         return (E.T @ E).toarray() * (Hg @ Hg.T)
 
+    def dual_matrix(self, coef):
+        """The (n_tokens, n_contexts) sparse ``A`` with ``sum_g coef[g] (e_plus - e_minus) h_g^T = A H``."""
+        return sp.csr_matrix(
+            (np.r_[coef, -coef], (np.r_[self.plus, self.minus], np.r_[self.context, self.context])),
+            shape=(self.n_tokens, self.H.shape[0]),
+        )
+
     def combine(self, coef):
         """``sum_g coef[g] (e_plus - e_minus) h_g^T`` as a (n_tokens, n_features) array."""
-        n_contexts = self.H.shape[0]
-        A = sp.csr_matrix(
-            (np.r_[coef, -coef], (np.r_[self.plus, self.minus], np.r_[self.context, self.context])),
-            shape=(self.n_tokens, n_contexts),
-        )
-        return np.asarray(A @ self.H)
+        return np.asarray(self.dual_matrix(coef) @ self.H)
 
     def inner(self, W):
         """``<(e_plus - e_minus) h_g^T, W>`` for every generator ``g``."""
@@ -95,19 +97,31 @@ class GramSolver:
         return self._vecs @ ((self._vecs.T @ b) / self._vals)
 
 
+def _anchor_layout(P):
+    """For each nonzero of ``P``: its context, the position of its context's anchor,
+    and whether it is not the anchor itself (the anchor is the first token of ``S_j``)."""
+    sizes = np.diff(P.indptr)
+    context = np.repeat(np.arange(P.shape[0]), sizes)
+    anchor_pos = np.repeat(P.indptr[:-1], sizes)
+    return context, anchor_pos, np.arange(P.nnz) != anchor_pos
+
+
 def support_pairs(data):
     """In-support pairs ``(z, z0_j, j)``: each context's tokens against its anchor.
 
-    The anchor ``z0_j`` is the first token of ``S_j``; the ``S_j - 1`` pairs of a
-    context span all in-support differences, so they span ``F`` with the
-    embeddings.
+    The ``S_j - 1`` pairs of a context span all its in-support differences, so
+    with the embeddings they span ``F``.
     """
     P = data.probabilities
-    sizes = np.diff(P.indptr)
-    context = np.repeat(np.arange(data.n_contexts), sizes)
-    anchor = np.repeat(P.indices[P.indptr[:-1]], sizes)
-    not_anchor = P.indices != anchor
-    return P.indices[not_anchor], anchor[not_anchor], context[not_anchor]
+    context, anchor_pos, rest = _anchor_layout(P)
+    return P.indices[rest], P.indices[anchor_pos[rest]], context[rest]
+
+
+def support_log_odds(data):
+    """``log(p_jz / p_jz0)`` for the pairs of :func:`support_pairs`, in the same order."""
+    P = data.probabilities
+    _, anchor_pos, rest = _anchor_layout(P)
+    return np.log(P.data[rest] / P.data[anchor_pos[rest]])
 
 
 def margin_pairs(data):

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._data import as_ntp_data
 from ._exceptions import NotNTPCompatibleError
-from ._generators import GramSolver, PairGenerators, support_pairs
+from ._generators import GramSolver, PairGenerators, support_log_odds, support_pairs
 
 #: Largest violation of a log-odds equation accepted as an exact solution,
 #: relative to ``max(1, max |log-odds|)``.
@@ -52,10 +52,7 @@ class DataSubspace:
 
     def log_odds(self):
         """Right-hand sides ``log(p_jz / p_jz0)`` of the log-odds equations."""
-        P = self.data.probabilities
-        g = self.generators
-        return np.log(np.asarray(P[g.context, g.plus]).ravel()
-                      / np.asarray(P[g.context, g.minus]).ravel())
+        return support_log_odds(self.data)
 
     def log_odds_solution(self):
         """Return ``(W*, residual)``: least-squares ``W*`` in ``F`` and its worst violation."""

@@ -1,0 +1,96 @@
+"""Aggregation of raw rows into distinct contexts, and every bad-input path."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from sklearn_ntp.implicit_bias import aggregate_contexts
+
+
+def _raw_pairs():
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
+    y = np.array(["b", "a", "c", "b", "a", "c"])
+    return X, y
+
+
+def _assert_same(d1, d2):
+    np.testing.assert_array_equal(d1.embeddings, d2.embeddings)
+    np.testing.assert_allclose(d1.probabilities.toarray(), d2.probabilities.toarray(), atol=1e-15)
+    np.testing.assert_allclose(d1.weights, d2.weights, atol=1e-15)
+
+
+def test_raw_pairs_counts_and_soft_rows_agree():
+    X, y = _raw_pairs()
+    raw = aggregate_contexts(X, y)
+    # The same data written by hand as distinct contexts, in two other forms.
+    Xd = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
+    yd = np.array(["a", "b", "c"])
+    counts = aggregate_contexts(Xd[[0, 0, 1, 2]], np.array(["b", "c", "a", "c"]),
+                                sample_weight=[2, 1, 2, 1])
+    soft = aggregate_contexts(Xd, np.array([[0, 2 / 3, 1 / 3], [1, 0, 0], [0, 0, 1]]),
+                              sample_weight=[3, 2, 1])
+    _assert_same(raw, counts)
+    _assert_same(raw, soft)
+    np.testing.assert_array_equal(raw.classes, yd)
+    assert sp.issparse(raw.probabilities) and raw.probabilities.format == "csr"
+    np.testing.assert_array_equal(raw.support_sizes, [2, 1, 1])
+    np.testing.assert_array_equal(raw.context_index, [0, 1, 0, 0, 1, 2])
+
+
+def test_entropy_matches_scipy():
+    from scipy.stats import entropy
+    X, y = _raw_pairs()
+    data = aggregate_contexts(X, y)
+    expected = sum(w * entropy(p) for w, p in zip(data.weights, data.probabilities.toarray()))
+    assert data.entropy == pytest.approx(expected, rel=1e-14)
+
+
+def test_sparse_soft_targets_and_unused_tokens():
+    Y = sp.csr_matrix(np.array([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]))
+    data = aggregate_contexts(np.eye(2), Y)
+    assert data.n_tokens == 4  # token 3 never occurs but stays in the vocabulary
+    np.testing.assert_array_equal(data.classes, np.arange(4))
+
+
+def test_zero_weight_rows_are_ignored_and_arrays_are_read_only():
+    X, y = _raw_pairs()
+    w = np.array([1, 1, 1, 1, 1, 0.0])
+    data = aggregate_contexts(X, y, sample_weight=w)
+    assert data.n_contexts == 2 and data.context_index[-1] == -1
+    with pytest.raises(ValueError):
+        data.embeddings[0, 0] = 5.0
+
+
+def test_float32_embeddings_keep_their_dtype():
+    data = aggregate_contexts(np.eye(2, dtype=np.float32), [0, 1])
+    assert data.embeddings.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "X, y, w, match",
+    [
+        (np.array([[np.nan, 1.0]]), [0], None, "NaN"),
+        (np.array([[np.inf, 1.0], [0, 1]]), [0, 1], None, "infinity"),
+        (np.zeros((0, 2)), [], None, "0 sample"),
+        (np.eye(2), [0, 1, 1], None, "y has 3 entries"),
+        (np.eye(2), [1, 1], None, "single token"),
+        (np.eye(2), np.array([[1.0], [1.0]]), None, "at least two tokens"),
+        (np.eye(2), np.array([[0.5, 0.6], [1.0, 0.0]]), None, "sum to 1"),
+        (np.eye(2), np.array([[1.5, -0.5], [1.0, 0.0]]), None, "nonnegative"),
+        (np.eye(2), np.array([[np.nan, 1.0], [1.0, 0.0]]), None, "NaN"),
+        (np.eye(2), np.array([[1.0, 0.0, 0.0]]), None, "rows"),
+        (np.eye(2), [0, 1], [1.0, -1.0], "nonnegative"),
+        (np.eye(2), [0, 1], [0.0, 0.0], "positive"),
+        (np.eye(2), [0, 1], [1.0], "sample_weight must have shape"),
+        (np.eye(2), [0, 1], [1.0, np.nan], "sample_weight contains NaN"),
+        (np.ones(3), [0, 1, 1], None, "2D array"),
+    ],
+)
+def test_bad_input_raises_a_clear_error(X, y, w, match):
+    with pytest.raises(ValueError, match=match):
+        aggregate_contexts(X, y, sample_weight=w)
+
+
+def test_labels_outside_given_classes_raise():
+    with pytest.raises(ValueError, match="not in classes"):
+        aggregate_contexts(np.eye(2), [0, 5], classes=np.array([0, 1]))
