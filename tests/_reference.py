@@ -58,18 +58,21 @@ def naive_ntp_svm(H, P, solver=cp.CLARABEL):
     """NTP-SVM over the full V x d variable, written as in Definition 3.
 
     Returns ``(W, problem, equalities, inequalities)``; ``W`` is None when the
-    problem is infeasible.
+    problem is infeasible. The inequality multipliers come in context-major
+    order, out-of-support tokens ascending.
     """
     V, d = P.shape[1], H.shape[1]
     W = cp.Variable((V, d))
-    logits = W @ H.T  # column j holds the logits of context j
-    equalities, inequalities = [], []
+    logits = cp.vec(W @ H.T, order="F")  # logit of token z in context j at j * V + z
+    tied, anchor, top, beaten = [], [], [], []
     for j, S in enumerate(supports(P)):
+        tied += [j * V + z for z in S[1:]]
+        anchor += [j * V + S[0]] * (len(S) - 1)
         out = np.setdiff1d(np.arange(V), S)
-        for z in S[1:]:
-            equalities.append(logits[z, j] == logits[S[0], j])
-        for v in out:
-            inequalities.append(logits[S[0], j] - logits[v, j] >= 1)
+        top += [j * V + S[0]] * len(out)
+        beaten += [j * V + v for v in out]
+    equalities = [logits[tied] == logits[anchor]] if tied else []
+    inequalities = [logits[top] - logits[beaten] >= 1] if top else []
     problem = cp.Problem(cp.Minimize(cp.sum_squares(W)), equalities + inequalities)
     problem.solve(solver=solver)
     value = W.value if problem.status == cp.OPTIMAL else None

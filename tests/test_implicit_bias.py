@@ -87,9 +87,10 @@ def test_ntp_svm_satisfies_kkt_with_the_naive_models_multipliers():
     # complementary slackness, using the independent model's multipliers.
     stationarity = np.zeros_like(W)
     k = 0
+    multipliers = inequalities[0].dual_value
     for j, S in enumerate(supports(P)):
         for v in np.setdiff1d(np.arange(V), S):
-            lam = float(inequalities[k].dual_value)
+            lam = float(multipliers[k])
             assert lam >= -1e-7
             margin = (W[S[0]] - W[v]) @ H[j]
             assert lam * (margin - 1) == pytest.approx(0, abs=1e-6)
