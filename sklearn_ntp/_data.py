@@ -92,7 +92,9 @@ def _check_sample_weight(sample_weight, n_samples):
     if np.any(sample_weight < 0):
         raise ValueError("sample_weight must be nonnegative.")
     if not np.any(sample_weight > 0):
-        raise ValueError("sample_weight must have at least one positive entry.")
+        raise ValueError(
+            "sample_weight must have at least one positive entry (all weights are zero)."
+        )
     return sample_weight
 
 
@@ -145,8 +147,8 @@ def _check_hard_targets(y, n_samples, classes):
         classes = np.unique(y)
         if classes.size < 2:
             raise ValueError(
-                f"y has a single token {classes[0]!r}; next-token prediction needs "
-                "at least two tokens."
+                f"y has a single token {classes[0]!r} (one class); next-token "
+                "prediction needs at least two tokens."
             )
     codes = np.searchsorted(classes, y)
     codes = np.minimum(codes, len(classes) - 1)
@@ -163,6 +165,24 @@ def _check_hard_targets(y, n_samples, classes):
 def check_embeddings(X, dtype=(np.float64, np.float32)):
     """Validate context embeddings: finite, 2-D, numeric, non-empty."""
     return check_array(X, dtype=dtype, input_name="X")
+
+
+def check_matrix(W, name):
+    """Validate a 2-D finite float matrix such as a decoder ``W``."""
+    if np.ndim(W) != 2:
+        raise ValueError(f"{name} must be a 2-D (n_tokens, n_features) matrix, got "
+                         f"{np.ndim(W)} dimensions.")
+    return check_array(W, dtype=np.float64, input_name=name)
+
+
+def check_decoder(W, data, name="W"):
+    """Validate a decoder ``W`` of shape (n_tokens, n_features) for ``data``."""
+    W = check_matrix(W, name)
+    expected = (data.n_tokens, data.n_features)
+    if W.shape != expected:
+        raise ValueError(f"{name} must have shape {expected} (n_tokens, n_features), "
+                         f"got {W.shape}.")
+    return W
 
 
 def aggregate_contexts(X, y, sample_weight=None, *, classes=None):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._data import as_ntp_data
+from ._data import as_ntp_data, check_decoder
 from ._loss import NTPLoss
 
 
@@ -40,13 +40,7 @@ def entropy_lower_bound(X, y=None, sample_weight=None):
 
 def _loss_at(W, X, y, sample_weight):
     data = as_ntp_data(X, y, sample_weight)
-    W = np.asarray(W, dtype=np.float64)
-    expected = (data.n_tokens, data.n_features)
-    if W.shape != expected:
-        raise ValueError(f"W must have shape {expected} (n_tokens, n_features), got {W.shape}.")
-    if not np.all(np.isfinite(W)):
-        raise ValueError("W contains NaN or infinity.")
-    return NTPLoss(data, dtype=np.float64).value_and_grad(W)
+    return NTPLoss(data, dtype=np.float64).value_and_grad(check_decoder(W, data))
 
 
 def ntp_loss(W, X, y=None, sample_weight=None):

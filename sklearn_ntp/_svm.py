@@ -35,6 +35,10 @@ from ._generators import RANK_RTOL, GramSolver, PairGenerators, margin_pairs, su
 FEASIBILITY_ATOL = 1e-9
 #: KKT violation below which a polished solution is certified optimal.
 KKT_ATOL = 1e-8
+#: Smallest singular-value ratio of H for the structured (full-rank) path.
+WELL_CONDITIONED = 1e-4
+#: Relative ridge of the lifted embeddings used for degenerate Gram matrices.
+LIFT = 1e-7
 #: A dual direction with objective below this certifies non-separability.
 CERTIFICATE_ATOL = 1e-7
 
@@ -82,7 +86,7 @@ def separability_certificate(data, U, rank):
     return res.x.reshape(V, k) @ N.T
 
 
-def _newton_solver(K, d, reg):
+def _newton_solver(K, d):
     """Factor the Newton system of the dual: per token ``M_v = K + diag(d_v)``, then
     the Schur complement ``S = sum_v M_v^{-1}`` of the column-sum constraint.
 
@@ -91,7 +95,7 @@ def _newton_solver(K, d, reg):
     """
     idx = np.arange(K.shape[0])
     M = np.repeat(K[None, :, :], d.shape[0], axis=0)
-    M[:, idx, idx] += d + reg
+    M[:, idx, idx] += d
     M_inv = np.linalg.inv(M)
     S_inv = _psd_inverse(M_inv.sum(axis=0))
 
@@ -115,9 +119,6 @@ def _interior_point(K, off, tol=1e-10, max_iter=200):
     z = c.copy()
     nu = np.zeros(m)
     n_off = max(int(off.sum()), 1)
-    # A small ridge keeps M_v invertible when H is rank deficient; the exact
-    # polish that follows does not depend on it.
-    reg = 1e-9 * max(float(np.trace(K)) / m, 1.0)
     for _ in range(max_iter):
         lam = np.where(off, -A, 1.0)
         r_d = A @ K + c + nu + z
@@ -125,7 +126,7 @@ def _interior_point(K, off, tol=1e-10, max_iter=200):
         mu = float(np.sum((lam * z)[off])) / n_off
         if max(np.abs(r_d).max(), np.abs(r_p).max()) < tol and mu < tol:
             break
-        solve = _newton_solver(K, np.where(off, z / lam, 0.0), reg)
+        solve = _newton_solver(K, np.where(off, z / lam, 0.0))
 
         def direction(rc):
             dA, dnu = solve(-r_d - np.where(off, rc / lam, 0.0), r_p)
@@ -197,7 +198,7 @@ def _generator_polish(data, K, off, active):
     return gens.dual_matrix(GramSolver(gens.gram()).solve(rhs)).toarray()
 
 
-def _refine_active_set(data, K, off, A, polish, max_rounds=10):
+def _refine_active_set(data, K, off, A, polish, max_rounds=20):
     """Primal-dual active set from the interior point's support vectors.
 
     Each round solves the equality-constrained problem exactly, then adds the
@@ -314,8 +315,16 @@ def ntp_svm(X, y=None, sample_weight=None):
         )
     K = H @ H.T
     off = ~data.support_mask.T
-    A_ipm, _ = _interior_point(K, off)
-    polish = _structured_polish if rank == data.n_contexts else _generator_polish
+    s = np.linalg.svd(H, compute_uv=False)
+    if rank == data.n_contexts and s[-1] > WELL_CONDITIONED * s[0]:
+        A_ipm, _ = _interior_point(K, off)
+        polish = _structured_polish
+    else:
+        # Rank-deficient (or nearly so) K makes the dual degenerate: the interior
+        # point runs on the lifted embeddings [H, eps I] (full rank, same
+        # constraints) only to find the support vectors; the polish is exact.
+        A_ipm, _ = _interior_point(K + LIFT * s[0] ** 2 * np.eye(data.n_contexts), off)
+        polish = _generator_polish
     A_exact = _refine_active_set(data, K, off, A_ipm, polish)
     if A_exact is not None and kkt_violation(A_exact, data) <= KKT_ATOL:
         return A_exact @ H

@@ -212,3 +212,17 @@ def test_huge_norm_loss_is_finite_and_matches_scipy():
     pi = np.full(6, 1 / 6)
     W = 1e6 * np.random.default_rng(6).standard_normal((5, 8))
     assert ntp_loss(W, H, P) == pytest.approx(cross_entropy(W, H, P, pi), rel=1e-12)
+
+
+def test_low_rank_embeddings_match_cvxpy():
+    # Thirty contexts in three dimensions (rank 3): the degenerate dual path.
+    from sklearn.datasets import make_blobs
+    from sklearn.preprocessing import StandardScaler
+    X, y = make_blobs(n_samples=30, centers=[[0, 0, 0], [1, 1, 1]], cluster_std=0.1,
+                      random_state=0)
+    X = StandardScaler().fit_transform(X)
+    data = aggregate_contexts(X, y)
+    expected, *_ = naive_ntp_svm(np.asarray(data.embeddings), data.probabilities.toarray())
+    assert expected is not None
+    W = ntp_svm(X, y)
+    assert np.linalg.norm(W - expected) <= 1e-5 * np.linalg.norm(expected)
