@@ -7,22 +7,8 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, 
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._exceptions import NotNTPCompatibleError, NotNTPSeparableError
+from ._exceptions import NotNTPCompatibleError, NotNTPSeparableError, NTPSeparabilityWarning
 from ._report import check_ntp_separability
-
-
-class NTPSeparabilityWarning(UserWarning):
-    """Warning that training data are not NTP_H-compatible or not NTP-separable.
-
-    Issued by :class:`~sklearn_ntp.NTPSeparabilityChecker` with
-    ``on_failure="warn"``.
-
-    Examples
-    --------
-    >>> from sklearn_ntp._checker import NTPSeparabilityWarning
-    >>> issubclass(NTPSeparabilityWarning, UserWarning)
-    True
-    """
 
 
 class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):

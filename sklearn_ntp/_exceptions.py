@@ -1,4 +1,4 @@
-"""Errors raised when the data do not meet the paper's conditions."""
+"""Errors and warnings for data that do not meet the paper's conditions."""
 
 
 class NotNTPCompatibleError(ValueError):
@@ -38,3 +38,18 @@ class NotNTPSeparableError(ValueError):
     def __init__(self, message, certificate=None):
         super().__init__(message)
         self.certificate = certificate
+
+
+class NTPSeparabilityWarning(UserWarning):
+    """Warning that training data are not NTP_H-compatible or not NTP-separable.
+
+    Issued by :class:`~sklearn_ntp.NTPSeparabilityChecker` with
+    ``on_failure="warn"``, and by :class:`~sklearn_ntp.NTPLinearClassifier`
+    when ``W*`` or ``W^mm`` cannot be computed exactly for the training data.
+
+    Examples
+    --------
+    >>> from sklearn_ntp import NTPSeparabilityWarning
+    >>> issubclass(NTPSeparabilityWarning, UserWarning)
+    True
+    """

@@ -97,7 +97,10 @@ def _newton_solver(K, d):
     M = np.repeat(K[None, :, :], d.shape[0], axis=0)
     M[:, idx, idx] += d
     M_inv = np.linalg.inv(M)
-    S_inv = _psd_inverse(M_inv.sum(axis=0))
+    S = M_inv.sum(axis=0)
+    if not np.all(np.isfinite(S)):
+        raise la.LinAlgError("Newton system of the interior point is not finite.")
+    S_inv = _psd_inverse(S)
 
     def solve(g, r_p):
         Mg = np.einsum("vij,vj->vi", M_inv, g)
@@ -119,28 +122,35 @@ def _interior_point(K, off, tol=1e-10, max_iter=200):
     z = c.copy()
     nu = np.zeros(m)
     n_off = max(int(off.sum()), 1)
-    for _ in range(max_iter):
-        lam = np.where(off, -A, 1.0)
-        r_d = A @ K + c + nu + z
-        r_p = A.sum(axis=0)
-        mu = float(np.sum((lam * z)[off])) / n_off
-        if max(np.abs(r_d).max(), np.abs(r_p).max()) < tol and mu < tol:
-            break
-        solve = _newton_solver(K, np.where(off, z / lam, 0.0))
+    # Overflow on degenerate data is caught by the finiteness checks below.
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        for _ in range(max_iter):
+            lam = np.where(off, -A, 1.0)
+            r_d = A @ K + c + nu + z
+            r_p = A.sum(axis=0)
+            mu = float(np.sum((lam * z)[off])) / n_off
+            if max(np.abs(r_d).max(), np.abs(r_p).max()) < tol and mu < tol:
+                break
+            try:
+                solve = _newton_solver(K, np.where(off, z / lam, 0.0))
+            except (la.LinAlgError, np.linalg.LinAlgError):
+                break  # numerically stalled: the caller verifies whatever it gets
 
-        def direction(rc):
-            dA, dnu = solve(-r_d - np.where(off, rc / lam, 0.0), r_p)
-            return dA, dnu, np.where(off, (rc + z * dA) / lam, 0.0)
+            def direction(rc):
+                dA, dnu = solve(-r_d - np.where(off, rc / lam, 0.0), r_p)
+                return dA, dnu, np.where(off, (rc + z * dA) / lam, 0.0)
 
-        dA, dnu, dz = direction(np.where(off, -lam * z, 0.0))
-        step = _step_to_boundary(lam, -dA, z, dz, off)
-        mu_aff = float(np.sum(((lam - step * dA) * (z + step * dz))[off])) / n_off
-        sigma = (mu_aff / mu) ** 3 if mu > 0 else 0.0
-        dA, dnu, dz = direction(np.where(off, sigma * mu - lam * z + dA * dz, 0.0))
-        step = min(1.0, 0.99 * _step_to_boundary(lam, -dA, z, dz, off))
-        A += step * dA
-        z += step * dz
-        nu += step * dnu
+            dA, dnu, dz = direction(np.where(off, -lam * z, 0.0))
+            step = _step_to_boundary(lam, -dA, z, dz, off)
+            mu_aff = float(np.sum(((lam - step * dA) * (z + step * dz))[off])) / n_off
+            sigma = (mu_aff / mu) ** 3 if mu > 0 else 0.0
+            dA, dnu, dz = direction(np.where(off, sigma * mu - lam * z + dA * dz, 0.0))
+            step = min(1.0, 0.99 * _step_to_boundary(lam, -dA, z, dz, off))
+            if not (np.isfinite(step) and np.all(np.isfinite(dA))):
+                break
+            A += step * dA
+            z += step * dz
+            nu += step * dnu
     return A, nu
 
 
@@ -304,7 +314,24 @@ def ntp_svm(X, y=None, sample_weight=None):
     if data.support_mask.all():
         return np.zeros((data.n_tokens, data.n_features))
     H = np.asarray(data.embeddings, dtype=np.float64)
-    U, _, _, rank = row_space(H)
+    U, sing, _, rank = row_space(H)
+    K = H @ H.T
+    off = ~data.support_mask.T
+    if rank == data.n_contexts and sing[-1] > WELL_CONDITIONED * sing[0]:
+        A_ipm, _ = _interior_point(K, off)
+        A_exact = _refine_active_set(data, K, off, A_ipm, _structured_polish)
+    else:
+        # Rank-deficient (or nearly so) K makes the dual degenerate: the interior
+        # point runs on the lifted embeddings [H, eps I] (full rank, always
+        # separable) only to find the support vectors; the polish is exact.
+        # A lifted solution far from feasible for H itself signals data that
+        # are not separable: then only the certificate below is worth its cost.
+        A_ipm, _ = _interior_point(K + LIFT * sing[0] ** 2 * np.eye(data.n_contexts), off)
+        near_feasible = constraint_violation(A_ipm @ H, data) < 0.5
+        A_exact = (_refine_active_set(data, K, off, A_ipm, _generator_polish)
+                   if near_feasible else None)
+    if A_exact is not None and kkt_violation(A_exact, data) <= KKT_ATOL:
+        return A_exact @ H
     certificate = separability_certificate(data, U, rank)
     if certificate is not None:
         raise NotNTPSeparableError(
@@ -313,21 +340,6 @@ def ntp_svm(X, y=None, sample_weight=None):
             "(a Farkas certificate was found by linear programming).",
             certificate=certificate,
         )
-    K = H @ H.T
-    off = ~data.support_mask.T
-    s = np.linalg.svd(H, compute_uv=False)
-    if rank == data.n_contexts and s[-1] > WELL_CONDITIONED * s[0]:
-        A_ipm, _ = _interior_point(K, off)
-        polish = _structured_polish
-    else:
-        # Rank-deficient (or nearly so) K makes the dual degenerate: the interior
-        # point runs on the lifted embeddings [H, eps I] (full rank, same
-        # constraints) only to find the support vectors; the polish is exact.
-        A_ipm, _ = _interior_point(K + LIFT * s[0] ** 2 * np.eye(data.n_contexts), off)
-        polish = _generator_polish
-    A_exact = _refine_active_set(data, K, off, A_ipm, polish)
-    if A_exact is not None and kkt_violation(A_exact, data) <= KKT_ATOL:
-        return A_exact @ H
     violation = kkt_violation(A_ipm, data)
     if violation > 1e-6:
         warnings.warn(

@@ -1,0 +1,234 @@
+"""Command line: ``sklearn-ntp`` / ``python -m sklearn_ntp``.
+
+Sub-commands:
+
+* ``reproduce`` — the paper's experiments (toy Fig. 1-2, App. A.2 Fig. 3-5);
+* ``check FILE`` — separability report of data in a ``.npz`` or ``.csv`` file;
+* ``corpus`` — the same study on next-token statistics of Python source code.
+"""
+
+import argparse
+import csv
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+#: Iterations per optimizer of ``reproduce`` (paper App. A.2) and with ``--quick``.
+DEFAULT_ITERATIONS, QUICK_ITERATIONS = 10_000, 1_000
+
+
+class InputError(Exception):
+    """A user-facing error: printed as one line, exit code 1."""
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def build_parser():
+    """The argument parser of ``sklearn-ntp`` (one sub-parser per command)."""
+    parser = argparse.ArgumentParser(
+        prog="sklearn-ntp",
+        description="Implicit bias of next-token prediction in linear models: "
+                    "reproduce the paper's experiments, check data files, study "
+                    "a real token corpus.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rep = commands.add_parser(
+        "reproduce", help="run the paper's experiments and write figures and a summary",
+        description="Fig. 1-2 toy (W*, W^mm, geometry, GD) and App. A.2 (GD, normalized "
+                    "GD and Adam from a LeCun-normal initialization).")
+    rep.add_argument("--out", type=Path, default=Path("ntp_results"), metavar="DIR",
+                     help="output folder (default: ntp_results)")
+    rep.add_argument("--iterations", type=_positive_int, default=None, metavar="N",
+                     help=f"iterations per optimizer (default: {DEFAULT_ITERATIONS}, "
+                          f"or {QUICK_ITERATIONS} with --quick)")
+    rep.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="seed of the data and the initialization (default: 0)")
+    rep.add_argument("--quick", action="store_true",
+                     help=f"{QUICK_ITERATIONS} iterations per optimizer")
+    rep.set_defaults(handler=_run_reproduce)
+
+    chk = commands.add_parser(
+        "check", help="print the NTP separability report of a data file",
+        description="FILE is a .npz archive with arrays X and Y (probability rows) or "
+                    "y (labels), and optionally sample_weight; or a .csv file with one "
+                    "(context, next token) pair per row: feature columns, then the "
+                    "token label in the last column (an optional header row and "
+                    "'#' comment lines are skipped).")
+    chk.add_argument("file", type=Path, help=".npz or .csv data file")
+    chk.set_defaults(handler=_run_check)
+
+    cor = commands.add_parser(
+        "corpus", help="study next-token statistics of Python source code",
+        description="Contexts of the last k tokens of the standard library's Python "
+                    "sources with random embeddings: separability report, then the "
+                    "ridge-regularized NTP fit against scikit-learn's "
+                    "LogisticRegression on the same objective.")
+    cor.add_argument("--context-length", type=_positive_int, default=1, metavar="K",
+                     help="tokens per context k (default: 1)")
+    cor.add_argument("--vocab-size", type=_positive_int, default=50, metavar="N",
+                     help="vocabulary size, <unk> included (default: 50)")
+    cor.add_argument("--features", type=_positive_int, default=64, metavar="D",
+                     help="dimension d of the random context embeddings (default: 64)")
+    cor.add_argument("--max-files", type=_positive_int, default=50, metavar="N",
+                     help="Python files to read (default: 50)")
+    cor.add_argument("--alpha", type=_positive_float, default=1e-4, metavar="A",
+                     help="ridge strength of both fits (default: 1e-4)")
+    cor.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="seed of the embeddings (default: 0)")
+    cor.set_defaults(handler=_run_corpus)
+    return parser
+
+
+def _run_reproduce(args):
+    from ._reproduce import format_table, reproduce
+
+    iterations = args.iterations or (QUICK_ITERATIONS if args.quick else DEFAULT_ITERATIONS)
+    summary = reproduce(args.out, iterations=iterations, seed=args.seed)
+    for key, title in (("toy", "Toy data (paper Fig. 1-2)"),
+                       ("overparameterized", "Overparameterized data (paper App. A.2)")):
+        part = summary[key]
+        print(f"\n{title}: entropy H = {part['entropy']:.6g} nats; W* in "
+              f"{part['seconds_finite_component']:.3g} s, W^mm in "
+              f"{part['seconds_max_margin_solution']:.3g} s; {iterations} iterations")
+        print(format_table(part["optimizers"]))
+    print(f"\nWrote {args.out / 'summary.json'}, {args.out / 'summary.md'} and "
+          f"{len(summary['figures'])} figures to {args.out}")
+    return 0
+
+
+def _read_npz(path):
+    archive = np.load(path, allow_pickle=False)
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise InputError(f"{path} is a single array, not an .npz archive")
+    with archive:
+        names = archive.files
+        target = next((name for name in ("Y", "y") if name in names), None)
+        if "X" not in names or target is None:
+            raise InputError(f"{path} must hold arrays 'X' and 'Y' (or 'y'); it holds "
+                             f"{names}")
+        weights = archive["sample_weight"] if "sample_weight" in names else None
+        return archive["X"], archive[target], weights
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv(path):
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = [row for row in csv.reader(file)
+                if row and not row[0].lstrip().startswith("#")]
+    if rows and not _is_number(rows[0][0]):
+        rows = rows[1:]  # header
+    if not rows or len({len(row) for row in rows}) != 1 or len(rows[0]) < 2:
+        raise InputError(f"{path} must have rows of equal length: feature columns, then "
+                         "the token label")
+    try:
+        X = np.array([[float(value) for value in row[:-1]] for row in rows])
+    except ValueError as exc:
+        raise InputError(f"{path} has a non-numeric feature ({exc})") from None
+    labels = [row[-1].strip() for row in rows]
+    y = np.array([int(label) for label in labels] if all(
+        label.lstrip("-").isdigit() for label in labels) else labels)
+    return X, y, None
+
+
+def load_data_file(path):
+    """Read ``(X, y, sample_weight)`` from a ``.npz`` or ``.csv`` file.
+
+    Parameters
+    ----------
+    path : path
+        ``.npz`` archive with ``X``, ``Y`` or ``y`` and optional
+        ``sample_weight`` (loaded with ``allow_pickle=False``), or ``.csv``
+        file with feature columns and a last column of token labels.
+
+    Returns
+    -------
+    X, y, sample_weight : ndarray (``sample_weight`` may be None)
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or does not have the expected layout.
+    """
+    readers = {".npz": _read_npz, ".csv": _read_csv}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise InputError(f"{path}: unsupported file type {path.suffix!r}; "
+                         "expected .npz or .csv")
+    try:
+        return reader(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
+            csv.Error) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+
+
+def _run_check(args):
+    from ._report import check_ntp_separability
+
+    X, y, sample_weight = load_data_file(args.file)
+    try:
+        report = check_ntp_separability(X, y, sample_weight)
+    except ValueError as exc:
+        raise InputError(f"invalid data in {args.file}: {exc}") from None
+    print(report)
+    return 0
+
+
+def _run_corpus(args):
+    from ._reproduce import corpus_study
+
+    corpus_study(context_length=args.context_length, vocab_size=args.vocab_size,
+                 n_features=args.features, max_files=args.max_files, alpha=args.alpha,
+                 seed=args.seed)
+    return 0
+
+
+def main(argv=None):
+    """Run the ``sklearn-ntp`` command line and return its exit code.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        Arguments (without the program name); ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    code : int
+        0 on success, 1 when a file or its data is invalid, 2 on a usage error.
+
+    Examples
+    --------
+    >>> from sklearn_ntp._cli import main
+    >>> main(["check", "no_such_file.npz"])
+    1
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.handler(args)
+    except (InputError, OSError) as exc:  # OSError: e.g. an unwritable --out
+        print(f"sklearn-ntp: error: {exc}", file=sys.stderr)
+        return 1
+    except SystemExit as exc:  # argparse: --help, or a usage error
+        return exc.code if isinstance(exc.code, int) else 1

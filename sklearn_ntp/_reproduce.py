@@ -1,0 +1,368 @@
+"""The experiments behind the command line.
+
+* :func:`reproduce`: the paper's 2-D toy (Fig. 1-2) and App. A.2 (Fig. 3-5) with
+  the paper's hyper-parameters; writes ``summary.json``, ``summary.md`` and
+  (when matplotlib is installed) PNG figures.
+* :func:`corpus_study`: the same questions on next-token statistics of Python
+  source code, and the NTP fit against scikit-learn's LogisticRegression.
+"""
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from ._classifier import NTPLinearClassifier
+from ._objective import ntp_loss
+from ._report import check_ntp_separability
+from .datasets import (contexts_from_sequences, load_python_tokens, make_ntp_data,
+                       make_toy_ntp_data)
+
+#: The optimizers of App. A.2 with the paper's hyper-parameters.
+OPTIMIZERS = {
+    "GD": {"solver": "gd", "learning_rate": 0.5},
+    "NGD": {"solver": "ngd", "learning_rate": 0.01},
+    "Adam": {"solver": "adam", "learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99},
+}
+#: The toy of Fig. 1-2 is trained with gradient descent only.
+TOY_OPTIMIZERS = {"GD": OPTIMIZERS["GD"]}
+#: Snapshots per run: enough for smooth curves, few enough to cost nothing.
+N_SNAPSHOTS = 2000
+#: Columns of the result tables: (summary key, header).
+COLUMNS = (
+    ("excess_loss", "CE - H"),
+    ("norm", "||W||"),
+    ("alignment", "cos(W, W^mm)"),
+    ("corrected_alignment", "cos(W - W*, W^mm)"),
+    ("subspace_error", "||P_F(W) - W*||"),
+)
+#: Gradient tolerance of both L-BFGS fits of the corpus study.
+FIT_TOL = 1e-6
+FIGURES = {
+    "toy_geometry": "toy_geometry.png",
+    "toy_probabilities": "toy_probabilities.png",
+    "toy_training": "toy_training.png",
+    "optimizers": "optimizers.png",
+}
+
+
+@contextmanager
+def _progress(message, stream):
+    """Print ``message ...`` then the elapsed time on ``stream``."""
+    print(f"{message} ...", end="", file=stream, flush=True)
+    start = time.perf_counter()
+    yield
+    print(f" done ({time.perf_counter() - start:.1f} s)", file=stream, flush=True)
+
+
+def _number(value):
+    """JSON-safe float: NaN (no max-margin direction) becomes None."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _snapshot(clf, index):
+    """Table metrics of the history snapshot ``index`` (0: initialization, -1: end)."""
+    history = clf.history_
+    values = {key: history[key][index] for key, _ in COLUMNS if key in history}
+    values["excess_loss"] = history["loss"][index] - clf.entropy_
+    return {key: _number(values.get(key, np.nan)) for key, _ in COLUMNS}
+
+
+def _fit(name, params, data, iterations, seed, stream):
+    """Fit one optimizer from the seeded LeCun-normal initialization."""
+    X, Y, w = data
+    clf = NTPLinearClassifier(
+        **params, max_iter=iterations, tol=0.0, init="lecun", random_state=seed,
+        history_every=max(1, iterations // N_SNAPSHOTS),
+    )
+    start = time.perf_counter()
+    with _progress(f"  {name}: {iterations} iterations", stream):
+        clf.fit(X, Y, sample_weight=w)
+    seconds = time.perf_counter() - start
+    return clf, {
+        **{key: value for key, value in params.items() if key != "solver"},
+        "n_iter": int(clf.n_iter_),
+        "fit_seconds": round(seconds, 3),
+        "initial": _snapshot(clf, 0),
+        "final": _snapshot(clf, -1),
+    }
+
+
+def _experiment(title, data, optimizers, iterations, seed, stream):
+    """Separability report, then every optimizer; returns (summary part, report, fits)."""
+    print(title, file=stream, flush=True)
+    with _progress("  W* and W^mm", stream):
+        report = check_ntp_separability(*data)
+    fits, results = {}, {}
+    for name, params in optimizers.items():
+        fits[name], results[name] = _fit(name, params, data, iterations, seed, stream)
+    part = {
+        "n_contexts": report.n_contexts,
+        "n_tokens": report.n_tokens,
+        "n_features": report.n_features,
+        "entropy": report.entropy,
+        "is_compatible": report.is_compatible,
+        "is_separable": report.is_separable,
+        "margin": _number(report.margin),
+        "seconds_finite_component": round(report.timings["finite_component"], 4),
+        "seconds_max_margin_solution": round(report.timings["max_margin_solution"], 4),
+        "separability_report": str(report),
+        "optimizers": results,
+    }
+    return part, report, fits
+
+
+def _table_cells(optimizers):
+    """Header and rows of the result table (final metrics of every optimizer)."""
+    header = ["optimizer", "step", *(label for _, label in COLUMNS), "fit time (s)"]
+    rows = [[name, f"{result['learning_rate']:g}",
+             *(_format(result["final"][key]) for key, _ in COLUMNS),
+             f"{result['fit_seconds']:.2f}"]
+            for name, result in optimizers.items()]
+    return header, rows
+
+
+def _format(value):
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def markdown_table(optimizers):
+    """The result table in Markdown (pipes in headers escaped)."""
+    header, rows = _table_cells(optimizers)
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |"
+                     for line in lines)
+
+
+def format_table(optimizers):
+    """The result table as aligned plain text, for the terminal."""
+    header, rows = _table_cells(optimizers)
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths))
+                     for line in [header, *rows])
+
+
+def _section(title, part):
+    return "\n".join([
+        f"## {title}",
+        "",
+        f"m = {part['n_contexts']} contexts, V = {part['n_tokens']} tokens, "
+        f"d = {part['n_features']} features; entropy H = {part['entropy']:.6g} nats.",
+        f"Time to compute W*: {part['seconds_finite_component']:.3g} s; "
+        f"W^mm: {part['seconds_max_margin_solution']:.3g} s.",
+        "",
+        "```",
+        part["separability_report"],
+        "```",
+        "",
+        markdown_table(part["optimizers"]),
+        "",
+    ])
+
+
+def summary_markdown(summary):
+    """The summary as a Markdown document (what ``summary.md`` holds)."""
+    settings = summary["settings"]
+    lines = [
+        "# sklearn-ntp: reproduction of the paper's experiments",
+        "",
+        f"{settings['iterations']} iterations per optimizer, seed {settings['seed']}, "
+        "LeCun-normal initialization; final values (CE - H is the excess loss over "
+        "the entropy bound). Run again with `sklearn-ntp reproduce --iterations "
+        f"{settings['iterations']} --seed {settings['seed']}`.",
+        "",
+        _section("Toy data (paper Fig. 1-2)", summary["toy"]),
+        _section("Overparameterized data (paper App. A.2, Fig. 3-5)",
+                 summary["overparameterized"]),
+    ]
+    if summary["figures"]:
+        lines += ["## Figures", ""] + [f"- `{name}`" for name in summary["figures"]]
+    else:
+        lines += ["Figures were not drawn: matplotlib is not installed."]
+    return "\n".join(lines) + "\n"
+
+
+def _write_figures(out, toy_data, toy_report, toy_fits, fits):
+    """Draw the four figures; returns their file names."""
+    import matplotlib.pyplot as plt
+
+    from .plotting import ImplicitBiasDisplay, plot_probability_matrix, plot_word_embeddings
+
+    X, Y, w = toy_data
+    axes = plot_word_embeddings(X, Y, sample_weight=w, W_star=toy_report.finite_component,
+                                W_mm=toy_report.max_margin_solution)
+    figures = {"toy_geometry": axes[0].figure,
+               "toy_probabilities": plot_probability_matrix(Y).figure}
+    figures["toy_training"] = ImplicitBiasDisplay.from_estimator(
+        toy_fits["GD"], name="GD").figure_
+    ax = None
+    for name, clf in fits.items():
+        ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name).ax_
+    figures["optimizers"] = ax[0].figure
+    for key, figure in figures.items():
+        figure.savefig(out / FIGURES[key], dpi=120)
+        plt.close(figure)
+    return [FIGURES[key] for key in figures]
+
+
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
+    """Run the paper's experiments and write their summary and figures to ``out``.
+
+    1. The 2-D toy (:func:`~sklearn_ntp.datasets.make_toy_ntp_data`): ``W*``,
+       ``W^mm`` and gradient descent (``learning_rate=0.5``).
+    2. App. A.2 (:func:`~sklearn_ntp.datasets.make_ntp_data` defaults: m = 50,
+       V = 10, d = 60, S_j = 6): gradient descent (0.5), normalized GD (0.01)
+       and Adam (0.01, betas 0.9 and 0.99) from a LeCun-normal initialization.
+
+    Parameters
+    ----------
+    out : str or path, default="ntp_results"
+        Output folder (created if needed).
+    iterations : int, default=10_000
+        Iterations of every optimizer (``tol=0``: every run takes them all).
+    seed : int, default=0
+        Seed of the data and of the initialization.
+    stream : file, default=None
+        Where progress lines go; ``sys.stderr`` by default.
+
+    Returns
+    -------
+    summary : dict
+        What ``summary.json`` holds.
+    """
+    stream = sys.stderr if stream is None else stream
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    toy_data = make_toy_ntp_data(random_state=seed)
+    toy, toy_report, toy_fits = _experiment(
+        "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream)
+    main, _, fits = _experiment(
+        "Overparameterized data (paper App. A.2)", make_ntp_data(random_state=seed),
+        OPTIMIZERS, iterations, seed, stream)
+    figures = []
+    if _has_matplotlib():
+        with _progress("Figures", stream):
+            figures = _write_figures(out, toy_data, toy_report, toy_fits, fits)
+    summary = {
+        "settings": {"iterations": iterations, "seed": seed, "init": "lecun"},
+        "toy": toy,
+        "overparameterized": main,
+        "figures": figures,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.md").write_text(summary_markdown(summary))
+    return summary
+
+
+def _fit_ntp(X, Y, w, alpha):
+    return NTPLinearClassifier(solver="lbfgs", alpha=alpha, max_iter=5000, tol=FIT_TOL,
+                               compute_implicit_bias=False).fit(X, Y, sample_weight=w)
+
+
+def _fit_logistic(X, Y, w, alpha):
+    """LogisticRegression on one row per (context, in-support token), weighted pi_j p_jz.
+
+    Its objective ``C sum_i s_i log-loss_i + ||W||^2 / 2`` with weights summing
+    to one and ``C = 1 / alpha`` is the NTP objective ``CE + (alpha/2)||W||^2``.
+    """
+    rows, tokens = Y.nonzero()
+    weights = (w / w.sum())[rows] * np.asarray(Y[rows, tokens]).ravel()
+    return LogisticRegression(C=1.0 / alpha, fit_intercept=False, max_iter=5000,
+                              tol=FIT_TOL).fit(X[rows], tokens, sample_weight=weights)
+
+
+#: The two fits of the corpus study: (printed name, fitting function).
+CORPUS_FITS = (("NTPLinearClassifier(solver='lbfgs')", _fit_ntp),
+               ("LogisticRegression, expanded rows", _fit_logistic))
+
+
+def _compare_fits(X, Y, w, alpha, entropy, stream):
+    """Fit both models on the tokens that occur as next tokens; print and return the results.
+
+    LogisticRegression only models the labels it is given, so tokens that never
+    follow any context are dropped for both fits (they carry no probability, so
+    the entropy bound is unchanged).
+    """
+    Y = Y[:, np.flatnonzero(Y.getnnz(axis=0))]
+    results, probas = {}, []
+    for name, fit in CORPUS_FITS:
+        start = time.perf_counter()
+        model = fit(X, Y, w, alpha)
+        seconds = time.perf_counter() - start
+        ce = ntp_loss(model.coef_, X, Y, w)
+        results[name] = {"loss": ce, "objective": ce + alpha / 2 * np.sum(model.coef_ ** 2),
+                         "seconds": seconds}
+        probas.append(model.predict_proba(X))
+    gap = float(np.max(np.abs(probas[0] - probas[1])))
+    print(f"\nFit of CE(W) + (alpha/2)||W||^2 with alpha = {alpha:g} on the {Y.shape[1]} "
+          f"tokens that occur as next tokens ({Y.nnz} (context, token) rows):", file=stream)
+    print(f"  {'model':<38}{'CE':>10}{'CE - H':>12}{'objective':>12}{'time (s)':>10}",
+          file=stream)
+    for name, r in results.items():
+        print(f"  {name:<38}{r['loss']:>10.6f}{r['loss'] - entropy:>12.4e}"
+              f"{r['objective']:>12.6f}{r['seconds']:>10.3f}", file=stream)
+    print(f"  largest difference of predicted probabilities: {gap:.2e}", file=stream)
+    return {"models": results, "max_probability_difference": gap}
+
+
+def corpus_study(*, context_length=1, vocab_size=50, n_features=64, max_files=50,
+                 alpha=1e-4, seed=0, stream=None):
+    """Separability and NTP fits on next-token statistics of Python source code.
+
+    Contexts are the last ``context_length`` tokens of every position in the
+    logical lines of the standard library's sources
+    (:func:`~sklearn_ntp.datasets.load_python_tokens`), embedded at random in
+    ``n_features`` dimensions.
+
+    Parameters
+    ----------
+    context_length : int, default=1
+        Tokens per context.
+    vocab_size : int, default=50
+        Vocabulary size, ``"<unk>"`` included.
+    n_features : int, default=64
+        Embedding dimension.
+    max_files : int, default=50
+        Source files read.
+    alpha : float, default=1e-4
+        Ridge strength of both fits.
+    seed : int, default=0
+        Seed of the embeddings.
+    stream : file, default=None
+        Where the report goes; ``sys.stdout`` by default.
+
+    Returns
+    -------
+    results : dict
+        ``n_contexts``, ``entropy``, ``report`` (a SeparabilityReport) and the
+        fit comparison (``fits``).
+    """
+    stream = sys.stdout if stream is None else stream
+    sequences = load_python_tokens(vocab_size=vocab_size, max_files=max_files)
+    X, Y, w, contexts = contexts_from_sequences(
+        sequences, context_length=context_length, embedding="random",
+        n_features=n_features, random_state=seed)
+    sizes = Y.getnnz(axis=1)
+    print(f"Python sources (first {max_files} files): {len(sequences)} logical lines, "
+          f"{int(w.sum())} (context, next token) pairs", file=stream)
+    print(f"{len(contexts)} distinct contexts of {context_length} token(s); "
+          f"support sizes: mean {sizes.mean():.3g}, median {np.median(sizes):g}; "
+          f"contexts with a single next token: {int(np.sum(sizes == 1))}", file=stream)
+    report = check_ntp_separability(X, Y, w)
+    print(report, file=stream)
+    fits = _compare_fits(X, Y, w, alpha, report.entropy, stream)
+    return {"n_contexts": len(contexts), "entropy": report.entropy, "report": report,
+            "fits": fits}

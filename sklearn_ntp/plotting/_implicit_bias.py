@@ -1,0 +1,253 @@
+"""The four panels of the paper's Fig. 4: loss, norm, alignment, subspace error."""
+
+from collections.abc import Mapping
+
+import numpy as np
+from sklearn.utils._optional_dependencies import check_matplotlib_support
+from sklearn.utils._plotting import _validate_style_kwargs
+from sklearn.utils.validation import check_is_fitted
+
+from ._axes import check_axes
+
+#: Keys every training history has (an estimator's ``history_``).
+REQUIRED_KEYS = ("iteration", "loss", "norm")
+#: Keys recorded only when ``W*`` and ``W^mm`` were tracked (else drawn empty).
+IMPLICIT_BIAS_KEYS = ("alignment", "corrected_alignment", "subspace_error")
+
+#: Legend label of the dashed entropy line.
+ENTROPY_LABEL = "entropy $H$"
+
+#: (history key, panel title) of the curves, one panel each except the alignments.
+_PANELS = (
+    ("loss", r"NTP loss $\mathrm{CE}(W_k)$"),
+    ("norm", r"norm $\Vert W_k \Vert$"),
+    ("alignment", r"$\cos(W_k, W^{mm})$, dotted: $\cos(W_k - W^\star, W^{mm})$"),
+    ("subspace_error", r"$\Vert P_F(W_k) - W^\star \Vert$"),
+)
+
+
+def check_history(history):
+    """Validate a training history and return it as equal-length float arrays.
+
+    ``iteration``, ``loss`` and ``norm`` are required; the implicit-bias keys
+    are NaN when absent (the estimator did not track ``W*`` and ``W^mm``).
+    """
+    if not isinstance(history, Mapping):
+        raise ValueError(
+            f"history must be a mapping (an estimator's history_), got {type(history).__name__}."
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in history]
+    if missing:
+        raise ValueError(f"history lacks the keys {missing}; expected at least "
+                         f"{list(REQUIRED_KEYS)}.")
+    arrays = {key: np.asarray(history[key], dtype=np.float64)
+              for key in REQUIRED_KEYS + IMPLICIT_BIAS_KEYS if key in history}
+    shape = arrays["iteration"].shape
+    if len(shape) != 1 or shape[0] == 0 or any(a.shape != shape for a in arrays.values()):
+        raise ValueError(
+            "history must hold non-empty 1-D arrays of equal length; got shapes "
+            f"{ {key: arr.shape for key, arr in arrays.items()} }."
+        )
+    for key in IMPLICIT_BIAS_KEYS:
+        arrays.setdefault(key, np.full(shape, np.nan))
+    return arrays
+
+
+class ImplicitBiasDisplay:
+    """Implicit-bias curves of a gradient-trained NTP decoder (paper Fig. 4-5).
+
+    Four panels against the iteration ``k`` (log scale):
+
+    1. the NTP loss ``CE(W_k)`` with the entropy bound ``H`` dashed;
+    2. the norm ``||W_k||`` (diverges, Lemma 2);
+    3. the cosine of ``W_k`` (solid) and of ``W_k - W*`` (dotted) with the
+       max-margin direction ``W^mm`` (tends to one, Theorem 2);
+    4. the distance ``||P_F(W_k) - W*||`` of the subspace component to the
+       finite component (tends to zero, Theorem 2).
+
+    Use :meth:`from_estimator` or :meth:`from_history` to create one. To overlay
+    several optimizers (paper Fig. 5), pass the ``ax_`` of the first display as
+    ``ax`` to the later ones.
+
+    Parameters
+    ----------
+    history : dict of ndarray
+        Equal-length arrays ``iteration``, ``loss`` and ``norm``, and (drawn
+        when present) ``alignment``, ``corrected_alignment`` and
+        ``subspace_error``, as in :attr:`NTPLinearClassifier.history_`.
+    entropy : float or None
+        The entropy lower bound ``H``; drawn in the loss panel unless None.
+    name : str, default=None
+        Legend label of the curves.
+
+    Attributes
+    ----------
+    ax_ : ndarray of matplotlib Axes, shape (4,)
+        The four panels.
+    figure_ : matplotlib Figure
+        Figure holding the panels.
+    lines_ : dict of str to matplotlib Line2D
+        The drawn curves, keyed by history key (``"loss"``, ``"norm"``,
+        ``"alignment"``, ``"corrected_alignment"``, ``"subspace_error"``).
+    entropy_line_ : matplotlib Line2D or None
+        The dashed entropy line, None when ``entropy`` is None.
+
+    See Also
+    --------
+    sklearn_ntp.NTPLinearClassifier : Records ``history_`` during ``fit``.
+    plot_word_embeddings : The limits ``W*`` and ``W^mm`` in the plane.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.plotting import ImplicitBiasDisplay
+    >>> k = np.arange(1, 101)
+    >>> history = {"iteration": k, "loss": 1 + 1 / k, "norm": np.log1p(k),
+    ...            "alignment": 1 - 1 / np.log1p(k), "corrected_alignment": 1 - 1 / k,
+    ...            "subspace_error": 1 / k}
+    >>> display = ImplicitBiasDisplay(history=history, entropy=1.0, name="GD").plot()
+    >>> display.ax_.shape, sorted(display.lines_)
+    ((4,), ['alignment', 'corrected_alignment', 'loss', 'norm', 'subspace_error'])
+    """
+
+    def __init__(self, *, history, entropy, name=None):
+        self.history = history
+        self.entropy = entropy
+        self.name = name
+
+    def plot(self, ax=None, *, name=None, **kwargs):
+        """Draw the four panels.
+
+        Parameters
+        ----------
+        ax : array-like of 4 matplotlib Axes, default=None
+            Panels to draw on (e.g. the ``ax_`` of another display, to overlay
+            curves); by default a new figure with one row of four panels.
+        name : str, default=None
+            Legend label; overrides the ``name`` given at construction.
+        **kwargs : dict
+            Keyword arguments passed to matplotlib's ``plot`` for every curve
+            (e.g. ``color``).
+
+        Returns
+        -------
+        display : ImplicitBiasDisplay
+            Object that stores the computed values.
+        """
+        history = check_history(self.history)
+        axes, figure = check_axes(ax, 4, figsize=(16, 3.6),
+                                  caller=f"{type(self).__name__}.plot")
+        name = self.name if name is None else name
+        style = _validate_style_kwargs({} if name is None else {"label": name}, kwargs)
+        k = history["iteration"]
+
+        lines = {}
+        for panel, (key, title) in zip(axes, _PANELS):
+            (lines[key],) = panel.plot(k, history[key], **style)
+            # One color per display across all panels, whatever each cycle says.
+            style["color"] = lines[key].get_color()
+            panel.set(xscale="log", xlabel="iteration k", title=title)
+        corrected = {**style, "linestyle": ":", "label": "_nolegend_"}
+        (lines["corrected_alignment"],) = axes[2].plot(k, history["corrected_alignment"],
+                                                       **corrected)
+        self.entropy_line_ = None
+        if self.entropy is not None:
+            self.entropy_line_ = axes[0].axhline(
+                float(self.entropy), color="black", linestyle="--", linewidth=1,
+                label=_entropy_label(axes[0]),
+            )
+        for panel, key in zip(axes[2:], ("alignment", "subspace_error")):
+            _mark_if_empty(panel, history[key])
+        if any(line.get_label()[:1] != "_" for line in axes[0].get_lines()):
+            axes[0].legend()
+
+        self.ax_, self.figure_, self.lines_ = axes, figure, lines
+        return self
+
+    @classmethod
+    def from_history(cls, history, *, entropy=None, ax=None, name=None, **kwargs):
+        """Plot a training history (a mapping of arrays).
+
+        Parameters
+        ----------
+        history : dict of ndarray
+            Equal-length arrays ``iteration``, ``loss``, ``norm`` and optionally
+            ``alignment``, ``corrected_alignment``, ``subspace_error``.
+        entropy : float, default=None
+            Entropy bound ``H`` to draw in the loss panel.
+        ax : array-like of 4 matplotlib Axes, default=None
+            Panels to draw on; by default a new figure.
+        name : str, default=None
+            Legend label.
+        **kwargs : dict
+            Keyword arguments passed to matplotlib's ``plot``.
+
+        Returns
+        -------
+        display : ImplicitBiasDisplay
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ntp.plotting import ImplicitBiasDisplay
+        >>> k = np.arange(1, 11)
+        >>> history = dict(iteration=k, loss=2 / k, norm=k, alignment=k / 10,
+        ...                corrected_alignment=k / 10, subspace_error=1 / k)
+        >>> ImplicitBiasDisplay.from_history(history, entropy=0.1).lines_["norm"]
+        <matplotlib.lines.Line2D object at ...>
+        """
+        check_matplotlib_support(f"{cls.__name__}.from_history")
+        display = cls(history=history, entropy=entropy, name=name)
+        return display.plot(ax=ax, **kwargs)
+
+    @classmethod
+    def from_estimator(cls, estimator, *, ax=None, name=None, **kwargs):
+        """Plot the training history of a fitted NTP estimator.
+
+        Parameters
+        ----------
+        estimator : fitted NTPLinearClassifier
+            Any fitted estimator with ``history_`` and ``entropy_``.
+        ax : array-like of 4 matplotlib Axes, default=None
+            Panels to draw on (pass an earlier display's ``ax_`` to overlay
+            optimizers); by default a new figure.
+        name : str, default=None
+            Legend label; by default the estimator's solver (e.g. ``"gd"``), or
+            its class name if it has none.
+        **kwargs : dict
+            Keyword arguments passed to matplotlib's ``plot``.
+
+        Returns
+        -------
+        display : ImplicitBiasDisplay
+
+        Examples
+        --------
+        >>> from sklearn_ntp import NTPLinearClassifier
+        >>> from sklearn_ntp.datasets import make_toy_ntp_data
+        >>> from sklearn_ntp.plotting import ImplicitBiasDisplay
+        >>> X, Y, w = make_toy_ntp_data()
+        >>> clf = NTPLinearClassifier(max_iter=100).fit(X, Y, sample_weight=w)
+        >>> display = ImplicitBiasDisplay.from_estimator(clf)
+        >>> display.lines_["loss"].get_label()
+        'gd'
+        """
+        check_matplotlib_support(f"{cls.__name__}.from_estimator")
+        check_is_fitted(estimator, ["history_", "entropy_"])
+        if name is None:
+            name = getattr(estimator, "solver", type(estimator).__name__)
+        display = cls(history=estimator.history_, entropy=estimator.entropy_, name=name)
+        return display.plot(ax=ax, **kwargs)
+
+
+def _entropy_label(ax):
+    """Legend label of the entropy line: shown once however many displays overlay."""
+    labels = ax.get_legend_handles_labels()[1]
+    return "_nolegend_" if ENTROPY_LABEL in labels else ENTROPY_LABEL
+
+
+def _mark_if_empty(ax, values):
+    """Say why a panel is empty: not tracked, or no max-margin direction exists."""
+    if np.all(np.isnan(values)) and not ax.texts:
+        ax.text(0.5, 0.5, "not available", transform=ax.transAxes, ha="center",
+                va="center", color="0.5")

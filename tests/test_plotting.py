@@ -1,0 +1,253 @@
+"""Plots: the ImplicitBiasDisplay panels and the word-embedding geometry.
+
+Drawn data are checked against the estimator's history and against naive
+references (cvxpy NTP-SVM, the explicit Kronecker log-odds system, a plain
+entropy sum), never against the plotting code itself.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from _reference import kronecker_log_odds_solution, naive_ntp_svm  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+
+from sklearn_ntp import NTPLinearClassifier  # noqa: E402
+from sklearn_ntp.datasets import make_ntp_data, make_toy_ntp_data  # noqa: E402
+from sklearn_ntp.plotting import (  # noqa: E402
+    ImplicitBiasDisplay,
+    plot_probability_matrix,
+    plot_word_embeddings,
+)
+
+HISTORY_KEYS = ["iteration", "loss", "norm", "alignment", "corrected_alignment",
+                "subspace_error"]
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return make_ntp_data(n_contexts=8, vocab_size=5, n_features=10, support_size=3,
+                         n_sequences=200, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(small_data):
+    X, Y, w = small_data
+    params = {"gd": 0.5, "ngd": 0.05, "adam": 0.05}
+    return {solver: NTPLinearClassifier(solver=solver, learning_rate=eta, max_iter=150,
+                                        tol=0.0, history_every=5).fit(X, Y, sample_weight=w)
+            for solver, eta in params.items()}
+
+
+def naive_entropy(Y, w):
+    P, pi = Y.toarray(), w / w.sum()
+    logs = np.log(P, out=np.zeros_like(P), where=P > 0)
+    return -float(np.sum(pi[:, None] * P * logs))
+
+
+def curve_lines(ax):
+    return [line for line in ax.get_lines() if line.get_linestyle() != "--"]
+
+
+def test_from_estimator_draws_history_in_four_panels(fitted, small_data):
+    clf = fitted["gd"]
+    display = ImplicitBiasDisplay.from_estimator(clf)
+    assert display.ax_.shape == (4,)
+    assert all(isinstance(ax, Axes) for ax in display.ax_)
+    assert display.figure_ is display.ax_[0].figure
+    assert sorted(display.lines_) == sorted(HISTORY_KEYS[1:])
+    for key, line in display.lines_.items():
+        np.testing.assert_array_equal(line.get_xdata(), clf.history_["iteration"])
+        np.testing.assert_array_equal(line.get_ydata(), clf.history_[key])
+    assert [len(curve_lines(ax)) for ax in display.ax_] == [1, 1, 2, 1]
+    # The dashed line is the entropy bound, computed here from the raw data.
+    assert display.entropy_line_.get_linestyle() == "--"
+    assert display.entropy_line_.get_ydata()[0] == pytest.approx(naive_entropy(*small_data[1:]))
+    assert display.lines_["loss"].get_label() == "gd"
+    assert all(ax.get_xscale() == "log" for ax in display.ax_)
+
+
+def test_one_color_per_display_across_panels(fitted):
+    display = ImplicitBiasDisplay.from_estimator(fitted["gd"])
+    assert len({line.get_color() for line in display.lines_.values()}) == 1
+    red = ImplicitBiasDisplay.from_estimator(fitted["gd"], color="red")
+    assert {line.get_color() for line in red.lines_.values()} == {"red"}
+
+
+def test_overlay_of_several_optimizers(fitted):
+    ax = None
+    for solver, clf in fitted.items():
+        display = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=solver.upper())
+        if ax is not None:
+            assert all(a is b for a, b in zip(display.ax_, ax))
+        ax = display.ax_
+    assert [len(curve_lines(a)) for a in ax] == [3, 3, 6, 3]
+    labels = ax[0].get_legend().get_texts()
+    assert [t.get_text() for t in labels] == ["GD", "entropy $H$", "NGD", "ADAM"]
+    assert len({line.get_color() for line in curve_lines(ax[1])}) == 3
+
+
+def test_from_history_matches_from_estimator(fitted):
+    clf = fitted["ngd"]
+    a = ImplicitBiasDisplay.from_estimator(clf, name="run")
+    b = ImplicitBiasDisplay.from_history(clf.history_, entropy=clf.entropy_, name="run")
+    for key in a.lines_:
+        np.testing.assert_array_equal(a.lines_[key].get_xydata(), b.lines_[key].get_xydata())
+        assert a.lines_[key].get_label() == b.lines_[key].get_label()
+    assert a.entropy_line_.get_ydata()[0] == b.entropy_line_.get_ydata()[0]
+    assert [x.get_title() for x in a.ax_] == [x.get_title() for x in b.ax_]
+
+
+def test_history_without_implicit_bias_leaves_panels_marked(small_data):
+    X, Y, w = small_data
+    clf = NTPLinearClassifier(max_iter=20, compute_implicit_bias=False).fit(
+        X, Y, sample_weight=w)
+    display = ImplicitBiasDisplay.from_estimator(clf)
+    assert np.isnan(display.lines_["alignment"].get_ydata()).all()
+    assert [t.get_text() for t in display.ax_[2].texts] == ["not available"]
+    assert [t.get_text() for t in display.ax_[3].texts] == ["not available"]
+    assert not display.ax_[0].texts
+
+
+def test_plot_without_entropy_or_name():
+    history = {"iteration": [0, 1, 2], "loss": [3.0, 2.0, 1.5], "norm": [0.0, 1.0, 2.0]}
+    display = ImplicitBiasDisplay(history=history, entropy=None).plot()
+    assert display.entropy_line_ is None
+    assert display.ax_[0].get_legend() is None
+
+
+@pytest.mark.parametrize("history, match", [
+    ([1, 2, 3], "mapping"),
+    ({"iteration": [0, 1], "loss": [1.0, 0.5]}, "norm"),
+    ({"iteration": [0, 1], "loss": [1.0], "norm": [0.0, 1.0]}, "equal length"),
+    ({"iteration": [], "loss": [], "norm": []}, "non-empty"),
+    ({"iteration": [[0, 1]], "loss": [[1, 0]], "norm": [[0, 1]]}, "1-D"),
+])
+def test_bad_history_raises(history, match):
+    with pytest.raises(ValueError, match=match):
+        ImplicitBiasDisplay.from_history(history)
+
+
+def test_bad_axes_raise(fitted):
+    _, axes = plt.subplots(1, 3)
+    with pytest.raises(ValueError, match="ax must be 4 matplotlib Axes"):
+        ImplicitBiasDisplay.from_estimator(fitted["gd"], ax=axes)
+    with pytest.raises(ValueError, match="ax must be 4 matplotlib Axes"):
+        ImplicitBiasDisplay.from_estimator(fitted["gd"], ax=["a", "b", "c", "d"])
+
+
+def test_unfitted_estimator_raises():
+    with pytest.raises(NotFittedError):
+        ImplicitBiasDisplay.from_estimator(NTPLinearClassifier())
+
+
+def test_conflicting_style_aliases_raise(fitted):
+    with pytest.raises(TypeError, match="aliases"):
+        ImplicitBiasDisplay.from_estimator(fitted["gd"], c="red", color="blue")
+
+
+def test_importing_the_library_does_not_import_matplotlib():
+    code = ("import sys, sklearn_ntp, sklearn_ntp.plotting, sklearn_ntp.datasets; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --- word-embedding geometry -------------------------------------------------------
+
+
+def arrow_tips(ax):
+    return np.array([text.xy for text in ax.texts if text.arrow_patch is not None])
+
+
+def as_sorted_rows(A):
+    return A[np.lexsort(A.T[::-1])]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    X, Y, w = make_toy_ntp_data(random_state=0)
+    return X, Y, w, Y.toarray()
+
+
+def test_word_embeddings_draw_the_rows_of_w_mm_and_w_star(toy):
+    X, Y, w, P = toy
+    axes = plot_word_embeddings(X, Y, sample_weight=w)
+    assert axes.shape == (2,)
+    W_mm = naive_ntp_svm(X, P)[0]
+    W_star = kronecker_log_odds_solution(X, P)
+    # Tokens 3 and 4 follow the same contexts, so W^mm has one shared row for them.
+    np.testing.assert_allclose(W_mm[3], W_mm[4], atol=1e-5)
+    distinct_mm = np.delete(W_mm, 4, axis=0)
+    np.testing.assert_allclose(as_sorted_rows(arrow_tips(axes[0])),
+                               as_sorted_rows(distinct_mm), atol=1e-5)
+    np.testing.assert_allclose(as_sorted_rows(arrow_tips(axes[1])),
+                               as_sorted_rows(W_star), atol=1e-8)
+    labels = {t.get_text() for t in axes[0].texts}
+    assert {"{0,1,2}", "{0,3,4}", "{1,3,4}", "w_3=w_4"} <= labels
+    points = axes[0].collections[0].get_offsets()
+    np.testing.assert_allclose(as_sorted_rows(np.asarray(points)), as_sorted_rows(X))
+
+
+def test_word_embeddings_accept_given_matrices_and_axes(toy):
+    X, Y, w, _ = toy
+    _, ax = plt.subplots(2, 1)
+    W = np.arange(10.0).reshape(5, 2)
+    axes = plot_word_embeddings(X, Y, W_star=W, W_mm=-W, ax=ax)
+    assert all(a is b for a, b in zip(axes, ax))
+    np.testing.assert_allclose(as_sorted_rows(arrow_tips(axes[1])), as_sorted_rows(W))
+    # Every drawn point (contexts and arrow tips) lies inside the limits.
+    for panel, M in zip(axes, (-W, W)):
+        points = np.vstack([X, M])
+        (x0, x1), (y0, y1) = panel.get_xlim(), panel.get_ylim()
+        assert np.all((points[:, 0] > x0) & (points[:, 0] < x1))
+        assert np.all((points[:, 1] > y0) & (points[:, 1] < y1))
+
+
+def test_word_embeddings_reject_bad_input(toy):
+    X, Y, w, _ = toy
+    with pytest.raises(ValueError, match="n_features=2"):
+        plot_word_embeddings(np.c_[X, X[:, :1]], Y)
+    with pytest.raises(ValueError, match="W_star"):
+        plot_word_embeddings(X, Y, W_star=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="W_mm"):
+        plot_word_embeddings(X, Y, W_mm=np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="ax must be 2"):
+        plot_word_embeddings(X, Y, ax=plt.subplots()[1])
+
+
+def test_probability_matrix_heatmap(toy):
+    *_, P = toy
+    ax = plot_probability_matrix(P)
+    np.testing.assert_allclose(ax.images[0].get_array(), P)
+    assert len(ax.texts) == np.count_nonzero(P)
+    assert ax.get_xlabel() == "token z" and ax.get_ylabel() == "context j"
+
+
+def test_probability_matrix_accepts_sparse(toy):
+    _, Y, _, P = toy
+    ax = plot_probability_matrix(Y)
+    np.testing.assert_allclose(ax.images[0].get_array(), P)
+
+
+@pytest.mark.parametrize("y, match", [
+    ([0, 1, 2], "2-D"),
+    ([[0.5, 0.2], [0.0, 1.0]], "sum to 1"),
+    ([[1.5, -0.5], [0.0, 1.0]], "nonnegative"),
+])
+def test_probability_matrix_rejects_bad_input(y, match):
+    with pytest.raises(ValueError, match=match):
+        plot_probability_matrix(y)
