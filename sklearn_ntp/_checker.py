@@ -54,7 +54,7 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         Number of distinct contexts ``m``.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``, when ``X`` has string column
         names.
 

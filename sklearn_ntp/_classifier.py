@@ -82,8 +82,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         the objective's gradient is ``<= tol``.
     alpha : float, default=0.0
         Ridge strength. 0 gives the unregularized NTP loss.
-    init : {"zeros", "lecun"} or array-like of shape (n_tokens, n_features), \
-            default="zeros"
+    init : {"zeros", "lecun"} or array-like of shape (n_tokens, n_features), default="zeros"
         Initial decoder: zeros, LeCun-normal (i.i.d. ``N(0, 1/n_features)``
         entries, drawn with ``random_state``), or a given matrix.
     beta_1 : float, default=0.9
@@ -120,11 +119,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         for 2-D ``y``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
     n_iter_ : int
         Number of updates performed.
-    loss_curve_ : ndarray of shape (n_iter_ + 1,)
+    loss_curve_ : ndarray of shape (`n_iter_` + 1,)
         Objective ``CE + (alpha/2)||W||^2`` (penalty included) at every
         iterate ``W_0, ..., W_{n_iter_}``; the last entry is the objective at
         ``coef_``.

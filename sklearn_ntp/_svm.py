@@ -37,8 +37,8 @@ FEASIBILITY_ATOL = 1e-9
 KKT_ATOL = 1e-8
 #: Smallest singular-value ratio of H for the structured (full-rank) path.
 WELL_CONDITIONED = 1e-4
-#: Relative ridge of the lifted embeddings used for degenerate Gram matrices.
-LIFT = 1e-7
+#: Relative ridges of the lifted embeddings tried for degenerate Gram matrices.
+LIFTS = (1e-7, 1e-9, 1e-11)
 #: A dual direction with objective below this certifies non-separability.
 CERTIFICATE_ATOL = 1e-7
 
@@ -231,18 +231,19 @@ def _refine_active_set(data, K, off, A, polish, max_rounds=20):
 def kkt_violation(A, data):
     """Largest KKT violation of ``W = A H`` for the NTP-SVM with dual matrix ``A``.
 
-    Checks primal feasibility (6a)-(6b), dual feasibility (zero column sums,
-    nonpositive out-of-support entries) and complementary slackness.
+    Checks primal feasibility (6a)-(6b) in absolute terms, and dual
+    feasibility (zero column sums, nonpositive out-of-support entries) and
+    complementary slackness relative to the size of the multipliers.
     """
     off = ~data.support_mask.T
     W = A @ np.asarray(data.embeddings, dtype=np.float64)
     slack = _margin_slack(W, data)
-    return max(
-        constraint_violation(W, data),
+    dual = max(
         float(np.abs(A.sum(axis=0)).max()),
         float(np.max(A[off], initial=0.0)),
         float(np.max(np.abs(A[off] * slack[off]), initial=0.0)),
     )
+    return max(constraint_violation(W, data), dual / max(1.0, float(np.abs(A).max())))
 
 
 def _margin_slack(W, data):
@@ -318,32 +319,47 @@ def ntp_svm(X, y=None, sample_weight=None):
     K = H @ H.T
     off = ~data.support_mask.T
     if rank == data.n_contexts and sing[-1] > WELL_CONDITIONED * sing[0]:
-        A_ipm, _ = _interior_point(K, off)
-        A_exact = _refine_active_set(data, K, off, A_ipm, _structured_polish)
+        candidates = _definite_candidates(data, K, off, sing[0] ** 2)
     else:
-        # Rank-deficient (or nearly so) K makes the dual degenerate: the interior
-        # point runs on the lifted embeddings [H, eps I] (full rank, always
-        # separable) only to find the support vectors; the polish is exact.
-        # A lifted solution far from feasible for H itself signals data that
-        # are not separable: then only the certificate below is worth its cost.
-        A_ipm, _ = _interior_point(K + LIFT * sing[0] ** 2 * np.eye(data.n_contexts), off)
-        near_feasible = constraint_violation(A_ipm @ H, data) < 0.5
-        A_exact = (_refine_active_set(data, K, off, A_ipm, _generator_polish)
-                   if near_feasible else None)
-    if A_exact is not None and kkt_violation(A_exact, data) <= KKT_ATOL:
-        return A_exact @ H
-    certificate = separability_certificate(data, U, rank)
-    if certificate is not None:
-        raise NotNTPSeparableError(
-            "The data are not NTP-separable: no W gives every in-support token "
-            "equal logits and a positive margin over every out-of-support token "
-            "(a Farkas certificate was found by linear programming).",
-            certificate=certificate,
-        )
-    violation = kkt_violation(A_ipm, data)
-    if violation > 1e-6:
+        certificate = separability_certificate(data, U, rank)
+        if certificate is not None:
+            raise NotNTPSeparableError(
+                "The data are not NTP-separable: no W gives every in-support token "
+                "equal logits and a positive margin over every out-of-support token "
+                "(a Farkas certificate was found by linear programming).",
+                certificate=certificate,
+            )
+        candidates = _lifted_candidates(data, K, off, sing[0] ** 2)
+    best, best_violation = None, np.inf
+    for A_ipm, A_exact in candidates:
+        if A_exact is not None and kkt_violation(A_exact, data) <= KKT_ATOL:
+            return A_exact @ H
+        violation = kkt_violation(A_ipm, data)
+        if violation < best_violation:
+            best, best_violation = A_ipm, violation
+    if best_violation > 1e-6:
         warnings.warn(
-            f"The NTP-SVM solution meets its optimality (KKT) conditions only to {violation:.2g}.",
-            ConvergenceWarning, stacklevel=2,
+            "The NTP-SVM solution meets its optimality (KKT) conditions only to "
+            f"{best_violation:.2g}.", ConvergenceWarning, stacklevel=2,
         )
-    return A_ipm @ H
+    return best @ H
+
+
+def _definite_candidates(data, K, off, scale):
+    """Interior point on ``K`` itself with the structured polish, then the fallbacks."""
+    A_ipm, _ = _interior_point(K, off)
+    yield A_ipm, _refine_active_set(data, K, off, A_ipm, _structured_polish)
+    yield from _lifted_candidates(data, K, off, scale)
+
+
+def _lifted_candidates(data, K, off, scale):
+    """Interior points on lifted embeddings ``[H, eps I]``, ``eps`` shrinking.
+
+    A rank-deficient (or nearly so) ``K`` makes the dual degenerate; the lifted
+    problem is full rank with the same constraints, and its solution tends to
+    ``W^mm`` as ``eps -> 0``. It only has to reveal the support vectors: the
+    generator-form polish that follows is exact for ``H`` itself.
+    """
+    for lift in LIFTS:
+        A_ipm, _ = _interior_point(K + lift * scale * np.eye(K.shape[0]), off)
+        yield A_ipm, _refine_active_set(data, K, off, A_ipm, _generator_polish)

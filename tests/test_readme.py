@@ -1,0 +1,26 @@
+"""The README's code runs as written, and its commands exist."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_blocks_run(capsys):
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), {})
+    alignment, scores = capsys.readouterr().out.split("\n")[:2]
+    assert 0.9 < float(alignment) <= 1.0
+    score, bound = map(float, scores.split())
+    assert score <= bound  # the mean log-likelihood never beats -H
+
+
+def test_readme_shows_the_setup_and_test_commands():
+    text = README.read_text()
+    assert 'pip install -e ".[dev]" && python -m sklearn_ntp reproduce' in text
+    assert "\npytest" in text
+    figure = re.search(r"!\[[^\]]*\]\(([^)]+)\)", text).group(1)
+    assert (README.parent / figure).is_file()
