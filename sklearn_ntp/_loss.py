@@ -36,13 +36,17 @@ class NTPLoss:
         dtype = np.dtype(dtype or data.embeddings.dtype)
         P = data.probabilities
         self.H = np.ascontiguousarray(data.embeddings, dtype=dtype)
-        self._rows = np.repeat(np.arange(data.n_contexts), np.diff(P.indptr))
-        self._cols = P.indices
+        rows = np.repeat(np.arange(data.n_contexts), np.diff(P.indptr))
+        # Flat positions of P's nonzeros in the (m, V) logits: cheaper than 2-D indexing.
+        self._flat = rows * data.n_tokens + P.indices
         # pi_j p_jz at the nonzeros of P: the only place P enters loss and gradient.
-        self._target = (data.weights[self._rows] * P.data).astype(dtype)
+        self._target = (data.weights[rows] * P.data).astype(dtype)
         self._pi = data.weights.astype(dtype)[:, None]
         self.entropy = data.entropy
         self.shape = (data.n_tokens, data.n_features)
+        # The gradient path reuses one (m, V) buffer: a fresh one per iteration
+        # costs page faults comparable to the softmax itself.
+        self._buffer = np.empty((data.n_contexts, data.n_tokens), dtype=dtype)
 
     def logits(self, W):
         """Logits ``H W^T`` of shape (n_contexts, n_tokens)."""
@@ -51,7 +55,7 @@ class NTPLoss:
     def value(self, W):
         """Cross-entropy ``CE(W)``."""
         Z = self.logits(W)
-        return self._value_from_logits(Z, Z[self._rows, self._cols])
+        return self._value_from_logits(Z, Z.ravel()[self._flat])
 
     def _value_from_logits(self, Z, z_target):
         zmax = Z.max(axis=1)
@@ -60,9 +64,10 @@ class NTPLoss:
 
     def value_and_grad(self, W):
         """Return ``(CE(W), grad CE(W))``; the gradient has the shape of ``W``."""
-        Z = self.logits(W)
-        z_target = Z[self._rows, self._cols]
-        # Softmax in place on the logits buffer: one (m, V) array per call.
+        Z = np.matmul(self.H, W.T, out=self._buffer)
+        flat = Z.ravel()  # a view: Z is C-contiguous
+        z_target = flat[self._flat]
+        # Softmax in place on the logits buffer.
         zmax = Z.max(axis=1, keepdims=True)
         Z -= zmax
         np.exp(Z, out=Z)
@@ -70,5 +75,5 @@ class NTPLoss:
         loss = float(self._pi[:, 0] @ (np.log(norm[:, 0]) + zmax[:, 0])
                      - self._target @ z_target)
         Z *= self._pi / norm
-        Z[self._rows, self._cols] -= self._target
+        flat[self._flat] -= self._target
         return loss, Z.T @ self.H
