@@ -266,6 +266,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             data.entropy, every=self.history_every, reference=reference,
             verbose=self.verbose,
             print_every=1 if self.verbose >= 2 else max(1, self.max_iter // 10),
+            total=self.max_iter,
         )
         options = SolverOptions(
             max_iter=self.max_iter, tol=self.tol, learning_rate=self.learning_rate,

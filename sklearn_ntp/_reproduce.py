@@ -7,10 +7,10 @@
   source code, and the NTP fit against scikit-learn's LogisticRegression.
 """
 
+import contextlib
 import json
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,7 @@ FIGURES = {
 }
 
 
-@contextmanager
+@contextlib.contextmanager
 def _progress(message, stream):
     """Print ``message ...`` then the elapsed time on ``stream``."""
     print(f"{message} ...", end="", file=stream, flush=True)
@@ -80,10 +80,13 @@ def _fit(name, params, data, iterations, seed, stream):
         **params, max_iter=iterations, tol=0.0, init="lecun", random_state=seed,
         history_every=max(1, iterations // N_SNAPSHOTS),
     )
+    print(f"  {name}: {iterations} iterations", file=stream, flush=True)
     start = time.perf_counter()
-    with _progress(f"  {name}: {iterations} iterations", stream):
-        clf.fit(X, Y, sample_weight=w)
+    # The estimator's verbose lines (every tenth of the run) are the progress display.
+    with contextlib.redirect_stdout(stream):
+        clf.set_params(verbose=1).fit(X, Y, sample_weight=w)
     seconds = time.perf_counter() - start
+    print(f"  {name}: done ({seconds:.1f} s)", file=stream, flush=True)
     return clf, {
         **{key: value for key, value in params.items() if key != "solver"},
         "n_iter": int(clf.n_iter_),

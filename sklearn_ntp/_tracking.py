@@ -113,6 +113,9 @@ class HistoryTracker:
         Print a progress line every ``print_every`` iterations when positive.
     print_every : int, default=1
         Period of the progress lines.
+    total : int, default=None
+        Iteration budget; when given, progress lines show ``k/total`` and the
+        percentage done.
 
     Examples
     --------
@@ -128,8 +131,10 @@ class HistoryTracker:
     array([1.        , 0.5       , 0.33333333, 0.25      ])
     """
 
-    def __init__(self, entropy, *, every=1, reference=None, verbose=0, print_every=1):
+    def __init__(self, entropy, *, every=1, reference=None, verbose=0, print_every=1,
+                 total=None):
         self.entropy = entropy
+        self.total = total
         self.every = every
         self.reference = reference
         self.verbose = verbose
@@ -170,8 +175,10 @@ class HistoryTracker:
                       _cosine(W - ref.finite_component, ref.margin_direction), error)
 
     def _print(self, k, W, ce):
-        line = (f"iteration {k:7d}  excess loss {ce - self.entropy:.4e}  "
-                f"||W|| {np.linalg.norm(W):.4e}")
+        step = f"iteration {k:7d}"
+        if self.total:
+            step += f"/{self.total} ({100 * k / self.total:3.0f}%)"
+        line = f"{step}  excess loss {ce - self.entropy:.4e}  ||W|| {np.linalg.norm(W):.4e}"
         ref = self.reference
         if ref is not None and ref.margin_direction is not None:
             line += f"  alignment {_cosine(np.asarray(W, float), ref.margin_direction):.6f}"

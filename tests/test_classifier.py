@@ -360,7 +360,7 @@ def test_verbose_prints_progress(small_problem, capsys):
     assert len(lines) == 11
     assert all("excess loss" in line and "||W||" in line and "alignment" in line
                for line in lines)
-    assert lines[-1].split()[1] == "100"
+    assert lines[-1].split()[1:3] == ["100/100", "(100%)"]
 
 
 def test_unfitted_and_mismatched_inputs(small_problem):

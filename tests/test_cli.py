@@ -68,8 +68,10 @@ def test_reproduce_writes_summary_and_figures(reproduced):
     for name in summary["figures"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["settings"] == {"iterations": ITERATIONS, "seed": SEED, "init": "lecun"}
-    # Progress goes to stderr, one line per fitted optimizer.
-    assert stderr.count("iterations ... done") == 1 + len(OPTIMIZERS)
+    # Progress goes to stderr: each fit reports its way to 100% and its time.
+    assert stderr.count(": done (") == 1 + len(OPTIMIZERS)
+    assert stderr.count(f"{ITERATIONS}/{ITERATIONS} (100%)") == 1 + len(OPTIMIZERS)
+    assert "Traceback" not in stderr
 
 
 def test_reproduce_entropies_and_margins_match_independent_computations(reproduced):
