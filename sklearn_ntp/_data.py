@@ -35,6 +35,16 @@ class NTPData:
         Token labels; column ``z`` of ``probabilities`` is token ``classes[z]``.
     context_index : ndarray of shape (n_samples,)
         Distinct context of each input row, or ``-1`` for rows of zero weight.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import aggregate_contexts
+    >>> data = aggregate_contexts(np.array([[0.0], [0.0], [1.0]]), [0, 1, 1])
+    >>> data.n_contexts, data.n_tokens, data.support_sizes.tolist()
+    (2, 2, [2, 1])
+    >>> round(data.entropy, 4)  # (2/3) log 2
+    0.4621
     """
 
     embeddings: np.ndarray

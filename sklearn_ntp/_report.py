@@ -45,6 +45,14 @@ class SeparabilityReport:
     timings : dict
         Seconds spent on ``W*`` (``"finite_component"``) and ``W^mm``
         (``"max_margin_solution"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import check_ntp_separability
+    >>> report = check_ntp_separability(np.array([[1.0], [2.0]]), [0, 1])
+    >>> report.is_separable, report.max_margin_solution is None
+    (False, True)
     """
 
     n_contexts: int

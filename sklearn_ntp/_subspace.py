@@ -29,6 +29,18 @@ class DataSubspace:
         Dimension of ``F`` (0 for one-hot data).
     n_generators : int
         Number of in-support equations ``sum_j (S_j - 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import DataSubspace, aggregate_contexts
+    >>> data = aggregate_contexts(np.eye(2), np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]))
+    >>> F = DataSubspace(data)
+    >>> F.dim, F.n_generators
+    (1, 1)
+    >>> W = np.arange(6.0).reshape(3, 2)
+    >>> bool(np.allclose(F.project(W) + F.project_orthogonal(W), W))
+    True
     """
 
     def __init__(self, data):

@@ -111,7 +111,7 @@ def _newton_solver(K, d):
 
 
 def _interior_point(K, off, tol=1e-10, max_iter=200):
-    """Mehrotra predictor-corrector on the dual QP; returns ``(A, nu)``.
+    """Mehrotra predictor-corrector on the dual QP; returns the dual matrix ``A``.
 
     ``off`` (V, m) marks the sign-constrained entries. ``lam = -A[off]`` are
     the primal multipliers, ``z`` the primal margin slacks ``t_j - l_vj - 1``.
@@ -151,7 +151,7 @@ def _interior_point(K, off, tol=1e-10, max_iter=200):
             A += step * dA
             z += step * dz
             nu += step * dnu
-    return A, nu
+    return A
 
 
 def _step_to_boundary(lam, dlam, z, dz, off):
@@ -347,7 +347,7 @@ def ntp_svm(X, y=None, sample_weight=None):
 
 def _definite_candidates(data, K, off, scale):
     """Interior point on ``K`` itself with the structured polish, then the fallbacks."""
-    A_ipm, _ = _interior_point(K, off)
+    A_ipm = _interior_point(K, off)
     yield A_ipm, _refine_active_set(data, K, off, A_ipm, _structured_polish)
     yield from _lifted_candidates(data, K, off, scale)
 
@@ -361,5 +361,5 @@ def _lifted_candidates(data, K, off, scale):
     generator-form polish that follows is exact for ``H`` itself.
     """
     for lift in LIFTS:
-        A_ipm, _ = _interior_point(K + lift * scale * np.eye(K.shape[0]), off)
+        A_ipm = _interior_point(K + lift * scale * np.eye(K.shape[0]), off)
         yield A_ipm, _refine_active_set(data, K, off, A_ipm, _generator_polish)
