@@ -8,7 +8,7 @@ import numpy as np
 from ._data import as_ntp_data
 from ._exceptions import NotNTPSeparableError
 from ._subspace import DataSubspace
-from ._svm import ntp_svm, row_space
+from ._svm import embedding_rank, ntp_svm
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def check_ntp_separability(X, y=None, sample_weight=None):
     else:
         norm = np.linalg.norm(W_mm)
         margin = 1.0 / norm if norm > 0 else np.inf
-    rank = row_space(np.asarray(data.embeddings, dtype=np.float64))[3]
+    rank = embedding_rank(np.asarray(data.embeddings, dtype=np.float64))[1]
     return SeparabilityReport(
         n_contexts=data.n_contexts,
         n_tokens=data.n_tokens,

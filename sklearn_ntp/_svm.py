@@ -43,42 +43,61 @@ LIFTS = (1e-7, 1e-9, 1e-11)
 CERTIFICATE_ATOL = 1e-7
 
 
-def row_space(H):
-    """Return ``(U, s, Vt, rank)``: thin SVD of ``H`` and its numerical rank."""
-    U, s, Vt = np.linalg.svd(H, full_matrices=True)
+def embedding_rank(H):
+    """Return ``(s, rank)``: singular values of ``H`` and its numerical rank."""
+    s = np.linalg.svd(H, compute_uv=False)
     rank = int(np.sum(s > np.sqrt(RANK_RTOL) * s[0])) if s.size else 0
-    return U, s, Vt, rank
+    return s, rank
 
 
-def separability_certificate(data, U, rank):
+def separability_certificate(data, rank):
     """Farkas certificate that (6a)-(6b) are infeasible, or ``None``.
 
     The constraints are infeasible exactly when some dual matrix ``A`` (zero-sum
     columns, nonpositive off the supports) has ``A H = 0`` and a negative sum of
-    off-support entries. ``A H = 0`` forces every row of ``A`` into the left null
+    off-support entries. ``A H = 0`` puts every row of ``A`` in the left null
     space of ``H``, so with full row rank (Lemma 1) no certificate exists; else
-    an LP over null-space coordinates ``A = B N^T`` decides it. ``U`` and
-    ``rank`` are the left singular vectors and rank of ``H`` (:func:`row_space`).
+    an LP over null-space coordinates ``A = B N^T`` decides it.
+
+    The null-space basis is kept sparse: with ``r = rank`` basis contexts
+    chosen by pivoted QR, every other context ``i`` gives the null vector
+    ``e_i - sum_b c_ib e_b`` (``h_i = sum_b c_ib h_b``). The sign constraint of
+    an out-of-support pair of a non-basis context is then a simple bound, and
+    only pairs of the ``r`` basis contexts need LP rows.
     """
     off = ~data.support_mask.T  # (V, m)
     if rank == data.n_contexts or not off.any():
         return None
-    N = U[:, rank:]  # (m, k) orthonormal basis of the left null space
-    V, k = data.n_tokens, N.shape[1]
+    H = np.asarray(data.embeddings, dtype=np.float64)
+    V, m = off.shape
+    pivots = la.qr(H.T, mode="economic", pivoting=True)[2]
+    basis, rest = pivots[:rank], pivots[rank:]
+    k = rest.size
+    N = np.zeros((m, k))  # columns: the null vectors
+    N[rest, np.arange(k)] = 1.0
+    N[basis] = -la.lstsq(H[basis].T, H[rest].T)[0]
+    column = np.empty(m, dtype=np.intp)
+    column[rest] = np.arange(k)
     tok, ctx = np.nonzero(off)
-    # Entry A[v, j] = N[j] . B[v]  -> one LP row per off-support pair.
-    rows = np.repeat(np.arange(tok.size), k)
-    cols = (tok[:, None] * k + np.arange(k)).ravel()
-    entries = sp.csr_matrix((N[ctx].ravel(), (rows, cols)), shape=(tok.size, V * k))
-    objective = np.asarray(entries.sum(axis=0)).ravel()
-    sum_zero = sp.kron(np.ones((1, V)), sp.identity(k))  # sum_v B[v] = 0
+    bounded = np.isin(ctx, rest)
+    # Entry A[v, j] = N[j] . B[v]: a bound on B[v, i] for non-basis j, else a row.
+    bounded_vars = tok[bounded] * k + column[ctx[bounded]]
+    upper = np.full(V * k, np.inf)
+    upper[bounded_vars] = 0.0
+    tb, cb = tok[~bounded], ctx[~bounded]
+    rows = sp.csr_matrix(
+        (N[cb].ravel(), (np.repeat(np.arange(tb.size), k), (tb[:, None] * k + np.arange(k)).ravel())),
+        shape=(tb.size, V * k),
+    )
+    objective = np.asarray(rows.sum(axis=0)).ravel()  # sum of off-support entries of A
+    np.add.at(objective, bounded_vars, 1.0)
     res = linprog(
         objective,
-        A_ub=sp.vstack([entries, -objective[None, :]]),
-        b_ub=np.r_[np.zeros(tok.size), 1.0],
-        A_eq=sum_zero,
+        A_ub=sp.vstack([rows, -objective[None, :]]),  # ... <= 0, and total >= -1
+        b_ub=np.r_[np.zeros(tb.size), 1.0],
+        A_eq=sp.kron(np.ones((1, V)), sp.identity(k)),  # zero column sums of A
         b_eq=np.zeros(k),
-        bounds=(None, None),
+        bounds=np.c_[np.full(V * k, -np.inf), upper],
         method="highs",
     )
     if res.status != 0 or res.fun > -CERTIFICATE_ATOL:
@@ -315,13 +334,13 @@ def ntp_svm(X, y=None, sample_weight=None):
     if data.support_mask.all():
         return np.zeros((data.n_tokens, data.n_features))
     H = np.asarray(data.embeddings, dtype=np.float64)
-    U, sing, _, rank = row_space(H)
+    sing, rank = embedding_rank(H)
     K = H @ H.T
     off = ~data.support_mask.T
     if rank == data.n_contexts and sing[-1] > WELL_CONDITIONED * sing[0]:
         candidates = _definite_candidates(data, K, off, sing[0] ** 2)
     else:
-        certificate = separability_certificate(data, U, rank)
+        certificate = separability_certificate(data, rank)
         if certificate is not None:
             raise NotNTPSeparableError(
                 "The data are not NTP-separable: no W gives every in-support token "
