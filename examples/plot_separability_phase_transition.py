@@ -32,17 +32,11 @@ which jumps from 0 to 1 around ``d / m = 1/2`` as ``m`` grows.
 # asks :func:`~sklearn_ntp.implicit_bias.ntp_svm` for the max-margin solution,
 # which raises :class:`~sklearn_ntp.implicit_bias.NotNTPSeparableError` (with
 # a Farkas certificate) when the constraints are infeasible. Only this yes/no
-# answer matters here. Near the transition the margin of separable draws is
-# tiny and the quadratic program ill-conditioned; ``ntp_svm`` then warns that
-# its solution is inaccurate, which we silence since the solution is not
-# used. The trials run in parallel with joblib.
-import warnings
-
+# answer matters here. The trials run in parallel with joblib.
 import matplotlib.pyplot as plt
 import numpy as np
 from joblib import Parallel, delayed
 from scipy.special import comb
-from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_ntp.implicit_bias import NotNTPSeparableError, ntp_svm
 
@@ -69,9 +63,7 @@ def separable_fraction(n_features, vocab_size, support_size, seed):
         X = rng.standard_normal((N_CONTEXTS, n_features))
         Y = random_supports(rng, N_CONTEXTS, vocab_size, support_size)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                ntp_svm(X, Y)
+            ntp_svm(X, Y)
             n_separable += 1
         except NotNTPSeparableError:
             pass

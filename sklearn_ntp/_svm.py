@@ -238,9 +238,9 @@ def _refine_active_set(data, K, off, A, polish, max_rounds=20):
     H = np.asarray(data.embeddings, dtype=np.float64)
     for _ in range(max_rounds):
         A_exact = polish(data, K, off, active)
-        slack = _margin_slack(A_exact @ H, data)
-        negative = active & (A_exact > FEASIBILITY_ATOL)
-        violated = off & ~active & (slack < -FEASIBILITY_ATOL)
+        slack, logit_scale = _margin_slack(A_exact @ H, data)
+        negative = active & (A_exact > FEASIBILITY_ATOL * max(1.0, np.abs(A_exact).max()))
+        violated = off & ~active & (slack < -FEASIBILITY_ATOL * logit_scale)
         if not negative.any() and not violated.any():
             return A_exact
         active = (active & ~negative) | violated
@@ -250,28 +250,32 @@ def _refine_active_set(data, K, off, A, polish, max_rounds=20):
 def kkt_violation(A, data):
     """Largest KKT violation of ``W = A H`` for the NTP-SVM with dual matrix ``A``.
 
-    Checks primal feasibility (6a)-(6b) in absolute terms, and dual
-    feasibility (zero column sums, nonpositive out-of-support entries) and
-    complementary slackness relative to the size of the multipliers.
+    Checks primal feasibility (6a)-(6b) relative to the largest logit, dual
+    feasibility (zero column sums, nonpositive out-of-support entries)
+    relative to the largest multiplier, and complementary slackness relative
+    to their product (each scale at least 1): nearly non-separable data have
+    a huge ``W^mm``, whose rounding errors grow with it.
     """
     off = ~data.support_mask.T
     W = A @ np.asarray(data.embeddings, dtype=np.float64)
-    slack = _margin_slack(W, data)
-    dual = max(
-        float(np.abs(A.sum(axis=0)).max()),
-        float(np.max(A[off], initial=0.0)),
-        float(np.max(np.abs(A[off] * slack[off]), initial=0.0)),
+    slack, logit_scale = _margin_slack(W, data)
+    dual_scale = max(1.0, float(np.abs(A).max()))
+    return max(
+        constraint_violation(W, data) / logit_scale,
+        float(np.abs(A.sum(axis=0)).max()) / dual_scale,
+        float(np.max(A[off], initial=0.0)) / dual_scale,
+        float(np.max(np.abs(A[off] * slack[off]), initial=0.0)) / (dual_scale * logit_scale),
     )
-    return max(constraint_violation(W, data), dual / max(1.0, float(np.abs(A).max())))
 
 
 def _margin_slack(W, data):
-    """``l_z0j - l_vj - 1`` for out-of-support pairs as a (V, m) array (+inf elsewhere)."""
+    """Margin slacks ``l_z0j - l_vj - 1`` of out-of-support pairs as a (V, m)
+    array (+inf elsewhere), and the scale ``max(1, max |logit|)`` of ``W``."""
     logits = (np.asarray(data.embeddings, dtype=np.float64) @ W.T).T  # (V, m)
     z0, v, j = margin_pairs(data)
     slack = np.full(logits.shape, np.inf)
     slack[v, j] = logits[z0, j] - logits[v, j] - 1.0
-    return slack
+    return slack, max(1.0, float(np.abs(logits).max(initial=0.0)))
 
 
 def constraint_violation(W, data):
@@ -317,7 +321,7 @@ def ntp_svm(X, y=None, sample_weight=None):
     ``W = A H`` (row-space form), by an interior point whose Newton steps cost
     ``n_tokens`` inversions of (m, m) matrices. The support vectors it finds are
     then refined into the exact solution, which is certified by the KKT
-    conditions to ``1e-8`` (feasibility to ``1e-9``).
+    conditions to ``1e-8`` (relative to the largest logit and multiplier).
 
     Examples
     --------
