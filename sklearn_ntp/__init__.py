@@ -2,9 +2,13 @@
 
 __version__ = "0.1.0"
 
-from ._classifier import NTPLinearClassifier
 from ._checker import NTPSeparabilityChecker
-from ._exceptions import NotNTPCompatibleError, NotNTPSeparableError, NTPSeparabilityWarning
+from ._classifier import NTPLinearClassifier
+from ._exceptions import (
+    NotNTPCompatibleError,
+    NotNTPSeparableError,
+    NTPSeparabilityWarning,
+)
 
 __all__ = [
     "NTPLinearClassifier",

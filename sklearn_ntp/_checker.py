@@ -3,11 +3,20 @@
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    OneToOneFeatureMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._exceptions import NotNTPCompatibleError, NotNTPSeparableError, NTPSeparabilityWarning
+from ._exceptions import (
+    NotNTPCompatibleError,
+    NotNTPSeparableError,
+    NTPSeparabilityWarning,
+)
 from ._report import check_ntp_separability
 
 

@@ -12,8 +12,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._exceptions import NTPSeparabilityWarning
 from ._data import aggregate_contexts
+from ._exceptions import NTPSeparabilityWarning
 from ._loss import NTPLoss, log_softmax, softmax
 from ._penalty import L2Penalty
 from ._solvers import SOLVERS, Objective, SolverOptions

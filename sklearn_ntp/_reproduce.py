@@ -19,8 +19,12 @@ from sklearn.linear_model import LogisticRegression
 from ._classifier import NTPLinearClassifier
 from ._objective import ntp_loss
 from ._report import check_ntp_separability
-from .datasets import (contexts_from_sequences, load_python_tokens, make_ntp_data,
-                       make_toy_ntp_data)
+from .datasets import (
+    contexts_from_sequences,
+    load_python_tokens,
+    make_ntp_data,
+    make_toy_ntp_data,
+)
 
 #: The optimizers of App. A.2 with the paper's hyper-parameters.
 OPTIMIZERS = {
@@ -194,7 +198,11 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits):
     """Draw the four figures; returns their file names."""
     import matplotlib.pyplot as plt
 
-    from .plotting import ImplicitBiasDisplay, plot_probability_matrix, plot_word_embeddings
+    from .plotting import (
+        ImplicitBiasDisplay,
+        plot_probability_matrix,
+        plot_word_embeddings,
+    )
 
     X, Y, w = toy_data
     axes = plot_word_embeddings(X, Y, sample_weight=w, W_star=toy_report.finite_component,

@@ -11,9 +11,10 @@ The dual is therefore a QP over the (n_tokens, n_contexts) matrix ``A``:
     minimize   1/2 tr(A K A^T) + sum_{v not in S_j} A_vj
     subject to sum_v A_vj = 0,   A_vj <= 0 for v not in S_j,
 
-with ``K = H H^T``. A primal-dual interior point solves it with one (m, m)
-system per token plus an (m, m) Schur complement per step, so no matrix indexed
-by (constraint, token x feature) is ever built. The support vectors it finds
+with ``K = H H^T``. A primal-dual interior point (:mod:`._interior_point`)
+solves it with one (m, m) system per token plus an (m, m) Schur complement per
+step, so no matrix indexed by (constraint, token x feature) is ever built.
+Infeasibility is decided by a Farkas certificate (:mod:`._farkas`). The support vectors it finds
 then define an equality-constrained problem that is solved exactly; the
 result is returned only once the KKT conditions certify it (else the
 interior-point solution, with a warning if it is not accurate to ``1e-6``).
@@ -22,14 +23,19 @@ interior-point solution, with a warning if it is not accurate to ``1e-6``).
 import warnings
 
 import numpy as np
-import scipy.linalg as la
-import scipy.sparse as sp
-from scipy.optimize import linprog
 from sklearn.exceptions import ConvergenceWarning
 
 from ._data import as_ntp_data
 from ._exceptions import NotNTPSeparableError
-from ._generators import RANK_RTOL, GramSolver, PairGenerators, margin_pairs, support_pairs
+from ._farkas import separability_certificate
+from ._generators import (
+    RANK_RTOL,
+    GramSolver,
+    PairGenerators,
+    margin_pairs,
+    support_pairs,
+)
+from ._interior_point import interior_point, psd_inverse
 
 #: Constraint violations accepted while refining the support vectors.
 FEASIBILITY_ATOL = 1e-9
@@ -39,8 +45,6 @@ KKT_ATOL = 1e-8
 WELL_CONDITIONED = 1e-4
 #: Relative ridges of the lifted embeddings tried for degenerate Gram matrices.
 LIFTS = (1e-7, 1e-9, 1e-11)
-#: A dual direction with objective below this certifies non-separability.
-CERTIFICATE_ATOL = 1e-7
 
 
 def embedding_rank(H):
@@ -48,143 +52,6 @@ def embedding_rank(H):
     s = np.linalg.svd(H, compute_uv=False)
     rank = int(np.sum(s > np.sqrt(RANK_RTOL) * s[0])) if s.size else 0
     return s, rank
-
-
-def separability_certificate(data, rank):
-    """Farkas certificate that (6a)-(6b) are infeasible, or ``None``.
-
-    The constraints are infeasible exactly when some dual matrix ``A`` (zero-sum
-    columns, nonpositive off the supports) has ``A H = 0`` and a negative sum of
-    off-support entries. ``A H = 0`` puts every row of ``A`` in the left null
-    space of ``H``, so with full row rank (Lemma 1) no certificate exists; else
-    an LP over null-space coordinates ``A = B N^T`` decides it.
-
-    The null-space basis is kept sparse: with ``r = rank`` basis contexts
-    chosen by pivoted QR, every other context ``i`` gives the null vector
-    ``e_i - sum_b c_ib e_b`` (``h_i = sum_b c_ib h_b``). The sign constraint of
-    an out-of-support pair of a non-basis context is then a simple bound, and
-    only pairs of the ``r`` basis contexts need LP rows.
-    """
-    off = ~data.support_mask.T  # (V, m)
-    if rank == data.n_contexts or not off.any():
-        return None
-    H = np.asarray(data.embeddings, dtype=np.float64)
-    V, m = off.shape
-    pivots = la.qr(H.T, mode="economic", pivoting=True)[2]
-    basis, rest = pivots[:rank], pivots[rank:]
-    k = rest.size
-    N = np.zeros((m, k))  # columns: the null vectors
-    N[rest, np.arange(k)] = 1.0
-    N[basis] = -la.lstsq(H[basis].T, H[rest].T)[0]
-    column = np.empty(m, dtype=np.intp)
-    column[rest] = np.arange(k)
-    tok, ctx = np.nonzero(off)
-    bounded = np.isin(ctx, rest)
-    # Entry A[v, j] = N[j] . B[v]: a bound on B[v, i] for non-basis j, else a row.
-    bounded_vars = tok[bounded] * k + column[ctx[bounded]]
-    upper = np.full(V * k, np.inf)
-    upper[bounded_vars] = 0.0
-    tb, cb = tok[~bounded], ctx[~bounded]
-    rows = sp.csr_matrix(
-        (N[cb].ravel(), (np.repeat(np.arange(tb.size), k), (tb[:, None] * k + np.arange(k)).ravel())),
-        shape=(tb.size, V * k),
-    )
-    objective = np.asarray(rows.sum(axis=0)).ravel()  # sum of off-support entries of A
-    np.add.at(objective, bounded_vars, 1.0)
-    res = linprog(
-        objective,
-        A_ub=sp.vstack([rows, -objective[None, :]]),  # ... <= 0, and total >= -1
-        b_ub=np.r_[np.zeros(tb.size), 1.0],
-        A_eq=sp.kron(np.ones((1, V)), sp.identity(k)),  # zero column sums of A
-        b_eq=np.zeros(k),
-        bounds=np.c_[np.full(V * k, -np.inf), upper],
-        method="highs",
-    )
-    if res.status != 0 or res.fun > -CERTIFICATE_ATOL:
-        return None
-    return res.x.reshape(V, k) @ N.T
-
-
-def _newton_solver(K, d):
-    """Factor the Newton system of the dual: per token ``M_v = K + diag(d_v)``, then
-    the Schur complement ``S = sum_v M_v^{-1}`` of the column-sum constraint.
-
-    Returns ``solve(g, r_p) -> (da, dnu)`` for ``M_v da_v + dnu = g_v``,
-    ``sum_v da_v = -r_p``: ``V`` batched (m, m) inverses and one (m, m) solve.
-    """
-    idx = np.arange(K.shape[0])
-    M = np.repeat(K[None, :, :], d.shape[0], axis=0)
-    M[:, idx, idx] += d
-    M_inv = np.linalg.inv(M)
-    S = M_inv.sum(axis=0)
-    if not np.all(np.isfinite(S)):
-        raise la.LinAlgError("Newton system of the interior point is not finite.")
-    S_inv = _psd_inverse(S)
-
-    def solve(g, r_p):
-        Mg = np.einsum("vij,vj->vi", M_inv, g)
-        dnu = S_inv @ (Mg.sum(axis=0) + r_p)
-        return Mg - np.einsum("vij,j->vi", M_inv, dnu), dnu
-
-    return solve
-
-
-def _interior_point(K, off, tol=1e-10, max_iter=200):
-    """Mehrotra predictor-corrector on the dual QP; returns the dual matrix ``A``.
-
-    ``off`` (V, m) marks the sign-constrained entries. ``lam = -A[off]`` are
-    the primal multipliers, ``z`` the primal margin slacks ``t_j - l_vj - 1``.
-    """
-    V, m = off.shape
-    c = off.astype(float)
-    A = -c.copy()
-    z = c.copy()
-    nu = np.zeros(m)
-    n_off = max(int(off.sum()), 1)
-    # Overflow on degenerate data is caught by the finiteness checks below.
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        for _ in range(max_iter):
-            lam = np.where(off, -A, 1.0)
-            r_d = A @ K + c + nu + z
-            r_p = A.sum(axis=0)
-            mu = float(np.sum((lam * z)[off])) / n_off
-            if max(np.abs(r_d).max(), np.abs(r_p).max()) < tol and mu < tol:
-                break
-            try:
-                solve = _newton_solver(K, np.where(off, z / lam, 0.0))
-            except (la.LinAlgError, np.linalg.LinAlgError):
-                break  # numerically stalled: the caller verifies whatever it gets
-
-            def direction(rc):
-                dA, dnu = solve(-r_d - np.where(off, rc / lam, 0.0), r_p)
-                return dA, dnu, np.where(off, (rc + z * dA) / lam, 0.0)
-
-            dA, dnu, dz = direction(np.where(off, -lam * z, 0.0))
-            step = _step_to_boundary(lam, -dA, z, dz, off)
-            mu_aff = float(np.sum(((lam - step * dA) * (z + step * dz))[off])) / n_off
-            sigma = (mu_aff / mu) ** 3 if mu > 0 else 0.0
-            dA, dnu, dz = direction(np.where(off, sigma * mu - lam * z + dA * dz, 0.0))
-            step = min(1.0, 0.99 * _step_to_boundary(lam, -dA, z, dz, off))
-            if not (np.isfinite(step) and np.all(np.isfinite(dA))):
-                break
-            A += step * dA
-            z += step * dz
-            nu += step * dnu
-    return A
-
-
-def _step_to_boundary(lam, dlam, z, dz, off):
-    """Largest step keeping ``lam`` and ``z`` nonnegative on the constrained entries."""
-    ratios = [-x[off & (dx < 0)] / dx[off & (dx < 0)] for x, dx in ((lam, dlam), (z, dz))]
-    return float(min(np.min(r, initial=np.inf) for r in ratios))
-
-
-def _psd_inverse(M):
-    """Inverse of a PSD matrix: Cholesky when definite, pseudo-inverse otherwise."""
-    try:
-        return la.cho_solve(la.cho_factor(M), np.eye(M.shape[0]))
-    except la.LinAlgError:
-        return la.pinvh(M)
 
 
 def _structured_polish(data, K, off, active):
@@ -201,11 +68,11 @@ def _structured_polish(data, K, off, active):
     inverses = []
     for v in range(V):
         F = np.flatnonzero(free[v])
-        K_inv = _psd_inverse(K[np.ix_(F, F)])
+        K_inv = psd_inverse(K[np.ix_(F, F)])
         S[np.ix_(F, F)] += K_inv
         b[F] += K_inv @ off[v, F]
         inverses.append((F, K_inv))
-    nu = -_psd_inverse(S) @ b
+    nu = -psd_inverse(S) @ b
     A = np.zeros((V, m))
     for v, (F, K_inv) in enumerate(inverses):
         A[v, F] = -K_inv @ (off[v, F] + nu[F])
@@ -370,7 +237,7 @@ def ntp_svm(X, y=None, sample_weight=None):
 
 def _definite_candidates(data, K, off, scale):
     """Interior point on ``K`` itself with the structured polish, then the fallbacks."""
-    A_ipm = _interior_point(K, off)
+    A_ipm = interior_point(K, off)
     yield A_ipm, _refine_active_set(data, K, off, A_ipm, _structured_polish)
     yield from _lifted_candidates(data, K, off, scale)
 
@@ -384,5 +251,5 @@ def _lifted_candidates(data, K, off, scale):
     generator-form polish that follows is exact for ``H`` itself.
     """
     for lift in LIFTS:
-        A_ipm = _interior_point(K + lift * scale * np.eye(K.shape[0]), off)
+        A_ipm = interior_point(K + lift * scale * np.eye(K.shape[0]), off)
         yield A_ipm, _refine_active_set(data, K, off, A_ipm, _generator_polish)
