@@ -161,9 +161,9 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     Notes
     -----
     A :class:`~sklearn.exceptions.ConvergenceWarning` is raised when a run
-    diverges (non-finite objective, or an objective ``1e4`` times its initial
-    value: the step is too large; ``coef_`` is then the last accepted finite
-    iterate), when ``alpha > 0`` and the gradient test is not met within
+    diverges (non-finite objective, or an objective above 1.5 times
+    ``max(1, f(W_0))``, which stable runs never reach: the step is too large;
+    ``coef_`` is then the last accepted iterate), when ``alpha > 0`` and the gradient test is not met within
     ``max_iter``, and when lbfgs stops without converging. With ``alpha=0``
     reaching ``max_iter`` is not warned about for gd, ngd and adam: the
     entropy bound is only reached asymptotically.
@@ -328,8 +328,13 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                        f"({result.stop_reason}); increase max_iter or tol.")
         warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
+    def _logits(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return X @ self.coef_.T
+
     def decision_function(self, X):
-        """Logits ``X W^T``, one column per token.
+        """Logits ``X W^T``, one column per token (a single column for two tokens).
 
         Parameters
         ----------
@@ -338,12 +343,14 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        logits : ndarray of shape (n_samples, n_tokens)
-            Unnormalized log-probabilities (also for two tokens).
+        scores : ndarray of shape (n_samples, n_tokens) or (n_samples,)
+            Unnormalized log-probabilities. With two tokens, as for every
+            scikit-learn binary classifier, the logit difference
+            ``(w_1 - w_0)^T x`` of ``classes_[1]`` over ``classes_[0]`` (its
+            sign gives the prediction); ``coef_`` keeps both rows.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return X @ self.coef_.T
+        logits = self._logits(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X):
         """Next-token probabilities ``softmax(W h)``.
@@ -358,7 +365,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_tokens)
             Rows sum to one; columns follow ``classes_``.
         """
-        return softmax(self.decision_function(X))
+        return softmax(self._logits(X))
 
     def predict_log_proba(self, X):
         """Log-probabilities ``log softmax(W h)``, computed by log-sum-exp.
@@ -373,7 +380,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_tokens)
             Finite for every finite ``X``; columns follow ``classes_``.
         """
-        return log_softmax(self.decision_function(X))
+        return log_softmax(self._logits(X))
 
     def predict(self, X):
         """Most probable next token.
@@ -388,7 +395,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        logits = self.decision_function(X)
+        logits = self._logits(X)
         return self.classes_[np.argmax(logits, axis=1)]
 
     def score(self, X, y, sample_weight=None):
