@@ -58,6 +58,27 @@ class DataSubspace:
         """Orthogonal projection ``P_F(W)`` of a (n_tokens, n_features) matrix."""
         return self._solve(self.generators.inner(W))
 
+    def coordinates(self, W):
+        """Inner products of ``W`` with the generators: what ``P_F`` sees of ``W``."""
+        return self.generators.inner(W)
+
+    def distances(self, coordinates, W_ref):
+        """``||P_F(W_k) - W_ref||`` for many ``W_k`` given by their coordinates.
+
+        Parameters
+        ----------
+        coordinates : ndarray of shape (n_matrices, n_generators)
+            Rows :meth:`coordinates` of the matrices ``W_k``.
+        W_ref : ndarray of shape (n_tokens, n_features)
+            A matrix in ``F`` (e.g. ``W*``).
+
+        Returns
+        -------
+        distances : ndarray of shape (n_matrices,)
+        """
+        diff = np.atleast_2d(coordinates) - self.coordinates(W_ref)
+        return np.linalg.norm(self._solver.whiten(diff.T), axis=0)
+
     def project_orthogonal(self, W):
         """Orthogonal projection ``P_perp(W) = W - P_F(W)`` onto ``F``'s complement."""
         return np.asarray(W, dtype=np.float64) - self.project(W)

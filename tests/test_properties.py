@@ -46,6 +46,10 @@ def test_projection_is_idempotent_and_orthogonal(problem):
     np.testing.assert_allclose(F.project(PA), PA, atol=1e-10)
     assert abs(_inner(PA, B - F.project(B))) < 1e-10 * (1 + np.linalg.norm(A) * np.linalg.norm(B))
     np.testing.assert_allclose(F.project_orthogonal(A) + PA, A, atol=1e-12)
+    # Distances from coordinates (used to track iterates) agree with projections.
+    W_ref = F.project(B)
+    distances = F.distances(np.array([F.coordinates(A), F.coordinates(B)]), W_ref)
+    np.testing.assert_allclose(distances, [np.linalg.norm(PA - W_ref), 0.0], atol=1e-9)
 
 
 @SETTINGS
