@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
+from sklearn.utils.multiclass import check_classification_targets
 
 #: Largest allowed deviation of a soft target row's sum from one.
 PROBA_ATOL = 1e-6
@@ -154,10 +155,13 @@ def _check_hard_targets(y, n_samples, classes):
     if y.shape[0] != n_samples:
         raise ValueError(f"y has {y.shape[0]} entries but X has {n_samples} samples.")
     if classes is None:
+        # Tokens are discrete: continuous float labels are a mistake, as for
+        # every scikit-learn classifier.
+        check_classification_targets(y)
         classes = np.unique(y)
         if classes.size < 2:
             raise ValueError(
-                f"y has a single token {classes[0]!r} (one class); next-token "
+                f"y has a single token {str(classes[0])!r} (one class); next-token "
                 "prediction needs at least two tokens."
             )
     codes = np.searchsorted(classes, y)
@@ -174,7 +178,11 @@ def _check_hard_targets(y, n_samples, classes):
 
 def check_embeddings(X, dtype=(np.float64, np.float32)):
     """Validate context embeddings: finite, 2-D, numeric, non-empty."""
-    return check_array(X, dtype=dtype, input_name="X")
+    try:
+        return check_array(X, dtype=dtype, input_name="X")
+    except ValueError as exc:
+        # scikit-learn's messages do not always name the argument.
+        raise ValueError(f"Invalid X: {exc}") from exc
 
 
 def check_matrix(W, name):

@@ -94,3 +94,14 @@ def test_bad_input_raises_a_clear_error(X, y, w, match):
 def test_labels_outside_given_classes_raise():
     with pytest.raises(ValueError, match="not in classes"):
         aggregate_contexts(np.eye(2), [0, 5], classes=np.array([0, 1]))
+
+
+def test_messages_name_the_argument_and_continuous_labels_are_rejected():
+    with pytest.raises(ValueError, match="Invalid X: .*0 sample"):
+        aggregate_contexts(np.empty((0, 3)), [])
+    with pytest.raises(ValueError, match="Invalid X: could not convert"):
+        aggregate_contexts(np.array([["a", "b"], ["c", "d"]]), [0, 1])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        aggregate_contexts(np.eye(3), [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="single token '1'"):
+        aggregate_contexts(np.eye(2), np.array([1, 1]))
