@@ -43,7 +43,7 @@ from sklearn_ntp.metrics import (
     neg_out_of_support_mass_scorer,
 )
 
-lines = load_python_tokens(vocab_size=30, max_files=30)
+lines = load_python_tokens(vocab_size=29, max_files=30)
 vocabulary = sorted({token for line in lines for token in line})
 position = {token: i for i, token in enumerate(vocabulary)}
 

@@ -28,7 +28,7 @@ from sklearn_ntp.datasets import contexts_from_sequences, load_python_tokens
 from sklearn_ntp.implicit_bias import check_ntp_separability, entropy_lower_bound
 from sklearn_ntp.plotting import ImplicitBiasDisplay
 
-lines = load_python_tokens(vocab_size=30, max_files=30)
+lines = load_python_tokens(vocab_size=29, max_files=30)
 print(f"{len(lines)} lines, {sum(map(len, lines))} tokens; first line: {lines[0]}")
 
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")

@@ -81,7 +81,7 @@ def build_parser():
     cor.add_argument("--context-length", type=_positive_int, default=1, metavar="K",
                      help="tokens per context k (default: 1)")
     cor.add_argument("--vocab-size", type=_positive_int, default=50, metavar="N",
-                     help="vocabulary size, <unk> included (default: 50)")
+                     help="most frequent tokens kept; the others become <unk> (default: 50)")
     cor.add_argument("--features", type=_positive_int, default=64, metavar="D",
                      help="dimension d of the random context embeddings (default: 64)")
     cor.add_argument("--max-files", type=_positive_int, default=50, metavar="N",
@@ -111,18 +111,47 @@ def _run_reproduce(args):
     return 0
 
 
+#: Leading bytes of a zip archive (a non-empty one, or an empty one), as numpy tests.
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+#: Dimensions allowed for each array of a ``.npz`` file.
+NPZ_DIMENSIONS = {"X": (2,), "Y": (1, 2), "y": (1, 2), "sample_weight": (1,)}
+#: Arrays that must hold real numbers (targets may also be string labels).
+REAL_ARRAYS = frozenset({"X", "sample_weight"})
+
+
+def _check_npz_array(path, name, array):
+    """Check an array's dimensions and type here, where its name is known.
+
+    scikit-learn's messages for these cases name no array and print the whole
+    array after the first line.
+    """
+    if array.ndim not in NPZ_DIMENSIONS[name]:
+        allowed = " or ".join(f"{n}-D" for n in NPZ_DIMENSIONS[name])
+        raise InputError(f"array '{name}' in {path} must be {allowed}, got shape "
+                         f"{array.shape}")
+    # Real numbers: booleans, integers or floats.
+    if np.iscomplexobj(array) or (name in REAL_ARRAYS and array.dtype.kind not in "biuf"):
+        raise InputError(f"array '{name}' in {path} must hold real numbers, got dtype "
+                         f"{array.dtype}")
+    return array
+
+
 def _read_npz(path):
-    archive = np.load(path, allow_pickle=False)
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise InputError(f"{path} is a single array, not an .npz archive")
-    with archive:
+    # Anything but a zip archive would reach numpy's .npy or pickle readers and
+    # get a message about those formats instead.
+    with open(path, "rb") as file:
+        if not file.read(4).startswith(ZIP_SIGNATURES):
+            raise InputError(f"{path} is not an .npz archive (a zip file of .npy arrays)")
+    with np.load(path, allow_pickle=False) as archive:
         names = archive.files
         target = next((name for name in ("Y", "y") if name in names), None)
         if "X" not in names or target is None:
             raise InputError(f"{path} must hold arrays 'X' and 'Y' (or 'y'); it holds "
                              f"{names}")
-        weights = archive["sample_weight"] if "sample_weight" in names else None
-        return archive["X"], archive[target], weights
+        X, y = (_check_npz_array(path, name, archive[name]) for name in ("X", target))
+        weights = (_check_npz_array(path, "sample_weight", archive["sample_weight"])
+                   if "sample_weight" in names else None)
+        return X, y, weights
 
 
 def _is_number(text):
@@ -189,7 +218,7 @@ def _run_check(args):
     X, y, sample_weight = load_data_file(args.file)
     try:
         report = check_ntp_separability(X, y, sample_weight)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: e.g. a structured dtype
         raise InputError(f"invalid data in {args.file}: {exc}") from None
     print(report)
     return 0
@@ -198,9 +227,12 @@ def _run_check(args):
 def _run_corpus(args):
     from ._reproduce import corpus_study
 
-    corpus_study(context_length=args.context_length, vocab_size=args.vocab_size,
-                 n_features=args.features, max_files=args.max_files, alpha=args.alpha,
-                 seed=args.seed)
+    try:
+        corpus_study(context_length=args.context_length, vocab_size=args.vocab_size,
+                     n_features=args.features, max_files=args.max_files, alpha=args.alpha,
+                     seed=args.seed)
+    except ValueError as exc:  # settings that leave too little data to study
+        raise InputError(f"corpus: {exc}") from None
     return 0
 
 
@@ -228,7 +260,10 @@ def main(argv=None):
         args = parser.parse_args(argv)
         return args.handler(args)
     except (InputError, OSError) as exc:  # OSError: e.g. an unwritable --out
-        print(f"sklearn-ntp: error: {exc}", file=sys.stderr)
+        # Some messages (scikit-learn's among them) go on to print the offending
+        # array over several lines; the first line states the problem.
+        message = str(exc).partition("\n")[0].rstrip(" :")
+        print(f"sklearn-ntp: error: {message}", file=sys.stderr)
         return 1
     except SystemExit as exc:  # argparse: --help, or a usage error
         return exc.code if isinstance(exc.code, int) else 1

@@ -85,20 +85,22 @@ def _token_labels(y_true, labels, n_tokens):
     return labels
 
 
-def _check_n_rows(a, name, n_samples):
+def _n_rows(a, name):
     shape = a.shape if sp.issparse(a) else np.shape(a)
     if not shape:
         raise ValueError(f"{name} must be array-like, got a scalar.")
-    if shape[0] != n_samples:
-        raise ValueError(f"{name} has {shape[0]} rows but y_prob has {n_samples}.")
+    return shape[0]
 
 
-def _aggregate(y_true, y_prob, X, sample_weight, labels):
-    """Validate all inputs and merge rows of the same context: :class:`_Contexts`."""
-    Q, eps = _check_proba(y_prob)
-    n_samples, n_tokens = Q.shape
-    _check_n_rows(y_true, "y_true", n_samples)
-    labels = _token_labels(y_true, labels, n_tokens)
+def _check_n_rows(a, name, n_samples, reference):
+    if _n_rows(a, name) != n_samples:
+        raise ValueError(f"{name} has {_n_rows(a, name)} rows but {reference} has "
+                         f"{n_samples}.")
+
+
+def _target_contexts(y_true, X, sample_weight, labels=None):
+    """Validate targets and contexts; merge rows of the same context: :class:`NTPData`."""
+    n_samples = _n_rows(y_true, "y_true")
     try:
         Y, labels = check_targets(y_true, n_samples, labels)
     except ValueError as exc:
@@ -106,8 +108,17 @@ def _aggregate(y_true, y_prob, X, sample_weight, labels):
     if X is None:
         X = np.arange(n_samples, dtype=np.float64)[:, None]  # every row its own context
     else:
-        _check_n_rows(X, "X", n_samples)
-    data = aggregate_contexts(X, Y, sample_weight, classes=labels)
+        _check_n_rows(X, "X", n_samples, "y_true")
+    return aggregate_contexts(X, Y, sample_weight, classes=labels)
+
+
+def _aggregate(y_true, y_prob, X, sample_weight, labels):
+    """Validate all inputs and merge rows of the same context: :class:`_Contexts`."""
+    Q, eps = _check_proba(y_prob)
+    n_samples, n_tokens = Q.shape
+    _check_n_rows(y_true, "y_true", n_samples, "y_prob")
+    labels = _token_labels(y_true, labels, n_tokens)
+    data = _target_contexts(y_true, X, sample_weight, labels)
     return _Contexts(data, _merge_predictions(Q, data, sample_weight), eps)
 
 
@@ -200,6 +211,62 @@ _CONTEXT_PARAMS = """\
 def _with_context_params(func):
     func.__doc__ = func.__doc__.replace("    {context_params}", _CONTEXT_PARAMS)
     return func
+
+
+def entropy_lower_bound(y_true, *, X=None, sample_weight=None):
+    """Entropy lower bound ``H`` of the NTP cross-entropy of any predictions.
+
+    ``H = -sum_j pi_j sum_{z in S_j} p_jz log p_jz`` over distinct contexts
+    ``j``, with ``pi_j`` their weights and ``p_j`` their empirical next-token
+    distributions (paper Section 2). It depends on the targets only. Every
+    prediction has cross-entropy at least ``H``; for predictions that are
+    constant within each context (those of a model of ``X``),
+    ``excess_ntp_loss = ntp_cross_entropy - entropy_lower_bound`` with the
+    same ``X``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,) or (n_samples, n_tokens)
+        Next-token labels, or soft targets (nonnegative rows summing to one,
+        dense or scipy.sparse).
+    X : array-like of shape (n_samples, n_features), default=None
+        Context embeddings: identical rows are one context, whose targets are
+        merged (weighted mean), as in :func:`excess_ntp_loss`. With
+        ``X=None`` every row is its own context, which is right for soft
+        targets of distinct contexts; hard labels of repeated contexts need
+        ``X``, otherwise every row has a one-token support (zero entropy).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Nonnegative row weights.
+
+    Returns
+    -------
+    entropy : float
+        ``H`` in nats, nonnegative.
+
+    Raises
+    ------
+    ValueError
+        On invalid targets, weights or contexts, or mismatched row counts.
+
+    See Also
+    --------
+    excess_ntp_loss : The cross-entropy minus this bound.
+    sklearn_ntp.implicit_bias.entropy_lower_bound : The same bound, called
+        as ``(X, y, sample_weight)`` or on aggregated data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.metrics import entropy_lower_bound
+    >>> entropy_lower_bound([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])  # (log 2) / 2
+    0.3465...
+    >>> X = np.array([[1.0], [1.0], [2.0]])
+    >>> round(entropy_lower_bound(["a", "b", "a"], X=X), 6)  # (2/3) log 2
+    0.462098
+    >>> entropy_lower_bound(["a", "b", "a"])  # every row its own context
+    0.0
+    """
+    return _target_contexts(y_true, X, sample_weight).entropy
 
 
 @_with_context_params

@@ -308,6 +308,11 @@ def _compare_fits(X, Y, w, alpha, entropy, stream):
     the entropy bound is unchanged).
     """
     Y = Y[:, np.flatnonzero(Y.getnnz(axis=0))]
+    if Y.shape[1] < 3:
+        # Two classes make LogisticRegression binary: one coefficient row and a
+        # differently scaled penalty, no longer the same objective.
+        raise ValueError(f"only {Y.shape[1]} tokens follow a context; the comparison "
+                         "with LogisticRegression needs at least 3 (raise --vocab-size).")
     results, probas = {}, []
     for name, fit in CORPUS_FITS:
         start = time.perf_counter()
@@ -343,7 +348,7 @@ def corpus_study(*, context_length=1, vocab_size=50, n_features=64, max_files=50
     context_length : int, default=1
         Tokens per context.
     vocab_size : int, default=50
-        Vocabulary size, ``"<unk>"`` included.
+        Most frequent tokens kept, plus ``"<unk>"`` for the others.
     n_features : int, default=64
         Embedding dimension.
     max_files : int, default=50

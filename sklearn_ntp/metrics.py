@@ -3,7 +3,8 @@
 Prediction metrics, ``metric(y_true, y_prob, ...)`` like scikit-learn's:
 
 * :func:`ntp_cross_entropy` — the NTP loss of predicted distributions;
-* :func:`entropy_lower_bound` — its lower bound ``H``;
+* :func:`entropy_lower_bound` — its lower bound ``H``, from ``y_true`` alone
+  (``entropy_lower_bound(y_true, X=None, sample_weight=None)``);
 * :func:`excess_ntp_loss` — ``CE - H``, a weighted KL divergence;
 * :func:`out_of_support_mass` — probability predicted off the supports;
 * :func:`log_odds_error` — error of the in-support log-odds.
@@ -19,6 +20,7 @@ Scorers for ``scoring=`` (negated metrics, greater is better):
 """
 
 from ._metrics import (
+    entropy_lower_bound,
     excess_ntp_loss,
     log_odds_error,
     margin_alignment,
@@ -26,7 +28,6 @@ from ._metrics import (
     ntp_margin,
     out_of_support_mass,
 )
-from ._objective import entropy_lower_bound
 from ._scorers import (
     neg_excess_ntp_loss_scorer,
     neg_ntp_cross_entropy_scorer,

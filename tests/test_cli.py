@@ -248,6 +248,55 @@ def test_check_reports_malformed_files(tmp_path, name, content, message):
     assert message in stderr and stdout == ""
 
 
+@pytest.mark.parametrize("name, arrays, message", [
+    ("x_1d.npz", {"X": np.arange(3.0), "y": np.array([0, 1, 0])},
+     "array 'X' in {path} must be 2-D, got shape (3,)"),
+    ("x_0d.npz", {"X": np.array(1.0), "y": np.array([0])},
+     "array 'X' in {path} must be 2-D, got shape ()"),
+    ("x_complex.npz", {"X": np.eye(2) + 1j, "y": np.array([0, 1])},
+     "array 'X' in {path} must hold real numbers, got dtype complex128"),
+    ("y_3d.npz", {"X": np.eye(2), "y": np.zeros((2, 1, 1))},
+     "array 'y' in {path} must be 1-D or 2-D, got shape (2, 1, 1)"),
+    ("w_text.npz", {"X": np.eye(2), "y": np.array([0, 1]),
+                    "sample_weight": np.array(["a", "b"])},
+     "array 'sample_weight' in {path} must hold real numbers"),
+])
+def test_check_names_the_array_of_bad_shape_or_type_in_one_line(tmp_path, name, arrays,
+                                                                 message):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    code, stdout, stderr = run(["check", str(path)])
+    assert_one_line_error(code, stderr)
+    assert message.format(path=path) in stderr and stdout == ""
+
+
+@pytest.mark.parametrize("content", [
+    np.random.default_rng(0).bytes(200),
+    b"",
+    b"\x93NUMPY not an archive",
+])
+def test_check_reports_files_that_are_not_zip_archives(tmp_path, content):
+    path = tmp_path / "data.npz"
+    path.write_bytes(content)
+    code, _, stderr = run(["check", str(path)])
+    assert_one_line_error(code, stderr)
+    assert f"{path} is not an .npz archive" in stderr and "pickle" not in stderr
+
+
+def test_multi_line_messages_are_cut_to_their_first_line(tmp_path, monkeypatch):
+    from sklearn_ntp import _report
+
+    def fail(*args):
+        raise ValueError("Input X is wrong:\narray=[0. 1.]\nReshape your data.")
+
+    monkeypatch.setattr(_report, "check_ntp_separability", fail)
+    path = tmp_path / "data.csv"
+    path.write_text("0,a\n1,b\n")
+    code, _, stderr = run(["check", str(path)])
+    assert_one_line_error(code, stderr)
+    assert stderr == f"sklearn-ntp: error: invalid data in {path}: Input X is wrong\n"
+
+
 def test_check_reports_missing_file(tmp_path):
     code, _, stderr = run(["check", str(tmp_path / "missing.npz")])
     assert_one_line_error(code, stderr)
@@ -275,7 +324,7 @@ def test_corpus_study_small(capsys):
     n_contexts, entropy = bigram_statistics(load_python_tokens(vocab_size=12, max_files=3))
     assert f"{n_contexts} distinct contexts of 1 token(s)" in stdout
     assert printed_entropy(stdout) == pytest.approx(entropy, rel=1e-5)
-    assert re.search(r"overparameterized\s+yes", stdout)  # d = 16 > m = 11
+    assert re.search(r"overparameterized\s+yes", stdout)  # d = 16 > m = 12
     losses = {}
     for name in ("NTPLinearClassifier", "LogisticRegression"):
         line = next(line for line in stdout.splitlines() if line.strip().startswith(name))
@@ -290,3 +339,9 @@ def test_corpus_study_small(capsys):
 def test_corpus_rejects_bad_arguments():
     code, _, stderr = run(["corpus", "--vocab-size", "-3"])
     assert code == 2 and "positive integer" in stderr
+
+
+def test_corpus_with_too_few_tokens_is_a_one_line_error():
+    code, _, stderr = run(["corpus", "--vocab-size", "1", "--max-files", "5"])
+    assert_one_line_error(code, stderr)
+    assert "at least 3" in stderr

@@ -374,8 +374,8 @@ def test_python_tokens_are_deterministic_with_the_requested_vocabulary():
     lines = load_python_tokens(vocab_size=60, max_files=10)
     assert lines == load_python_tokens(vocab_size=60, max_files=10)
     vocab = Counter(tok for line in lines for tok in line)
-    assert len(vocab) == 60 and "<unk>" in vocab
-    # The kept tokens are the 59 most frequent of an unrestricted read.
+    assert len(vocab) == 61 and "<unk>" in vocab
+    # The kept tokens are the 60 most frequent of an unrestricted read.
     full = Counter(tok for line in load_python_tokens(10**6, max_files=10) for tok in line)
     kept = set(vocab) - {"<unk>"}
     assert min(full[t] for t in kept) >= max(full[t] for t in set(full) - kept)
@@ -402,8 +402,17 @@ def test_logical_lines_drop_layout_and_abstract_literals(tmp_path):
 def test_rare_tokens_become_unknown_with_ties_broken_by_text(tmp_path):
     _write(tmp_path, {"a.py": "x = 1\nx = y\n"})
     # Counts: x, =, <newline> twice; 1, y once. Two kept: "<newline>" and "=".
-    assert load_python_tokens(vocab_size=3, path=tmp_path) == [
+    assert load_python_tokens(vocab_size=2, path=tmp_path) == [
         ["<unk>", "=", "<unk>", "<newline>"], ["<unk>", "=", "<unk>", "<newline>"]]
+    # One kept: "<newline>", then "<unk>" -- vocab_size + 1 distinct tokens.
+    assert load_python_tokens(vocab_size=1, path=tmp_path) == [
+        ["<unk>", "<unk>", "<unk>", "<newline>"]] * 2
+    # Four of five kept ("1" before "y"): still five distinct tokens.
+    assert load_python_tokens(vocab_size=4, path=tmp_path) == [
+        ["x", "=", "1", "<newline>"], ["x", "=", "<unk>", "<newline>"]]
+    # As many tokens as the corpus has distinct ones: nothing is replaced.
+    assert load_python_tokens(vocab_size=5, path=tmp_path) == [
+        ["x", "=", "1", "<newline>"], ["x", "=", "y", "<newline>"]]
 
 
 def test_files_are_read_in_sorted_order_and_broken_ones_skipped(tmp_path):
@@ -436,7 +445,7 @@ def test_missing_sources_raise(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(vocab_size=1), "vocab_size"),
+    (dict(vocab_size=0), "vocab_size"),
     (dict(vocab_size="10"), "vocab_size"),
     (dict(max_files=0), "max_files"),
     (dict(max_files=2.0), "max_files"),

@@ -137,11 +137,54 @@ def test_entropy_and_excess_against_hand_grouping(repeated):
     groups = hand_grouped(X, Y, w)
     H = sum(pi * entropy(p) for pi, p, _ in groups)
     kl = sum(pi * rel_entr(p, proba[idx[0]]).sum() for pi, p, idx in groups)
-    assert entropy_lower_bound(X, y, sample_weight=w) == pytest.approx(H, rel=1e-12)
+    assert entropy_lower_bound(y, X=X, sample_weight=w) == pytest.approx(H, rel=1e-12)
     assert excess_ntp_loss(y, proba, X=X, sample_weight=w) == pytest.approx(kl, rel=1e-10)
     ce = ntp_cross_entropy(y, proba, sample_weight=w)
     assert ce >= H
     assert ce - H == pytest.approx(kl, rel=1e-10)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_entropy_of_soft_targets_against_hand_grouping(sparse):
+    rng = np.random.default_rng(20)
+    which = rng.integers(0, 6, size=30)
+    X = rng.standard_normal((6, 2))[which]
+    Y = random_soft(rng, 30, 5, 2)  # rows of one context differ: merging widens supports
+    w = rng.uniform(0, 2, size=30)
+    y_true = sp.csr_matrix(Y) if sparse else Y
+    H = sum(pi * entropy(p) for pi, p, _ in hand_grouped(X, Y, w))
+    assert entropy_lower_bound(y_true, X=X, sample_weight=w) == pytest.approx(H, rel=1e-12)
+    # Without X, each row is a context of weight w_i / sum(w).
+    rows = np.average(entropy(Y, axis=1), weights=w)
+    assert entropy_lower_bound(y_true, sample_weight=w) == pytest.approx(rows, rel=1e-12)
+
+
+def test_entropy_of_string_labels_and_unit_weights():
+    X = np.array([[0.0], [0.0], [0.0], [1.0], [1.0]])
+    y = np.array(["if", "x", "x", "(", "x"])
+    # Context 0: p = (1/3, 2/3) with weight 3/5; context 1: (1/2, 1/2) with 2/5.
+    H = 0.6 * entropy([1, 2]) + 0.4 * entropy([1, 1])
+    assert entropy_lower_bound(y, X=X) == pytest.approx(H, rel=1e-12)
+    assert entropy_lower_bound(list(y)) == 0.0  # one token per row
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft", "sparse"])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_excess_is_cross_entropy_minus_entropy_bound(kind, grouped):
+    rng = np.random.default_rng(21)
+    which = rng.integers(0, 8, size=50)
+    X = rng.standard_normal((8, 3))[which]
+    proba = softmax(rng.standard_normal((8, 4)), axis=1)[which]  # a model of X
+    y = {"hard": rng.integers(0, 4, size=50),
+         "soft": random_soft(rng, 50, 4, 3),
+         "sparse": sp.csr_matrix(random_soft(rng, 50, 4, 2))}[kind]
+    w = rng.uniform(0.1, 2.0, size=50)
+    contexts = X if grouped else None
+    H = entropy_lower_bound(y, X=contexts, sample_weight=w)
+    ce = ntp_cross_entropy(y, proba, sample_weight=w)
+    excess = excess_ntp_loss(y, proba, X=contexts, sample_weight=w)
+    assert 0 <= H <= ce
+    assert excess == pytest.approx(ce - H, rel=1e-10, abs=1e-13)
 
 
 def test_without_X_every_row_is_its_own_context(repeated):
@@ -349,11 +392,32 @@ def test_bad_targets_labels_and_weights_raise(metric, kwargs, match):
 
 
 @pytest.mark.parametrize("metric", PREDICTION_METRICS[1:])
-@pytest.mark.parametrize("X, match", [(np.zeros((3, 1)), "X has 3 rows but y_prob has 2"),
+@pytest.mark.parametrize("X, match", [(np.zeros((3, 1)), "X has 3 rows but y_true has 2"),
                                       ([[np.inf], [0.0]], "X")])
 def test_bad_contexts_raise(metric, X, match):
     with pytest.raises(ValueError, match=match):
         metric([0, 1], UNIFORM, X=X)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"y_true": 0}, "y_true must be array-like"),
+    ({"y_true": [0]}, "Invalid y_true.*two tokens"),
+    ({"y_true": [[0.5, 0.6]] * 2}, "Invalid y_true.*sum to 1"),
+    ({"y_true": [[1.5, -0.5]] * 2}, "Invalid y_true.*nonnegative"),
+    ({"y_true": [0, 1], "X": np.zeros((3, 1))}, "X has 3 rows but y_true has 2"),
+    ({"y_true": [0, 1], "X": [[np.inf], [0.0]]}, "X"),
+    ({"y_true": [0, 1], "sample_weight": [1.0]}, "sample_weight"),
+    ({"y_true": [0, 1], "sample_weight": [0, 0]}, "sample_weight"),
+])
+def test_entropy_bound_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        entropy_lower_bound(**kwargs)
+
+
+def test_entropy_bound_takes_X_by_keyword_only():
+    # Unlike sklearn_ntp.implicit_bias.entropy_lower_bound(X, y, sample_weight).
+    with pytest.raises(TypeError):
+        entropy_lower_bound(np.eye(2), [0, 1])
 
 
 @pytest.mark.parametrize("W, match", [(np.zeros((2, 2)), r"W must have shape \(3, 2\)"),

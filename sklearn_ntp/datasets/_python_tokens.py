@@ -39,16 +39,19 @@ def load_python_tokens(vocab_size=100, max_files=50, *, path=None):
     * comments, blank lines, indentation and encoding markers are dropped;
     * each logical line ends with ``"<newline>"``.
 
-    Only the most frequent tokens are kept (ties broken by the token text);
-    the others become ``"<unk>"``. The output depends only on the files read,
-    so it is identical across runs of the same Python version.
+    The ``vocab_size`` most frequent tokens are kept (ties broken by the token
+    text) and the others become the out-of-vocabulary token ``"<unk>"``, so the
+    output has at most ``vocab_size + 1`` distinct tokens. The output depends
+    only on the files read, so it is identical across runs of the same Python
+    version.
 
     Parameters
     ----------
     vocab_size : int, default=100
-        Largest number of distinct tokens in the output, ``"<unk>"`` included
-        (the ``vocab_size - 1`` most frequent tokens are kept when the corpus
-        has more than ``vocab_size``). At least 2.
+        Number of most frequent tokens kept, ``"<unk>"`` not included: a
+        corpus with more distinct tokens than that yields ``vocab_size + 1``
+        (the kept ones and ``"<unk>"``), a smaller one is returned unchanged.
+        At least 1.
     max_files : int or None, default=50
         Number of successfully tokenized files to read; None reads them all
         (about 1800 files and half a minute for the standard library).
@@ -76,12 +79,12 @@ def load_python_tokens(vocab_size=100, max_files=50, *, path=None):
     --------
     >>> from sklearn_ntp.datasets import load_python_tokens
     >>> lines = load_python_tokens(vocab_size=30, max_files=3)
-    >>> len({token for line in lines for token in line}) <= 30
-    True
+    >>> len({token for line in lines for token in line})  # 30 kept, and "<unk>"
+    31
     >>> all(line[-1] == "<newline>" for line in lines)
     True
     """
-    vocab_size = check_count(vocab_size, "vocab_size", minimum=2)
+    vocab_size = check_count(vocab_size, "vocab_size")
     max_files = check_count(max_files, "max_files", allow_none=True)
     root = Path(sysconfig.get_paths()["stdlib"] if path is None else path)
     if not root.is_dir():
@@ -138,10 +141,10 @@ def _logical_lines(file):
 
 
 def _restrict_vocabulary(lines, vocab_size):
-    """Map all but the most frequent tokens to :data:`UNKNOWN`."""
+    """Map all but the ``vocab_size`` most frequent tokens to :data:`UNKNOWN`."""
     counts = Counter(tok for line in lines for tok in line)
     if len(counts) <= vocab_size:
         return lines
     ranked = sorted(counts, key=lambda tok: (-counts[tok], tok))
-    kept = set(ranked[:vocab_size - 1])
+    kept = set(ranked[:vocab_size])
     return [[tok if tok in kept else UNKNOWN for tok in line] for line in lines]
