@@ -73,7 +73,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     learning_rate : float, default=0.5
         Step size ``eta`` of gd, ngd and adam (ignored by lbfgs). The paper's
-        experiments use 0.5 for gd, 0.01 for ngd and 0.01 for adam.
+        experiments use 0.5 for gd, 0.01 for ngd and 0.01 for adam, with
+        standard Gaussian embeddings. A stable gd step scales like
+        ``1 / max_j ||h_j||^2``: standardize ``X`` (or lower the step) when the
+        embeddings are large; a run that diverges stops with a warning.
     max_iter : int, default=1000
         Maximum number of updates (L-BFGS-B iterations for lbfgs).
     tol : float, default=1e-4
