@@ -8,6 +8,7 @@ Everything goes through log-sum-exp, so no norm of ``W`` overflows; the sparse
 """
 
 import numpy as np
+import scipy.sparse as sp
 
 
 def log_softmax(logits):
@@ -47,6 +48,11 @@ class NTPLoss:
         # The gradient path reuses one (m, V) buffer: a fresh one per iteration
         # costs page faults comparable to the softmax itself.
         self._buffer = np.empty((data.n_contexts, data.n_tokens), dtype=dtype)
+        self._ones = np.ones(data.n_tokens, dtype=dtype)
+        # sum_j pi_j p_j h_j^T: the part of the gradient that does not depend on W.
+        self._target_term = np.asarray(
+            (sp.csr_matrix((self._target, P.indices, P.indptr), shape=P.shape).T @ self.H),
+            dtype=dtype)
 
     def logits(self, W):
         """Logits ``H W^T`` of shape (n_contexts, n_tokens)."""
@@ -65,15 +71,14 @@ class NTPLoss:
     def value_and_grad(self, W):
         """Return ``(CE(W), grad CE(W))``; the gradient has the shape of ``W``."""
         Z = np.matmul(self.H, W.T, out=self._buffer)
-        flat = Z.ravel()  # a view: Z is C-contiguous
-        z_target = flat[self._flat]
-        # Softmax in place on the logits buffer.
+        z_target = Z.ravel()[self._flat]  # ravel is a view: Z is C-contiguous
+        # Softmax numerators in place; the row sums and the weighting by
+        # pi_j / sum_j go through BLAS products, which use every core.
         zmax = Z.max(axis=1, keepdims=True)
         Z -= zmax
         np.exp(Z, out=Z)
-        norm = Z.sum(axis=1, keepdims=True)
-        loss = float(self._pi[:, 0] @ (np.log(norm[:, 0]) + zmax[:, 0])
-                     - self._target @ z_target)
-        Z *= self._pi / norm
-        flat[self._flat] -= self._target
-        return loss, Z.T @ self.H
+        norm = Z @ self._ones
+        loss = float(self._pi[:, 0] @ (np.log(norm) + zmax[:, 0]) - self._target @ z_target)
+        grad = Z.T @ (self.H * (self._pi[:, 0] / norm)[:, None])
+        grad -= self._target_term
+        return loss, grad
