@@ -90,7 +90,8 @@ class NTPData:
         return float(np.sum(self.weights[rows] * p * np.log(1.0 / p)))  # +0.0 if one-hot
 
 
-def _check_sample_weight(sample_weight, n_samples):
+def check_sample_weight(sample_weight, n_samples):
+    """Validate row weights: finite, nonnegative, not all zero (default: ones)."""
     if sample_weight is None:
         return np.ones(n_samples)
     sample_weight = np.asarray(sample_weight, dtype=np.float64)
@@ -249,7 +250,7 @@ def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
     X = check_embeddings(X)
     n_samples = X.shape[0]
     Y, classes = check_targets(y, n_samples, classes)
-    w = _check_sample_weight(sample_weight, n_samples)
+    w = check_sample_weight(sample_weight, n_samples)
 
     keep = np.flatnonzero(w > 0)
     H, inverse = np.unique(X[keep], axis=0, return_inverse=True)

@@ -16,11 +16,11 @@ from sklearn.utils import check_array
 from ._data import (
     PROBA_ATOL,
     NTPData,
-    _check_sample_weight,
     aggregate_contexts,
     as_ntp_data,
     check_decoder,
     check_matrix,
+    check_sample_weight,
     check_targets,
 )
 
@@ -124,7 +124,7 @@ def _aggregate(y_true, y_prob, X, sample_weight, labels):
 
 def _merge_predictions(Q, data, sample_weight):
     """Weighted mean prediction of each context (rows of one context agree for a model of X)."""
-    w = _check_sample_weight(sample_weight, Q.shape[0])
+    w = check_sample_weight(sample_weight, Q.shape[0])
     rows = np.flatnonzero(data.context_index >= 0)
     group = sp.csr_matrix((w[rows], (data.context_index[rows], rows)),
                           shape=(data.n_contexts, Q.shape[0]))
