@@ -87,7 +87,8 @@ class NTPData:
         """Entropy lower bound ``H = -sum_j pi_j sum_z p_jz log p_jz`` (nats)."""
         p = self.probabilities.data
         rows = np.repeat(np.arange(self.n_contexts), self.support_sizes)
-        return float(np.sum(self.weights[rows] * p * np.log(1.0 / p)))  # +0.0 if one-hot
+        # log(1 / p) rather than -log(p): one-hot data give 0.0, not -0.0.
+        return float(np.sum(self.weights[rows] * p * np.log(1.0 / p)))
 
 
 def check_sample_weight(sample_weight, n_samples):
