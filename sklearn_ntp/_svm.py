@@ -105,7 +105,7 @@ def _refine_active_set(data, K, off, A, polish, max_rounds=20):
     H = np.asarray(data.embeddings, dtype=np.float64)
     for _ in range(max_rounds):
         A_exact = polish(data, K, off, active)
-        slack, logit_scale = _margin_slack(A_exact @ H, data)
+        _, slack, logit_scale = _constraint_residuals(A_exact @ H, data)
         negative = active & (A_exact > FEASIBILITY_ATOL * max(1.0, np.abs(A_exact).max()))
         violated = off & ~active & (slack < -FEASIBILITY_ATOL * logit_scale)
         if not negative.any() and not violated.any():
@@ -125,32 +125,32 @@ def kkt_violation(A, data):
     """
     off = ~data.support_mask.T
     W = A @ np.asarray(data.embeddings, dtype=np.float64)
-    slack, logit_scale = _margin_slack(W, data)
+    ties, slack, logit_scale = _constraint_residuals(W, data)
+    primal = max(float(np.max(np.abs(ties), initial=0.0)),
+                 float(np.max(-slack[off], initial=0.0)))
     dual_scale = max(1.0, float(np.abs(A).max()))
     return max(
-        constraint_violation(W, data) / logit_scale,
+        primal / logit_scale,
         float(np.abs(A.sum(axis=0)).max()) / dual_scale,
         float(np.max(A[off], initial=0.0)) / dual_scale,
         float(np.max(np.abs(A[off] * slack[off]), initial=0.0)) / (dual_scale * logit_scale),
     )
 
 
-def _margin_slack(W, data):
-    """Margin slacks ``l_z0j - l_vj - 1`` of out-of-support pairs as a (V, m)
-    array (+inf elsewhere), and the scale ``max(1, max |logit|)`` of ``W``."""
-    logits = (np.asarray(data.embeddings, dtype=np.float64) @ W.T).T  # (V, m)
+def _constraint_residuals(W, data):
+    """Residuals of (6a) and (6b) from one logits matrix of ``W``.
+
+    Returns the in-support logit differences ``l_zj - l_z0j`` (zero when (6a)
+    holds), the margin slacks ``l_z0j - l_vj - 1`` as a (V, m) array (+inf on
+    the supports; nonnegative when (6b) holds), and ``max(1, max |logit|)``.
+    """
+    logits = np.asarray(data.embeddings, dtype=np.float64) @ W.T  # (m, V)
+    z, z0, j = support_pairs(data)
+    ties = logits[j, z] - logits[j, z0]
     z0, v, j = margin_pairs(data)
-    slack = np.full(logits.shape, np.inf)
-    slack[v, j] = logits[z0, j] - logits[v, j] - 1.0
-    return slack, max(1.0, float(np.abs(logits).max(initial=0.0)))
-
-
-def constraint_violation(W, data):
-    """Largest violation of (6a) and (6b) by ``W``."""
-    eq = PairGenerators(*support_pairs(data), data.embeddings, data.n_tokens).inner(W)
-    ineq = PairGenerators(*margin_pairs(data), data.embeddings, data.n_tokens).inner(W)
-    return max(float(np.max(np.abs(eq), initial=0.0)),
-               float(np.max(1.0 - ineq, initial=0.0)))
+    slack = np.full(logits.T.shape, np.inf)
+    slack[v, j] = logits[j, z0] - logits[j, v] - 1.0
+    return ties, slack, max(1.0, float(np.abs(logits).max(initial=0.0)))
 
 
 def ntp_svm(X, y=None, sample_weight=None):
