@@ -11,6 +11,8 @@ only the generator coordinates of ``W_k`` (one pass over the support pairs);
 the distances to ``W~`` are computed for all records at once, with one triangular solve.
 """
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,11 +82,56 @@ def implicit_bias_reference(data, limit=None):
     True
     """
     if limit is None:
-        limit = implicit_bias_limit(data)
+        limit = next((held for held in _HELD_LIMITS.get() if _same_data(held.data, data)),
+                     None) or implicit_bias_limit(data)
     issues = () if limit.certified else (
         f"The limit of gradient descent is not fully certified: {limit.status}.",)
     return ImplicitBiasReference(limit.effective_subspace, limit.finite_component,
                                  limit.margin_direction, limit.loss_infimum, issues)
+
+
+#: Limits a caller already computed, offered to the fits it runs (see :func:`reuse_limit`).
+_HELD_LIMITS = contextvars.ContextVar("held_limits", default=())
+
+
+@contextlib.contextmanager
+def reuse_limit(limit):
+    """Within the block, fits on the same distinct contexts reuse ``limit``.
+
+    For callers that hold a limit (e.g. ``report.limit``) and then fit
+    estimators on the same data: the estimator's API stays scikit-learn's,
+    and a limit is only reused for data equal to its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp import NTPLinearClassifier
+    >>> from sklearn_ntp.implicit_bias import implicit_bias_limit
+    >>> from sklearn_ntp._tracking import reuse_limit
+    >>> X, y = np.eye(2), [0, 1]
+    >>> limit = implicit_bias_limit(X, y)
+    >>> with reuse_limit(limit):
+    ...     clf = NTPLinearClassifier(max_iter=10).fit(X, y)
+    >>> clf.finite_component_ is limit.finite_component
+    True
+    """
+    token = _HELD_LIMITS.set(_HELD_LIMITS.get() + (limit,))
+    try:
+        yield limit
+    finally:
+        _HELD_LIMITS.reset(token)
+
+
+def _same_data(a, b):
+    """Whether two NTPData hold the same distinct contexts, weights and tokens."""
+    return a is b or (
+        a.embeddings.shape == b.embeddings.shape
+        and a.probabilities.shape == b.probabilities.shape
+        and np.array_equal(a.embeddings, b.embeddings)
+        and np.array_equal(a.weights, b.weights)
+        and np.array_equal(a.classes, b.classes)
+        and (a.probabilities != b.probabilities).nnz == 0
+    )
 
 
 def _cosine(A, unit):
