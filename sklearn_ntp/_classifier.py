@@ -54,11 +54,15 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         \log \mathrm{softmax}_z(W h_j).
 
     With ``alpha=0`` (the default) this is the unregularized NTP loss of
-    Thrampoulidis (NeurIPS 2024), whose infimum is the entropy
-    ``H = -sum_j pi_j sum_z p_jz log p_jz`` and is not attained on
-    NTP-separable data: the iterates diverge in norm, and the estimator
-    tracks how they approach the paper's limit
-    ``W* + ||P_perp(W_k)|| W^mm / ||W^mm||`` (Theorem 2).
+    Thrampoulidis (NeurIPS 2024). Its infimum ``L*`` is at least the entropy
+    ``H = -sum_j pi_j sum_z p_jz log p_jz``, with equality exactly when the
+    data are NTP_H-compatible and NTP-separable; it is not attained when some
+    off-support pair is separable. Gradient descent then diverges in norm, and
+    the estimator tracks how the iterates approach the limit
+    ``W~ + ||P_perp(W_k)|| U~ / ||U~||`` of
+    :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit` (the paper's
+    ``W* + ||P_perp(W_k)|| W^mm / ||W^mm||`` of Theorem 2 when both conditions
+    hold).
 
     Parameters
     ----------
@@ -81,8 +85,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         Maximum number of updates (L-BFGS-B iterations for lbfgs).
     tol : float, default=1e-4
         Stopping tolerance: with ``alpha=0`` the run stops once the excess
-        loss ``CE - H <= tol``; with ``alpha > 0`` once the Frobenius norm of
-        the objective's gradient is ``<= tol``.
+        loss ``CE - L* <= tol`` (``L* = loss_infimum_``; ``H`` when
+        ``compute_implicit_bias=False``); with ``alpha > 0`` once the
+        Frobenius norm of the objective's gradient is ``<= tol`` (also for
+        lbfgs, whose own tests are switched off).
     alpha : float, default=0.0
         Ridge strength. 0 gives the unregularized NTP loss.
     init : {"zeros", "lecun"} or array-like of shape (n_tokens, n_features), default="zeros"
@@ -95,11 +101,14 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     epsilon : float, default=1e-8
         Adam's denominator offset.
     compute_implicit_bias : bool, default=True
-        Compute the finite component ``W*`` and the max-margin direction
-        ``W^mm / ||W^mm||`` once per fit and track the iterates against them
-        in ``history_``. This costs a dense solve with the Gram matrix of the
-        ``sum_j (S_j - 1)`` in-support pairs and a quadratic program with
-        ``n_tokens * n_contexts`` variables: set False for large data.
+        Compute the limit of gradient descent (finite part ``W~``, direction
+        ``U~ / ||U~||`` and loss infimum ``L*``, see
+        :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`) once per fit
+        and track the iterates against it in ``history_``. This costs a dense
+        solve with the Gram matrix of the ``sum_j (|S~_j| - 1)`` effective
+        in-support pairs, an LP when ``H`` is rank deficient, and a quadratic
+        program with ``n_tokens * n_contexts`` variables: set False for large
+        data.
     history_every : int, default=10
         Record ``history_`` every ``history_every`` iterations; the initial
         and the last iterates are always recorded.
@@ -108,8 +117,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seed of the ``"lecun"`` initialization.
     verbose : int, default=0
-        If positive, print progress lines (iteration, excess loss ``CE - H``,
-        ``||W||`` and the alignment with ``W^mm``): about ten per fit with
+        If positive, print progress lines (iteration, excess loss ``CE - L*``,
+        ``||W||`` and the alignment with ``U~``): about ten per fit with
         ``verbose=1``, one per iteration with ``verbose >= 2``.
 
     Attributes
@@ -132,21 +141,28 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         ``coef_``.
     entropy_ : float
         The entropy lower bound ``H`` of the training data.
+    loss_infimum_ : float or None
+        ``L* = inf CE`` of the training data (``H`` when compatible and
+        separable). None if ``compute_implicit_bias=False``.
     finite_component_ : ndarray of shape (n_tokens, n_features) or None
-        ``W*``: the solution in the data subspace ``F`` of the log-odds
-        equations (least-squares, with an ``NTPSeparabilityWarning``, when the
-        data are not NTP_H-compatible). None if ``compute_implicit_bias=False``.
+        ``W~``, the finite part of the limit: ``W*`` when the data are
+        NTP_H-compatible and NTP-separable, in general the minimizer over
+        ``G`` of the cross-entropy restricted to the effective supports.
+        None if ``compute_implicit_bias=False``.
     margin_direction_ : ndarray of shape (n_tokens, n_features) or None
-        ``W^mm / ||W^mm||``, the unit NTP-SVM direction. None (with an
-        ``NTPSeparabilityWarning``) when the data are not NTP-separable or every
-        context supports every token, or if ``compute_implicit_bias=False``.
+        ``U~ / ||U~||``, the unit max-margin direction on the separable
+        pairs (``W^mm / ||W^mm||`` when separable). None when no off-support
+        pair is separable (gradient descent then converges to a finite
+        minimizer), or if ``compute_implicit_bias=False``. An
+        ``NTPSeparabilityWarning`` is issued only when a part of the limit
+        cannot be certified.
     history_ : dict of ndarray
         Snapshots every ``history_every`` iterations, as equal-length arrays:
         ``iteration``, ``loss`` (the cross-entropy ``CE`` without penalty),
         ``norm`` (``||W_k||_F``) and, with ``compute_implicit_bias=True``,
-        ``alignment`` (``cos(W_k, W^mm)``), ``corrected_alignment``
-        (``cos(W_k - W*, W^mm)``) and ``subspace_error``
-        (``||P_F(W_k) - W*||_F``). Alignments are NaN when
+        ``alignment`` (``cos(W_k, U~)``), ``corrected_alignment``
+        (``cos(W_k - W~, U~)``) and ``subspace_error``
+        (``||P_G(W_k) - W~||_F``). Alignments are NaN when
         ``margin_direction_`` is None.
     converged_ : bool
         Whether the stopping criterion (see ``tol``) was met.
@@ -158,6 +174,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     --------
     sklearn.linear_model.LogisticRegression : The same model on hard labels,
         with an intercept and without implicit-bias tracking.
+    sklearn_ntp.implicit_bias.implicit_bias_limit : The limit ``(W~, U~, L*)``.
     sklearn_ntp.implicit_bias.log_odds_solution : The finite component ``W*``.
     sklearn_ntp.implicit_bias.ntp_svm : The max-margin solution ``W^mm``.
 
@@ -169,7 +186,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     ``coef_`` is then the last accepted iterate), when ``alpha > 0`` and the gradient test is not met within
     ``max_iter``, and when lbfgs stops without converging. With ``alpha=0``
     reaching ``max_iter`` is not warned about for gd, ngd and adam: the
-    entropy bound is only reached asymptotically.
+    loss infimum is in general only reached asymptotically.
 
     Float32 input is fitted in float32 (``coef_`` float32): losses are then
     accurate to about ``1e-6`` relative, so ``tol`` should not be smaller.
@@ -185,9 +202,9 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     array([[0.5, 0.5, 0. ],
            [0. , 0.2, 0.8],
            [1. , 0. , 0. ]])
-    >>> clf.stop_reason_, clf.n_iter_  # excess loss CE - H reached tol
+    >>> clf.stop_reason_, clf.n_iter_  # excess loss CE - L* reached tol
     ('tol', 3999)
-    >>> float(clf.history_["alignment"][-1])  # cos(W_k, W^mm)
+    >>> float(clf.history_["alignment"][-1])  # cos(W_k, U~), here U~ = W^mm
     0.993...
     >>> round(clf.score(X, Y), 4), round(clf.entropy_, 4)  # -CE and H
     (-0.3979, 0.3978)
@@ -265,6 +282,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         data = aggregate_contexts(X, _check_target_kind(y), sample_weight)
         reference = self._implicit_bias_reference(data)
+        infimum = None if reference is None else reference.loss_infimum
         tracker = HistoryTracker(
             data.entropy, every=self.history_every, reference=reference,
             verbose=self.verbose,
@@ -275,7 +293,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             max_iter=self.max_iter, tol=self.tol, learning_rate=self.learning_rate,
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
         )
-        objective = Objective(NTPLoss(data), L2Penalty(self.alpha))
+        objective = Objective(NTPLoss(data), L2Penalty(self.alpha), infimum)
         W0 = self._initial_coef(data.classes, data.n_features, X.dtype)
         result = SOLVERS[self.solver](objective, W0, options, tracker)
         self._warn_if_unconverged(result)
@@ -288,6 +306,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = tracker.loss_curve
         self.history_ = tracker.history
         self.entropy_ = data.entropy
+        self.loss_infimum_ = infimum
         self.finite_component_ = getattr(reference, "finite_component", None)
         self.margin_direction_ = getattr(reference, "margin_direction", None)
         return self
@@ -325,7 +344,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             message = (f"The objective diverged after {result.n_iter + 1} updates; "
                        "learning_rate is too large. coef_ is the last finite iterate.")
         elif result.converged or (self.alpha == 0.0 and self.solver != "lbfgs"):
-            return  # alpha = 0: H is only reached asymptotically
+            return  # alpha = 0: L* is in general only reached asymptotically
         else:
             message = (f"{self.solver} did not converge in {result.n_iter} iterations "
                        f"({result.stop_reason}); increase max_iter or tol.")

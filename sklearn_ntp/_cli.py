@@ -95,15 +95,17 @@ def build_parser():
 
 
 def _run_reproduce(args):
-    from ._reproduce import format_table, reproduce
+    from ._reproduce import PARTIAL_TITLE, format_table, reproduce
 
     iterations = args.iterations or (QUICK_ITERATIONS if args.quick else DEFAULT_ITERATIONS)
     summary = reproduce(args.out, iterations=iterations, seed=args.seed)
     for key, title in (("toy", "Toy data (paper Fig. 1-2)"),
-                       ("overparameterized", "Overparameterized data (paper App. A.2)")):
+                       ("overparameterized", "Overparameterized data (paper App. A.2)"),
+                       ("partially_separable", PARTIAL_TITLE)):
         part = summary[key]
-        print(f"\n{title}: entropy H = {part['entropy']:.6g} nats; W* in "
-              f"{part['seconds_finite_component']:.3g} s, W^mm in "
+        print(f"\n{title}: entropy H = {part['entropy']:.6g} nats, L* = "
+              f"{part['loss_infimum']:.6g}; W~ in "
+              f"{part['seconds_finite_component']:.3g} s, U~ in "
               f"{part['seconds_max_margin_solution']:.3g} s; {iterations} iterations")
         print(format_table(part["optimizers"]))
     print(f"\nWrote {args.out / 'summary.json'}, {args.out / 'summary.md'} and "

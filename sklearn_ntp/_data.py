@@ -286,3 +286,27 @@ def as_ntp_data(X, y=None, sample_weight=None):
     if isinstance(X, NTPData):
         return X
     return aggregate_contexts(X, y, sample_weight)
+
+
+def with_support(data, mask):
+    """The contexts of ``data`` with uniform next-token distributions on ``mask``.
+
+    Only the support pattern of the result matters to its users (the
+    NTP-SVM and the subspace spanned by in-support differences, built for the
+    effective supports ``S~_j``); embeddings, weights and classes are shared.
+
+    Parameters
+    ----------
+    data : NTPData
+        Distinct contexts.
+    mask : ndarray of bool, shape (n_contexts, n_tokens)
+        The new supports; every row needs at least one True.
+
+    Returns
+    -------
+    data : NTPData
+    """
+    P = sp.csr_matrix(mask / mask.sum(axis=1, keepdims=True))
+    P.sort_indices()
+    return _freeze(NTPData(data.embeddings, P, data.weights, data.classes,
+                           data.context_index))

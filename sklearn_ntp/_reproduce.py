@@ -1,8 +1,9 @@
 """The experiments behind the command line.
 
 * :func:`reproduce`: the paper's 2-D toy (Fig. 1-2) and App. A.2 (Fig. 3-5) with
-  the paper's hyper-parameters; writes ``summary.json``, ``summary.md`` and
-  (when matplotlib is installed) PNG figures.
+  the paper's hyper-parameters, and gradient descent on partially separable
+  data against the general limit ``(L*, W~, U~)``; writes ``summary.json``,
+  ``summary.md`` and (when matplotlib is installed) PNG figures.
 * :func:`corpus_study`: the same questions on next-token statistics of Python
   source code, and the NTP fit against scikit-learn's LogisticRegression.
 """
@@ -19,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from ._classifier import NTPLinearClassifier
 from ._objective import ntp_loss
 from ._report import check_ntp_separability
+from ._tracking import reuse_limit
 from .datasets import (
     contexts_from_sequences,
     load_python_tokens,
@@ -37,12 +39,13 @@ TOY_OPTIMIZERS = {"GD": OPTIMIZERS["GD"]}
 #: Snapshots per run: enough for smooth curves, few enough to cost nothing.
 N_SNAPSHOTS = 2000
 #: Columns of the result tables: (summary key, header).
+#: The limit is (L*, W~, U~): (H, W*, W^mm) on compatible, separable data.
 COLUMNS = (
-    ("excess_loss", "CE - H"),
+    ("excess_loss", "CE - L*"),
     ("norm", "||W||"),
-    ("alignment", "cos(W, W^mm)"),
-    ("corrected_alignment", "cos(W - W*, W^mm)"),
-    ("subspace_error", "||P_F(W) - W*||"),
+    ("alignment", "cos(W, U~)"),
+    ("corrected_alignment", "cos(W - W~, U~)"),
+    ("subspace_error", "||P_G(W) - W~||"),
 )
 #: Gradient tolerance of both L-BFGS fits of the corpus study.
 FIT_TOL = 1e-6
@@ -51,7 +54,44 @@ FIGURES = {
     "toy_probabilities": "toy_probabilities.png",
     "toy_training": "toy_training.png",
     "optimizers": "optimizers.png",
+    "beyond_separability": "beyond_separability.png",
 }
+
+
+#: Title of the experiment beyond the paper's two conditions.
+PARTIAL_TITLE = "Partially separable data (beyond the paper)"
+
+
+def partially_separable_data(n_contexts=20, vocab_size=8, n_features=30, support_size=3,
+                             *, random_state=None):
+    """Data that are overparameterized but for one pair of collinear contexts.
+
+    Gaussian embeddings and random supports with uniform-on-the-simplex
+    probabilities, then context 1 is replaced by twice context 0 with a
+    support disjoint from context 0's: no direction separates both contexts
+    from all their off-support tokens, so the data are not NTP-separable,
+    while every other off-support pair stays separable.
+
+    Returns
+    -------
+    X : ndarray of shape (n_contexts, n_features)
+    Y : ndarray of shape (n_contexts, vocab_size)
+        Next-token distributions.
+    sample_weight : ndarray of shape (n_contexts,)
+        Ones.
+    """
+    rng = np.random.default_rng(random_state)
+    X = rng.standard_normal((n_contexts, n_features))
+    Y = np.zeros((n_contexts, vocab_size))
+    for j in range(n_contexts):
+        Y[j, rng.choice(vocab_size, size=support_size, replace=False)] = rng.dirichlet(
+            np.ones(support_size))
+    X[1] = 2 * X[0]
+    free = np.flatnonzero(Y[0] == 0)
+    Y[1] = 0.0
+    Y[1, rng.choice(free, size=support_size, replace=False)] = rng.dirichlet(
+        np.ones(support_size))
+    return X, Y, np.ones(n_contexts)
 
 
 @contextlib.contextmanager
@@ -73,7 +113,7 @@ def _snapshot(clf, index):
     """Table metrics of the history snapshot ``index`` (0: initialization, -1: end)."""
     history = clf.history_
     values = {key: history[key][index] for key, _ in COLUMNS if key in history}
-    values["excess_loss"] = history["loss"][index] - clf.entropy_
+    values["excess_loss"] = history["loss"][index] - clf.loss_infimum_
     return {key: _number(values.get(key, np.nan)) for key, _ in COLUMNS}
 
 
@@ -103,11 +143,12 @@ def _fit(name, params, data, iterations, seed, stream):
 def _experiment(title, data, optimizers, iterations, seed, stream):
     """Separability report, then every optimizer; returns (summary part, report, fits)."""
     print(title, file=stream, flush=True)
-    with _progress("  W* and W^mm", stream):
+    with _progress("  limit (L*, W~, U~)", stream):
         report = check_ntp_separability(*data)
     fits, results = {}, {}
-    for name, params in optimizers.items():
-        fits[name], results[name] = _fit(name, params, data, iterations, seed, stream)
+    with reuse_limit(report.limit):
+        for name, params in optimizers.items():
+            fits[name], results[name] = _fit(name, params, data, iterations, seed, stream)
     part = {
         "n_contexts": report.n_contexts,
         "n_tokens": report.n_tokens,
@@ -115,6 +156,9 @@ def _experiment(title, data, optimizers, iterations, seed, stream):
         "entropy": report.entropy,
         "is_compatible": report.is_compatible,
         "is_separable": report.is_separable,
+        "loss_infimum": report.loss_infimum,
+        "n_separable_pairs": report.n_separable_pairs,
+        "n_off_support_pairs": report.n_off_support_pairs,
         "margin": _number(report.margin),
         "seconds_finite_component": round(report.timings["finite_component"], 4),
         "seconds_max_margin_solution": round(report.timings["max_margin_solution"], 4),
@@ -159,9 +203,10 @@ def _section(title, part):
         f"## {title}",
         "",
         f"m = {part['n_contexts']} contexts, V = {part['n_tokens']} tokens, "
-        f"d = {part['n_features']} features; entropy H = {part['entropy']:.6g} nats.",
-        f"Time to compute W*: {part['seconds_finite_component']:.3g} s; "
-        f"W^mm: {part['seconds_max_margin_solution']:.3g} s.",
+        f"d = {part['n_features']} features; entropy H = {part['entropy']:.6g} nats, "
+        f"loss infimum L* = {part['loss_infimum']:.6g} nats.",
+        f"Time to compute W~: {part['seconds_finite_component']:.3g} s; "
+        f"U~: {part['seconds_max_margin_solution']:.3g} s.",
         "",
         "```",
         part["separability_report"],
@@ -180,12 +225,13 @@ def summary_markdown(summary):
         "",
         f"{settings['iterations']} iterations per optimizer, seed {settings['seed']}, "
         "LeCun-normal initialization; final values (CE - H is the excess loss over "
-        "the entropy bound). Run again with `sklearn-ntp reproduce --iterations "
+        "the loss infimum L*, which is the entropy H on the paper's data). Run again with `sklearn-ntp reproduce --iterations "
         f"{settings['iterations']} --seed {settings['seed']}`.",
         "",
         _section("Toy data (paper Fig. 1-2)", summary["toy"]),
         _section("Overparameterized data (paper App. A.2, Fig. 3-5)",
                  summary["overparameterized"]),
+        _section(PARTIAL_TITLE, summary["partially_separable"]),
     ]
     if summary["figures"]:
         lines += ["## Figures", ""] + [f"- `{name}`" for name in summary["figures"]]
@@ -194,8 +240,31 @@ def summary_markdown(summary):
     return "\n".join(lines) + "\n"
 
 
-def _write_figures(out, toy_data, toy_report, toy_fits, fits):
-    """Draw the four figures; returns their file names."""
+def _limit_figure(clf):
+    """Four panels of one fit against its limit: CE - L*, ||W||, alignments with
+    ``U~`` (plain and corrected by ``W~``), and ``||P_G(W_k) - W~||``."""
+    import matplotlib.pyplot as plt
+
+    h = clf.history_
+    k = np.maximum(h["iteration"], 1)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), layout="constrained")
+    axes[0].loglog(k, np.maximum(h["loss"] - clf.loss_infimum_, 1e-16))
+    axes[0].set_title("CE(W_k) - L*")
+    axes[1].semilogx(k, h["norm"])
+    axes[1].set_title("||W_k||")
+    axes[2].semilogx(k, h["alignment"], label="cos(W_k, U~)")
+    axes[2].semilogx(k, h["corrected_alignment"], ":", label="cos(W_k - W~, U~)")
+    axes[2].legend()
+    axes[2].set_title("alignment with U~")
+    axes[3].loglog(k, h["subspace_error"])
+    axes[3].set_title("||P_G(W_k) - W~||")
+    for ax in axes:
+        ax.set_xlabel("iteration k")
+    return fig
+
+
+def _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits):
+    """Draw the five figures; returns their file names."""
     import matplotlib.pyplot as plt
 
     from .plotting import (
@@ -215,6 +284,7 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits):
     for name, clf in fits.items():
         ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name).ax_
     figures["optimizers"] = ax[0].figure
+    figures["beyond_separability"] = _limit_figure(partial_fits["GD"])
     for key, figure in figures.items():
         figure.savefig(out / FIGURES[key], dpi=120)
         plt.close(figure)
@@ -237,6 +307,9 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
     2. App. A.2 (:func:`~sklearn_ntp.datasets.make_ntp_data` defaults: m = 50,
        V = 10, d = 60, S_j = 6): gradient descent (0.5), normalized GD (0.01)
        and Adam (0.01, betas 0.9 and 0.99) from a LeCun-normal initialization.
+    3. Beyond the paper: gradient descent (0.5) on partially separable data
+       (:func:`partially_separable_data`), tracked against the general limit
+       ``(L*, W~, U~)`` of :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`.
 
     Parameters
     ----------
@@ -263,14 +336,19 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
     main, _, fits = _experiment(
         "Overparameterized data (paper App. A.2)", make_ntp_data(random_state=seed),
         OPTIMIZERS, iterations, seed, stream)
+    partial, _, partial_fits = _experiment(
+        PARTIAL_TITLE, partially_separable_data(random_state=seed), TOY_OPTIMIZERS,
+        iterations, seed, stream)
     figures = []
     if _has_matplotlib():
         with _progress("Figures", stream):
-            figures = _write_figures(out, toy_data, toy_report, toy_fits, fits)
+            figures = _write_figures(out, toy_data, toy_report, toy_fits, fits,
+                                     partial_fits)
     summary = {
         "settings": {"iterations": iterations, "seed": seed, "init": "lecun"},
         "toy": toy,
         "overparameterized": main,
+        "partially_separable": partial,
         "figures": figures,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -363,7 +441,8 @@ def corpus_study(*, context_length=1, vocab_size=50, n_features=64, max_files=50
     Returns
     -------
     results : dict
-        ``n_contexts``, ``entropy``, ``report`` (a SeparabilityReport) and the
+        ``n_contexts``, ``entropy``, ``loss_infimum``, ``report`` (a
+        SeparabilityReport, with the general limit in ``report.limit``) and the
         fit comparison (``fits``).
     """
     stream = sys.stdout if stream is None else stream
@@ -379,6 +458,16 @@ def corpus_study(*, context_length=1, vocab_size=50, n_features=64, max_files=50
           f"contexts with a single next token: {int(np.sum(sizes == 1))}", file=stream)
     report = check_ntp_separability(X, Y, w)
     print(report, file=stream)
+    if not report.is_separable:
+        print(f"Not NTP-separable: gradient descent tends to the loss infimum L* = "
+              f"{report.loss_infimum:.6g} nats (L* - H = "
+              f"{report.loss_infimum - report.entropy:.3g}), with finite part W~ "
+              f"(||W~|| = {np.linalg.norm(report.finite_component):.4g}) and "
+              + ("no divergent direction (no off-support pair is separable)."
+                 if report.max_margin_solution is None else
+                 f"direction U~ on {report.n_separable_pairs} of "
+                 f"{report.n_off_support_pairs} off-support pairs."), file=stream)
     fits = _compare_fits(X, Y, w, alpha, report.entropy, stream)
-    return {"n_contexts": len(contexts), "entropy": report.entropy, "report": report,
+    return {"n_contexts": len(contexts), "entropy": report.entropy,
+            "loss_infimum": report.loss_infimum, "report": report,
             "fits": fits}

@@ -70,6 +70,10 @@ class Objective:
         The NTP cross-entropy.
     penalty : L2Penalty
         The ridge penalty.
+    loss_infimum : float, default=None
+        ``L* = inf CE`` when known (see
+        :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`); the entropy
+        ``H`` of the data otherwise (``L* = H`` on compatible, separable data).
 
     Examples
     --------
@@ -86,9 +90,10 @@ class Objective:
                     [ 0.25, -0.25]]))
     """
 
-    def __init__(self, datafit, penalty):
+    def __init__(self, datafit, penalty, loss_infimum=None):
         self.datafit = datafit
         self.penalty = penalty
+        self.loss_infimum = datafit.entropy if loss_infimum is None else loss_infimum
 
     def __call__(self, W):
         """Return ``(objective, CE, gradient of the objective)`` at ``W``."""
@@ -101,12 +106,12 @@ class Objective:
     def converged(self, ce, grad, tol):
         """Stopping test at an iterate with cross-entropy ``ce`` and gradient ``grad``.
 
-        Without penalty the infimum ``H`` is not attained, so the test is on
-        the excess loss ``CE - H <= tol``; with ``alpha > 0`` the minimizer
-        exists and the test is ``||grad||_F <= tol``.
+        Without penalty the infimum ``L*`` is in general not attained, so the
+        test is on the excess loss ``CE - L* <= tol``; with ``alpha > 0`` the
+        minimizer exists and the test is ``||grad||_F <= tol``.
         """
         if self.penalty.alpha == 0.0:
-            return ce - self.datafit.entropy <= tol
+            return ce - self.loss_infimum <= tol
         return float(np.linalg.norm(grad)) <= tol
 
 

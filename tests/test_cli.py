@@ -63,14 +63,15 @@ def test_reproduce_writes_summary_and_figures(reproduced):
     code, stdout, stderr, out, summary = reproduced
     assert code == 0
     expected = {"summary.json", "summary.md", "toy_geometry.png", "toy_probabilities.png",
-                "toy_training.png", "optimizers.png"}
+                "toy_training.png", "optimizers.png", "beyond_separability.png"}
     assert expected <= {p.name for p in out.iterdir()}
     for name in summary["figures"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["settings"] == {"iterations": ITERATIONS, "seed": SEED, "init": "lecun"}
     # Progress goes to stderr: each fit reports its way to 100% and its time.
-    assert stderr.count(": done (") == 1 + len(OPTIMIZERS)
-    assert stderr.count(f"{ITERATIONS}/{ITERATIONS} (100%)") == 1 + len(OPTIMIZERS)
+    # Toy (GD), App. A.2 (three optimizers), partially separable data (GD).
+    assert stderr.count(": done (") == 2 + len(OPTIMIZERS)
+    assert stderr.count(f"{ITERATIONS}/{ITERATIONS} (100%)") == 2 + len(OPTIMIZERS)
     assert "Traceback" not in stderr
 
 
@@ -105,6 +106,17 @@ def test_reproduce_optimizer_results_are_consistent(reproduced):
     # Same seed, same LeCun initialization for every optimizer.
     initials = [results[name]["initial"] for name in OPTIMIZERS]
     assert all(i == initials[0] for i in initials)
+
+
+def test_reproduce_partially_separable_part_is_measured_against_the_limit(reproduced):
+    part = reproduced[4]["partially_separable"]
+    assert not part["is_separable"] and part["is_compatible"]
+    assert 0 < part["n_separable_pairs"] < part["n_off_support_pairs"]
+    assert part["loss_infimum"] > part["entropy"]
+    gd = part["optimizers"]["GD"]
+    # The excess loss is over L*, which CE never beats (it does beat nothing below H).
+    assert 0 < gd["final"]["excess_loss"] < gd["initial"]["excess_loss"]
+    assert gd["final"]["corrected_alignment"] > 0
 
 
 def test_reproduce_prints_tables_and_writes_markdown(reproduced):
