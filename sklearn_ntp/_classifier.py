@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._data import add_intercept_column, aggregate_contexts
+from ._data import aggregate_contexts, with_intercept_column
 from ._exceptions import NTPSeparabilityWarning
 from ._loss import NTPLoss, log_softmax, softmax
 from ._penalty import L2Penalty
@@ -284,7 +284,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings; identical rows are merged into one context.
         y : array-like of shape (n_samples,) or (n_samples, n_tokens)
             Next-token labels, or soft targets: nonnegative rows summing to
@@ -299,8 +299,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         """
         X = validate_data(self, X, accept_sparse=("csr", "csc"),
                           dtype=[np.float64, np.float32])
-        data = aggregate_contexts(self._embeddings(X), _check_target_kind(y),
-                                  sample_weight)
+        data = self._contexts(aggregate_contexts(X, _check_target_kind(y), sample_weight))
         self.learning_rate_ = self._learning_rate(data)
         reference = self._implicit_bias_reference(data)
         tracker = HistoryTracker(
@@ -330,9 +329,9 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.margin_direction_ = getattr(reference, "margin_direction", None)
         return self
 
-    def _embeddings(self, X):
-        """``X``, with a constant column appended when an intercept is fitted."""
-        return add_intercept_column(X) if self.fit_intercept else X
+    def _contexts(self, data):
+        """The distinct contexts, with a constant feature when an intercept is fitted."""
+        return with_intercept_column(data) if self.fit_intercept else data
 
     def _split_coef(self, W):
         """``(coef_, intercept_)`` from a decoder of the (augmented) embeddings."""
@@ -395,6 +394,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                        f"({result.stop_reason}); increase max_iter or tol.")
         warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
     def _validate_X(self, X):
         check_is_fitted(self)
         return validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
@@ -409,7 +413,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -428,7 +432,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -443,7 +447,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -458,7 +462,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -477,7 +481,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
         y : array-like of shape (n_samples,) or (n_samples, n_tokens)
             Labels from ``classes_``, or probability rows over ``classes_``.
@@ -495,7 +499,6 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             If ``y`` holds labels outside ``classes_`` or has a number of
             columns other than ``len(classes_)``.
         """
-        X = self._embeddings(self._validate_X(X))
-        data = aggregate_contexts(X, _check_target_kind(y), sample_weight,
-                                  classes=self.classes_)
+        data = self._contexts(aggregate_contexts(
+            self._validate_X(X), _check_target_kind(y), sample_weight, classes=self.classes_))
         return -NTPLoss(data).value(self._full_coef())

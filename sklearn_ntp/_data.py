@@ -6,7 +6,7 @@ identical rows of ``X`` are merged into one distinct context ``j`` with weight
 training set and its distinct-context summary define the same objective).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -222,16 +222,23 @@ def check_decoder(W, data, name="W"):
     return W
 
 
-def add_intercept_column(X):
-    """Append a constant feature equal to one: ``[X, 1]`` (dense or sparse, same dtype).
+def with_intercept_column(data):
+    """``data`` with every context augmented by a constant feature: ``[h_j, 1]``.
 
-    A decoder on the augmented embeddings is ``[W, b]``: its last column is
-    the intercept, and the paper's theory applies unchanged to ``[h_j, 1]``.
+    A decoder of the augmented contexts is ``[W, b]``: its last column is the
+    intercept, and the paper's theory applies unchanged to ``[h_j, 1]``
+    (distinct contexts stay distinct).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp._data import aggregate_contexts, with_intercept_column
+    >>> with_intercept_column(aggregate_contexts(np.eye(2), [0, 1])).embeddings
+    array([[0., 1., 1.],
+           [1., 0., 1.]])
     """
-    ones = np.ones((X.shape[0], 1), dtype=X.dtype)
-    if sp.issparse(X):
-        return sp.hstack([X, ones], format="csr", dtype=X.dtype)
-    return np.hstack([X, ones])
+    H = data.embeddings
+    return _freeze(replace(data, embeddings=np.c_[H, np.ones(len(H), dtype=H.dtype)]))
 
 
 def _unique_rows(X):

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._data import as_ntp_data
+from ._data import as_ntp_data, with_intercept_column
 from ._exceptions import NotNTPSeparableError
 from ._subspace import DataSubspace
 from ._svm import embedding_rank, ntp_svm
@@ -111,7 +111,7 @@ def _timed(func, *args):
     return out, time.perf_counter() - start
 
 
-def check_ntp_separability(X, y=None, sample_weight=None):
+def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False):
     """Check NTP_H-compatibility and NTP-separability, and compute ``W*`` and ``W^mm``.
 
     Data that fail either condition are a normal outcome: they are reported,
@@ -119,12 +119,17 @@ def check_ntp_separability(X, y=None, sample_weight=None):
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features) or NTPData
+    X : {array-like, sparse matrix} of shape (n_samples, n_features) or NTPData
         Context embeddings (identical rows are one context), or aggregated data.
     y : array-like of shape (n_samples,) or (n_samples, n_tokens)
         Hard or soft next-token targets.
     sample_weight : array-like of shape (n_samples,), default=None
         Row weights.
+    fit_intercept : bool, default=False
+        Check the contexts augmented by a constant feature ``[h_j, 1]``, the
+        data of a decoder with an intercept (``NTPLinearClassifier(
+        fit_intercept=True)``): ``n_features`` counts the constant, and ``W*``
+        and ``W^mm`` have a last column, the intercept part.
 
     Returns
     -------
@@ -149,6 +154,8 @@ def check_ntp_separability(X, y=None, sample_weight=None):
     ...
     """
     data = as_ntp_data(X, y, sample_weight)
+    if fit_intercept:
+        data = with_intercept_column(data)
     subspace, t_subspace = _timed(DataSubspace, data)
     (W_star, residual), t_star = _timed(subspace.log_odds_solution)
     start = time.perf_counter()
