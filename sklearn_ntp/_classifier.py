@@ -385,8 +385,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     def _warn_if_unconverged(self, result):
         if result.stop_reason == "diverged":
-            message = (f"The objective diverged after {result.n_iter + 1} updates; "
-                       "learning_rate is too large. coef_ is the last finite iterate.")
+            # No fold-dependent numbers: a grid search shows it once per candidate.
+            message = (f"The objective diverged: learning_rate={self.learning_rate_:g} is "
+                       f"too large for {self.solver} on these data (learning_rate='auto' "
+                       "derives a stable step from them). coef_ is the last finite "
+                       "iterate, after n_iter_ updates.")
         elif result.converged or (self.alpha == 0.0 and self.solver != "lbfgs"):
             return  # alpha = 0: H is only reached asymptotically
         else:
