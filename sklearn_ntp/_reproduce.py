@@ -77,20 +77,23 @@ def _snapshot(clf, index):
     return {key: _number(values.get(key, np.nan)) for key, _ in COLUMNS}
 
 
-def _fit(name, params, data, iterations, seed, stream):
+def _fit(name, params, data, iterations, seed, stream, verbose):
     """Fit one optimizer from the seeded LeCun-normal initialization."""
     X, Y, w = data
     clf = NTPLinearClassifier(
         **params, max_iter=iterations, tol=0.0, init="lecun", random_state=seed,
-        history_every=max(1, iterations // N_SNAPSHOTS),
+        history_every=max(1, iterations // N_SNAPSHOTS), verbose=verbose,
     )
-    print(f"  {name}: {iterations} iterations", file=stream, flush=True)
+    if verbose:
+        print(f"  {name}: {iterations} iterations", file=stream, flush=True)
     start = time.perf_counter()
-    # The estimator's verbose lines (every tenth of the run) are the progress display.
+    # With verbose, the estimator's lines (every tenth of the run) show progress.
     with contextlib.redirect_stdout(stream):
-        clf.set_params(verbose=1).fit(X, Y, sample_weight=w)
+        clf.fit(X, Y, sample_weight=w)
     seconds = time.perf_counter() - start
-    print(f"  {name}: done ({seconds:.1f} s)", file=stream, flush=True)
+    excess = clf.history_["loss"][-1] - clf.entropy_
+    print(f"  {name} (step {params['learning_rate']:g}): {clf.n_iter_} iterations, "
+          f"CE - H = {excess:.3g}, done ({seconds:.1f} s)", file=stream, flush=True)
     return clf, {
         **{key: value for key, value in params.items() if key != "solver"},
         "n_iter": int(clf.n_iter_),
@@ -100,14 +103,15 @@ def _fit(name, params, data, iterations, seed, stream):
     }
 
 
-def _experiment(title, data, optimizers, iterations, seed, stream):
+def _experiment(title, data, optimizers, iterations, seed, stream, verbose):
     """Separability report, then every optimizer; returns (summary part, report, fits)."""
     print(title, file=stream, flush=True)
     with _progress("  W* and W^mm", stream):
         report = check_ntp_separability(*data)
     fits, results = {}, {}
     for name, params in optimizers.items():
-        fits[name], results[name] = _fit(name, params, data, iterations, seed, stream)
+        fits[name], results[name] = _fit(name, params, data, iterations, seed, stream,
+                                         verbose)
     part = {
         "n_contexts": report.n_contexts,
         "n_tokens": report.n_tokens,
@@ -194,7 +198,13 @@ def summary_markdown(summary):
     return "\n".join(lines) + "\n"
 
 
-def _write_figures(out, toy_data, toy_report, toy_fits, fits):
+#: Data-set names in the figures' titles.
+TOY_TITLE = "Toy data (paper Fig. 1-2): m = 3 contexts, V = 5 tokens, d = 2"
+MAIN_TITLE = ("Overparameterized data (paper App. A.2): m = {n_contexts} contexts, "
+              "V = {n_tokens} tokens, d = {n_features}; GD, NGD and Adam")
+
+
+def _write_figures(out, toy_data, toy_report, toy_fits, fits, main_title):
     """Draw the four figures; returns their file names."""
     import matplotlib.pyplot as plt
 
@@ -206,14 +216,15 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits):
 
     X, Y, w = toy_data
     axes = plot_word_embeddings(X, Y, sample_weight=w, W_star=toy_report.finite_component,
-                                W_mm=toy_report.max_margin_solution)
-    figures = {"toy_geometry": axes[0].figure,
-               "toy_probabilities": plot_probability_matrix(Y).figure}
+                                W_mm=toy_report.max_margin_solution, title=TOY_TITLE)
+    probabilities = plot_probability_matrix(
+        Y, title="Toy data (paper Fig. 1): next-token probabilities")
+    figures = {"toy_geometry": axes[0].figure, "toy_probabilities": probabilities.figure}
     figures["toy_training"] = ImplicitBiasDisplay.from_estimator(
-        toy_fits["GD"], name="GD").figure_
+        toy_fits["GD"], name="GD", title=f"{TOY_TITLE}: gradient descent").figure_
     ax = None
     for name, clf in fits.items():
-        ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name).ax_
+        ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name, title=main_title).ax_
     figures["optimizers"] = ax[0].figure
     for key, figure in figures.items():
         figure.savefig(out / FIGURES[key], dpi=120)
@@ -229,7 +240,7 @@ def _has_matplotlib():
     return True
 
 
-def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
+def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None, verbose=0):
     """Run the paper's experiments and write their summary and figures to ``out``.
 
     1. The 2-D toy (:func:`~sklearn_ntp.datasets.make_toy_ntp_data`): ``W*``,
@@ -248,6 +259,10 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
         Seed of the data and of the initialization.
     stream : file, default=None
         Where progress lines go; ``sys.stderr`` by default.
+    verbose : int, default=0
+        0: one line per step (per optimizer: its step, iterations, final
+        excess loss and time); 1: also the estimator's progress lines, about
+        ten per fit.
 
     Returns
     -------
@@ -259,14 +274,16 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
     out.mkdir(parents=True, exist_ok=True)
     toy_data = make_toy_ntp_data(random_state=seed)
     toy, toy_report, toy_fits = _experiment(
-        "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream)
+        "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream,
+        verbose)
     main, _, fits = _experiment(
         "Overparameterized data (paper App. A.2)", make_ntp_data(random_state=seed),
-        OPTIMIZERS, iterations, seed, stream)
+        OPTIMIZERS, iterations, seed, stream, verbose)
     figures = []
     if _has_matplotlib():
         with _progress("Figures", stream):
-            figures = _write_figures(out, toy_data, toy_report, toy_fits, fits)
+            figures = _write_figures(out, toy_data, toy_report, toy_fits, fits,
+                                     MAIN_TITLE.format(**main))
     summary = {
         "settings": {"iterations": iterations, "seed": seed, "init": "lecun"},
         "toy": toy,
