@@ -40,6 +40,11 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         (:class:`~sklearn_ntp.implicit_bias.NotNTPSeparableError` or
         :class:`~sklearn_ntp.implicit_bias.NotNTPCompatibleError`). The
         fitted attributes are set in every case.
+    fit_intercept : bool, default=False
+        Check the contexts augmented by a constant feature ``[h_j, 1]``, as
+        seen by ``NTPLinearClassifier(fit_intercept=True)``; ``W*`` and
+        ``W^mm`` then have ``n_features + 1`` columns, the last one the
+        intercept part.
 
     Attributes
     ----------
@@ -90,10 +95,12 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
     True
     """
 
-    _parameter_constraints = {"on_failure": [StrOptions({"ignore", "warn", "raise"})]}
+    _parameter_constraints = {"on_failure": [StrOptions({"ignore", "warn", "raise"})],
+                              "fit_intercept": ["boolean"]}
 
-    def __init__(self, on_failure="warn"):
+    def __init__(self, on_failure="warn", fit_intercept=False):
         self.on_failure = on_failure
+        self.fit_intercept = fit_intercept
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -101,7 +108,7 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings; identical rows are one context.
         y : array-like of shape (n_samples,) or (n_samples, n_tokens)
             Next-token labels, or soft targets (nonnegative rows summing to
@@ -121,8 +128,9 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
             fails.
         """
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32),
-                             multi_output=True, accept_sparse=False)
-        report = check_ntp_separability(X, y, sample_weight)
+                             multi_output=True, accept_sparse=("csr", "csc"))
+        report = check_ntp_separability(X, y, sample_weight,
+                                        fit_intercept=self.fit_intercept)
         self.report_ = report
         self.is_compatible_ = report.is_compatible
         self.is_separable_ = report.is_separable
@@ -173,7 +181,7 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -182,10 +190,12 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
             The validated input (float64, or float32 kept as is).
         """
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        return validate_data(self, X, reset=False, dtype=(np.float64, np.float32),
+                             accept_sparse=("csr", "csc"))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
+        tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

@@ -12,11 +12,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._data import aggregate_contexts
+from ._data import aggregate_contexts, with_intercept_column
 from ._exceptions import NTPSeparabilityWarning
 from ._loss import NTPLoss, log_softmax, softmax
 from ._penalty import L2Penalty
 from ._solvers import SOLVERS, Objective, SolverOptions
+from ._step_size import auto_learning_rate, smoothness_constant
 from ._tracking import HistoryTracker, implicit_bias_reference
 
 
@@ -30,8 +31,8 @@ def _check_target_kind(y):
     if y is None:
         raise ValueError("NTPLinearClassifier requires y to be passed, but the "
                          "target y is None.")
-    if sp.issparse(y):
-        return y
+    if sp.issparse(y) or (hasattr(y, "columns") and y.shape[1] > 1):
+        return y  # a DataFrame keeps its column names: they become classes_
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = column_or_1d(y, warn=True)
@@ -75,12 +76,20 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         - ``"lbfgs"``: ``scipy.optimize.minimize(method="L-BFGS-B")``; meant
           for ``alpha > 0`` (the ridge path of Theorem 1).
 
-    learning_rate : float, default=0.5
-        Step size ``eta`` of gd, ngd and adam (ignored by lbfgs). The paper's
-        experiments use 0.5 for gd, 0.01 for ngd and 0.01 for adam, with
-        standard Gaussian embeddings. A stable gd step scales like
-        ``1 / max_j ||h_j||^2``: standardize ``X`` (or lower the step) when the
-        embeddings are large; a run that diverges stops with a warning.
+    learning_rate : "auto" or float, default="auto"
+        Step size ``eta`` of gd, ngd and adam (ignored by lbfgs). ``"auto"``
+        derives it from the smoothness constant of the objective,
+        ``L = lambda_max(sum_j pi_j h_j h_j^T) / 2 + alpha`` (the softmax
+        covariance has norm at most 1/2; ``h_j`` includes the constant
+        feature when ``fit_intercept=True``): ``1 / L`` for gd, the step with
+        the largest guaranteed decrease (every step below ``2 / L`` decreases
+        the objective); ``0.1 / sqrt(L)`` for ngd and ``0.02 / sqrt(L)`` for
+        adam, whose steps move ``W`` by about ``eta`` (see the user guide).
+        ``L`` is computed exactly (an eigenvalue of the smaller Gram matrix
+        of ``H``) up to 1000 features or contexts, by Lanczos above. A number
+        is used as given: the paper's settings are 0.5 (gd), 0.01 (ngd) and
+        0.01 (adam) on standard Gaussian embeddings, where ``1 / L ~ 0.5``.
+        A run that diverges stops with a warning.
     max_iter : int, default=1000
         Maximum number of updates (L-BFGS-B iterations for lbfgs).
     tol : float, default=1e-4
@@ -91,6 +100,14 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         lbfgs, whose own tests are switched off).
     alpha : float, default=0.0
         Ridge strength. 0 gives the unregularized NTP loss.
+    fit_intercept : bool, default=False
+        Fit a bias ``b_z`` per token, i.e. the decoder ``[W, b]`` of the
+        embeddings augmented by a constant feature ``[h_j, 1]``; the whole
+        theory (``W*``, ``W^mm``, the step size) applies to these augmented
+        embeddings, and ``alpha`` penalizes the intercept too. The default
+        is the paper's model (and a language model's output layer), in
+        which ``W*`` and ``W^mm`` have the shape of ``coef_``; set True on
+        tabular data, as with :class:`~sklearn.linear_model.LogisticRegression`.
     init : {"zeros", "lecun"} or array-like of shape (n_tokens, n_features), default="zeros"
         Initial decoder: zeros, LeCun-normal (i.i.d. ``N(0, 1/n_features)``
         entries, drawn with ``random_state``), or a given matrix.
@@ -126,6 +143,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     coef_ : ndarray of shape (n_tokens, n_features)
         The fitted decoder ``W`` (one row per token, also when there are two
         tokens). float32 when ``X`` is float32.
+    intercept_ : ndarray of shape (n_tokens,)
+        The fitted biases ``b``; zeros when ``fit_intercept=False``.
+    learning_rate_ : float or None
+        The step used by gd, ngd or adam (``learning_rate``, or the value
+        ``"auto"`` chose); None for lbfgs.
     classes_ : ndarray of shape (n_tokens,)
         Token labels: the sorted labels of 1-D ``y``, ``arange(n_tokens)``
         for 2-D ``y``.
@@ -188,6 +210,16 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     reaching ``max_iter`` is not warned about for gd, ngd and adam: the
     loss infimum is in general only reached asymptotically.
 
+    With ``fit_intercept=True`` the implicit-bias attributes describe the
+    decoder ``[W, b]`` of the augmented embeddings ``[h_j, 1]``:
+    ``finite_component_`` and ``margin_direction_`` have shape
+    (n_tokens, n_features + 1), their last column being the intercept part,
+    to be compared with ``np.c_[coef_, intercept_]``; the norms and
+    alignments of ``history_`` are those of ``[W_k, b_k]``.
+
+    Sparse ``X`` (CSR or CSC) is aggregated without densifying it; the
+    distinct contexts are then stored densely, like ``coef_``.
+
     Float32 input is fitted in float32 (``coef_`` float32): losses are then
     accurate to about ``1e-6`` relative, so ``tol`` should not be smaller.
 
@@ -212,10 +244,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "solver": [StrOptions(set(SOLVERS))],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
+        "fit_intercept": ["boolean"],
         "init": [StrOptions({"zeros", "lecun"}), "array-like"],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
@@ -231,10 +264,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self,
         *,
         solver="gd",
-        learning_rate=0.5,
+        learning_rate="auto",
         max_iter=1000,
         tol=1e-4,
         alpha=0.0,
+        fit_intercept=False,
         init="zeros",
         beta_1=0.9,
         beta_2=0.999,
@@ -250,6 +284,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.alpha = alpha
+        self.fit_intercept = fit_intercept
         self.init = init
         self.beta_1 = beta_1
         self.beta_2 = beta_2
@@ -266,7 +301,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings; identical rows are merged into one context.
         y : array-like of shape (n_samples,) or (n_samples, n_tokens)
             Next-token labels, or soft targets: nonnegative rows summing to
@@ -279,8 +314,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        data = aggregate_contexts(X, _check_target_kind(y), sample_weight)
+        X = validate_data(self, X, accept_sparse=("csr", "csc"),
+                          dtype=[np.float64, np.float32])
+        data = self._contexts(aggregate_contexts(X, _check_target_kind(y), sample_weight))
+        self.learning_rate_ = self._learning_rate(data)
         reference = self._implicit_bias_reference(data)
         infimum = None if reference is None else reference.loss_infimum
         tracker = HistoryTracker(
@@ -290,7 +327,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             total=self.max_iter,
         )
         options = SolverOptions(
-            max_iter=self.max_iter, tol=self.tol, learning_rate=self.learning_rate,
+            max_iter=self.max_iter, tol=self.tol, learning_rate=self.learning_rate_ or 1.0,  # lbfgs: unused
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
         )
         objective = Objective(NTPLoss(data), L2Penalty(self.alpha), infimum)
@@ -299,7 +336,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self._warn_if_unconverged(result)
 
         self.classes_ = data.classes
-        self.coef_ = result.coef
+        self.coef_, self.intercept_ = self._split_coef(result.coef)
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.stop_reason_ = result.stop_reason
@@ -310,6 +347,29 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.finite_component_ = getattr(reference, "finite_component", None)
         self.margin_direction_ = getattr(reference, "margin_direction", None)
         return self
+
+    def _contexts(self, data):
+        """The distinct contexts, with a constant feature when an intercept is fitted."""
+        return with_intercept_column(data) if self.fit_intercept else data
+
+    def _split_coef(self, W):
+        """``(coef_, intercept_)`` from a decoder of the (augmented) embeddings."""
+        if self.fit_intercept:
+            return np.ascontiguousarray(W[:, :-1]), W[:, -1].copy()
+        return W, np.zeros(W.shape[0], dtype=W.dtype)
+
+    def _full_coef(self):
+        """The fitted decoder of the (augmented) embeddings, ``[coef_, intercept_]``."""
+        return np.c_[self.coef_, self.intercept_] if self.fit_intercept else self.coef_
+
+    def _learning_rate(self, data):
+        """The step of gd, ngd and adam: ``learning_rate``, or derived from ``L``."""
+        if self.solver == "lbfgs":
+            return None
+        if self.learning_rate != "auto":
+            return float(self.learning_rate)
+        L = smoothness_constant(data.embeddings, data.weights, self.alpha)
+        return auto_learning_rate(self.solver, L)
 
     def _implicit_bias_reference(self, data):
         if not self.compute_implicit_bias:
@@ -326,7 +386,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             if not np.array_equal(self.classes_, classes):
                 raise ValueError("warm_start=True needs the tokens of the previous "
                                  f"fit {self.classes_[:5]}, got {classes[:5]}.")
-            W, name = self.coef_, "coef_ (warm_start)"
+            W, name = self._full_coef(), "coef_ (warm_start)"
         elif isinstance(self.init, str) and self.init == "zeros":
             return np.zeros(shape, dtype=dtype)
         elif isinstance(self.init, str):  # "lecun": variance 1 / fan-in
@@ -334,15 +394,21 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             return (rng.standard_normal(shape) / np.sqrt(shape[1])).astype(dtype)
         else:
             W, name = check_array(self.init, input_name="init"), "init"
+            if self.fit_intercept and W.shape == (shape[0], shape[1] - 1):
+                W = np.c_[W, np.zeros(shape[0])]  # intercepts start at zero
         if W.shape != shape:
             raise ValueError(f"{name} has shape {W.shape}, expected {shape} "
-                             "(n_tokens, n_features).")
+                             "(n_tokens, n_features"
+                             f"{' + 1 with the intercept' if self.fit_intercept else ''}).")
         return np.array(W, dtype=dtype)
 
     def _warn_if_unconverged(self, result):
         if result.stop_reason == "diverged":
-            message = (f"The objective diverged after {result.n_iter + 1} updates; "
-                       "learning_rate is too large. coef_ is the last finite iterate.")
+            # No fold-dependent numbers: a grid search shows it once per candidate.
+            message = (f"The objective diverged: learning_rate={self.learning_rate_:g} is "
+                       f"too large for {self.solver} on these data (learning_rate='auto' "
+                       "derives a stable step from them). coef_ is the last finite "
+                       "iterate, after n_iter_ updates.")
         elif result.converged or (self.alpha == 0.0 and self.solver != "lbfgs"):
             return  # alpha = 0: L* is in general only reached asymptotically
         else:
@@ -350,17 +416,26 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                        f"({result.stop_reason}); increase max_iter or tol.")
         warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
-    def _logits(self, X):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _validate_X(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return X @ self.coef_.T
+        return validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
+                             dtype=[np.float64, np.float32])
+
+    def _logits(self, X):
+        logits = self._validate_X(X) @ self.coef_.T
+        return logits + self.intercept_ if self.fit_intercept else logits
 
     def decision_function(self, X):
         """Logits ``X W^T``, one column per token (a single column for two tokens).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -379,7 +454,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -394,7 +469,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -409,7 +484,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -428,7 +503,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
         y : array-like of shape (n_samples,) or (n_samples, n_tokens)
             Labels from ``classes_``, or probability rows over ``classes_``.
@@ -446,8 +521,6 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             If ``y`` holds labels outside ``classes_`` or has a number of
             columns other than ``len(classes_)``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        data = aggregate_contexts(X, _check_target_kind(y), sample_weight,
-                                  classes=self.classes_)
-        return -NTPLoss(data).value(self.coef_)
+        data = self._contexts(aggregate_contexts(
+            self._validate_X(X), _check_target_kind(y), sample_weight, classes=self.classes_))
+        return -NTPLoss(data).value(self._full_coef())

@@ -59,7 +59,11 @@ def build_parser():
     rep.add_argument("--seed", type=int, default=0, metavar="S",
                      help="seed of the data and the initialization (default: 0)")
     rep.add_argument("--quick", action="store_true",
-                     help=f"{QUICK_ITERATIONS} iterations per optimizer")
+                     help=f"{QUICK_ITERATIONS} iterations per optimizer and no figures "
+                          "(drawing them takes longer than the fits; --iterations "
+                          f"{QUICK_ITERATIONS} alone keeps them)")
+    rep.add_argument("-v", "--verbose", action="store_true",
+                     help="also print every fit's progress (about ten lines per fit)")
     rep.set_defaults(handler=_run_reproduce)
 
     chk = commands.add_parser(
@@ -98,7 +102,8 @@ def _run_reproduce(args):
     from ._reproduce import PARTIAL_TITLE, format_table, reproduce
 
     iterations = args.iterations or (QUICK_ITERATIONS if args.quick else DEFAULT_ITERATIONS)
-    summary = reproduce(args.out, iterations=iterations, seed=args.seed)
+    summary = reproduce(args.out, iterations=iterations, seed=args.seed,
+                        verbose=int(args.verbose), figures=not args.quick)
     for key, title in (("toy", "Toy data (paper Fig. 1-2)"),
                        ("overparameterized", "Overparameterized data (paper App. A.2)"),
                        ("partially_separable", PARTIAL_TITLE)):

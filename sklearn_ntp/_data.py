@@ -6,7 +6,7 @@ identical rows of ``X`` are merged into one distinct context ``j`` with weight
 training set and its distinct-context summary define the same objective).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -120,9 +120,26 @@ def check_targets(y, n_samples, classes=None):
     """
     if y is None:
         raise ValueError("y is required: pass token labels or a probability matrix.")
+    if hasattr(y, "columns"):  # a DataFrame: its column names are the tokens
+        y, classes = _frame_targets(y, classes)
     if sp.issparse(y) or np.ndim(y) == 2:
         return _check_soft_targets(y, n_samples, classes)
     return _check_hard_targets(y, n_samples, classes)
+
+
+def _frame_targets(frame, classes):
+    """Probability rows of a DataFrame and its column names as the tokens.
+
+    With ``classes`` given (scoring a fitted model) the columns are put in
+    the order of ``classes``; they must be the same tokens.
+    """
+    columns = np.asarray(frame.columns)
+    if classes is None:
+        return frame.to_numpy(), columns
+    if len(columns) != len(classes) or set(columns.tolist()) != set(np.asarray(classes).tolist()):
+        raise ValueError(f"The columns of y {columns[:5].tolist()} are not the tokens "
+                         f"{np.asarray(classes)[:5].tolist()} of the fitted model.")
+    return frame[list(classes)].to_numpy(), classes
 
 
 def _check_soft_targets(y, n_samples, classes):
@@ -205,17 +222,63 @@ def check_decoder(W, data, name="W"):
     return W
 
 
+def with_intercept_column(data):
+    """``data`` with every context augmented by a constant feature: ``[h_j, 1]``.
+
+    A decoder of the augmented contexts is ``[W, b]``: its last column is the
+    intercept, and the paper's theory applies unchanged to ``[h_j, 1]``
+    (distinct contexts stay distinct).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp._data import aggregate_contexts, with_intercept_column
+    >>> with_intercept_column(aggregate_contexts(np.eye(2), [0, 1])).embeddings
+    array([[0., 1., 1.],
+           [1., 0., 1.]])
+    """
+    H = data.embeddings
+    return _freeze(replace(data, embeddings=np.c_[H, np.ones(len(H), dtype=H.dtype)]))
+
+
+def _unique_rows(X):
+    """Distinct rows of ``X`` in lexicographic order, as a dense ``H``, and the row map.
+
+    A sparse ``X`` is never densified as a whole: rows are grouped by their
+    canonical (indices, values) bytes and only one row per group is densified.
+    """
+    if not sp.issparse(X):
+        H, inverse = np.unique(X, axis=0, return_inverse=True)
+        return H, inverse.ravel()
+    X = sp.csr_matrix(X, copy=True)  # canonical form, on a copy of the caller's matrix
+    X.sum_duplicates()
+    X.eliminate_zeros()
+    X.sort_indices()
+    groups = {}
+    first_seen = np.array([
+        groups.setdefault(X.indices[start:end].tobytes() + X.data[start:end].tobytes(),
+                          len(groups))
+        for start, end in zip(X.indptr[:-1], X.indptr[1:])], dtype=np.intp)
+    representatives = np.unique(first_seen, return_index=True)[1]
+    # Sorting the few distinct rows gives exactly the contexts of the dense path.
+    H, order = np.unique(X[representatives].toarray(), axis=0, return_inverse=True)
+    return H, order.ravel()[first_seen]
+
+
 def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
     """Merge identical rows of ``X`` into distinct contexts (the paper's ``T_m``).
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Context embeddings. Identical rows are one context.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Context embeddings. Identical rows are one context. A sparse ``X``
+        (CSR or CSC) is aggregated on its nonzeros; only the distinct
+        contexts ``H`` are stored densely.
     y : array-like of shape (n_samples,) or (n_samples, n_tokens)
         Either next-token labels (one raw (context, token) pair per row) or
         soft targets: nonnegative rows summing to one (tolerance ``1e-6``),
-        dense or scipy.sparse.
+        dense, scipy.sparse or a pandas DataFrame (its column names are then
+        the tokens).
     sample_weight : array-like of shape (n_samples,), default=None
         Nonnegative row weights. Rows of zero weight are ignored.
     classes : ndarray, default=None
@@ -248,14 +311,14 @@ def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
     >>> data.weights
     array([0.33333333, 0.66666667])
     """
-    X = check_embeddings(X)
+    X = (check_array(X, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32),
+                     input_name="X") if sp.issparse(X) else check_embeddings(X))
     n_samples = X.shape[0]
     Y, classes = check_targets(y, n_samples, classes)
     w = check_sample_weight(sample_weight, n_samples)
 
     keep = np.flatnonzero(w > 0)
-    H, inverse = np.unique(X[keep], axis=0, return_inverse=True)
-    inverse = inverse.ravel()
+    H, inverse = _unique_rows(X[keep])
     n_contexts = H.shape[0]
     # Summing weighted rows per context = weighted average of their distributions.
     group = sp.csr_matrix(

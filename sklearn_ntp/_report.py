@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._data import as_ntp_data, with_intercept_column
 from ._limit import ImplicitBiasLimit, implicit_bias_limit
 
 
@@ -133,7 +134,7 @@ def _sizes_text(sizes, n_tokens):
     return text + (f" ({full} with full support)" if full else "")
 
 
-def check_ntp_separability(X, y=None, sample_weight=None):
+def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False):
     """Check NTP_H-compatibility and NTP-separability, and compute the limit of GD.
 
     The limit comes from :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`
@@ -146,12 +147,17 @@ def check_ntp_separability(X, y=None, sample_weight=None):
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features) or NTPData
+    X : {array-like, sparse matrix} of shape (n_samples, n_features) or NTPData
         Context embeddings (identical rows are one context), or aggregated data.
     y : array-like of shape (n_samples,) or (n_samples, n_tokens)
         Hard or soft next-token targets.
     sample_weight : array-like of shape (n_samples,), default=None
         Row weights.
+    fit_intercept : bool, default=False
+        Check the contexts augmented by a constant feature ``[h_j, 1]``, the
+        data of a decoder with an intercept (``NTPLinearClassifier(
+        fit_intercept=True)``): ``n_features`` counts the constant, and ``W~``
+        and ``U~`` have a last column, the intercept part.
 
     Returns
     -------
@@ -176,7 +182,10 @@ def check_ntp_separability(X, y=None, sample_weight=None):
       features d              3 (rank of H: 3)
     ...
     """
-    limit = implicit_bias_limit(X, y, sample_weight)
+    data = as_ntp_data(X, y, sample_weight)
+    if fit_intercept:
+        data = with_intercept_column(data)
+    limit = implicit_bias_limit(data)
     data = limit.data
     off = ~data.support_mask
     if limit.margin is not None:

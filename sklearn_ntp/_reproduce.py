@@ -117,20 +117,23 @@ def _snapshot(clf, index):
     return {key: _number(values.get(key, np.nan)) for key, _ in COLUMNS}
 
 
-def _fit(name, params, data, iterations, seed, stream):
+def _fit(name, params, data, iterations, seed, stream, verbose):
     """Fit one optimizer from the seeded LeCun-normal initialization."""
     X, Y, w = data
     clf = NTPLinearClassifier(
         **params, max_iter=iterations, tol=0.0, init="lecun", random_state=seed,
-        history_every=max(1, iterations // N_SNAPSHOTS),
+        history_every=max(1, iterations // N_SNAPSHOTS), verbose=verbose,
     )
-    print(f"  {name}: {iterations} iterations", file=stream, flush=True)
+    if verbose:
+        print(f"  {name}: {iterations} iterations", file=stream, flush=True)
     start = time.perf_counter()
-    # The estimator's verbose lines (every tenth of the run) are the progress display.
+    # With verbose, the estimator's lines (every tenth of the run) show progress.
     with contextlib.redirect_stdout(stream):
-        clf.set_params(verbose=1).fit(X, Y, sample_weight=w)
+        clf.fit(X, Y, sample_weight=w)
     seconds = time.perf_counter() - start
-    print(f"  {name}: done ({seconds:.1f} s)", file=stream, flush=True)
+    excess = clf.history_["loss"][-1] - clf.loss_infimum_
+    print(f"  {name} (step {params['learning_rate']:g}): {clf.n_iter_} iterations, "
+          f"CE - L* = {excess:.3g}, done ({seconds:.1f} s)", file=stream, flush=True)
     return clf, {
         **{key: value for key, value in params.items() if key != "solver"},
         "n_iter": int(clf.n_iter_),
@@ -140,7 +143,7 @@ def _fit(name, params, data, iterations, seed, stream):
     }
 
 
-def _experiment(title, data, optimizers, iterations, seed, stream):
+def _experiment(title, data, optimizers, iterations, seed, stream, verbose):
     """Separability report, then every optimizer; returns (summary part, report, fits)."""
     print(title, file=stream, flush=True)
     with _progress("  limit (L*, W~, U~)", stream):
@@ -148,7 +151,8 @@ def _experiment(title, data, optimizers, iterations, seed, stream):
     fits, results = {}, {}
     with reuse_limit(report.limit):
         for name, params in optimizers.items():
-            fits[name], results[name] = _fit(name, params, data, iterations, seed, stream)
+            fits[name], results[name] = _fit(name, params, data, iterations, seed, stream,
+                                             verbose)
     part = {
         "n_contexts": report.n_contexts,
         "n_tokens": report.n_tokens,
@@ -224,9 +228,9 @@ def summary_markdown(summary):
         "# sklearn-ntp: reproduction of the paper's experiments",
         "",
         f"{settings['iterations']} iterations per optimizer, seed {settings['seed']}, "
-        "LeCun-normal initialization; final values (CE - H is the excess loss over "
-        "the loss infimum L*, which is the entropy H on the paper's data). Run again with `sklearn-ntp reproduce --iterations "
-        f"{settings['iterations']} --seed {settings['seed']}`.",
+        "LeCun-normal initialization; final values (CE - L* is the excess loss over "
+        "the loss infimum L*, which is the entropy H on the paper's data). Run again "
+        f"with `sklearn-ntp reproduce --iterations {settings['iterations']} --seed {settings['seed']}`.",
         "",
         _section("Toy data (paper Fig. 1-2)", summary["toy"]),
         _section("Overparameterized data (paper App. A.2, Fig. 3-5)",
@@ -236,34 +240,19 @@ def summary_markdown(summary):
     if summary["figures"]:
         lines += ["## Figures", ""] + [f"- `{name}`" for name in summary["figures"]]
     else:
-        lines += ["Figures were not drawn: matplotlib is not installed."]
+        lines += ["No figures were drawn (`--quick` skips them; they need matplotlib)."]
     return "\n".join(lines) + "\n"
 
 
-def _limit_figure(clf):
-    """Four panels of one fit against its limit: CE - L*, ||W||, alignments with
-    ``U~`` (plain and corrected by ``W~``), and ``||P_G(W_k) - W~||``."""
-    import matplotlib.pyplot as plt
-
-    h = clf.history_
-    k = np.maximum(h["iteration"], 1)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), layout="constrained")
-    axes[0].loglog(k, np.maximum(h["loss"] - clf.loss_infimum_, 1e-16))
-    axes[0].set_title("CE(W_k) - L*")
-    axes[1].semilogx(k, h["norm"])
-    axes[1].set_title("||W_k||")
-    axes[2].semilogx(k, h["alignment"], label="cos(W_k, U~)")
-    axes[2].semilogx(k, h["corrected_alignment"], ":", label="cos(W_k - W~, U~)")
-    axes[2].legend()
-    axes[2].set_title("alignment with U~")
-    axes[3].loglog(k, h["subspace_error"])
-    axes[3].set_title("||P_G(W_k) - W~||")
-    for ax in axes:
-        ax.set_xlabel("iteration k")
-    return fig
+#: Data-set names in the figures' titles.
+TOY_TITLE = "Toy data (paper Fig. 1-2): m = 3 contexts, V = 5 tokens, d = 2"
+MAIN_TITLE = ("Overparameterized data (paper App. A.2): m = {n_contexts} contexts, "
+              "V = {n_tokens} tokens, d = {n_features}; GD, NGD and Adam")
+PARTIAL_FIGURE_TITLE = ("Partially separable data: m = {n_contexts} contexts, "
+                        "V = {n_tokens} tokens, d = {n_features}; GD against (L*, W~, U~)")
 
 
-def _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits):
+def _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits, titles):
     """Draw the five figures; returns their file names."""
     import matplotlib.pyplot as plt
 
@@ -275,16 +264,18 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits):
 
     X, Y, w = toy_data
     axes = plot_word_embeddings(X, Y, sample_weight=w, W_star=toy_report.finite_component,
-                                W_mm=toy_report.max_margin_solution)
-    figures = {"toy_geometry": axes[0].figure,
-               "toy_probabilities": plot_probability_matrix(Y).figure}
+                                W_mm=toy_report.max_margin_solution, title=TOY_TITLE)
+    probabilities = plot_probability_matrix(
+        Y, title="Toy data (paper Fig. 1): next-token probabilities")
+    figures = {"toy_geometry": axes[0].figure, "toy_probabilities": probabilities.figure}
     figures["toy_training"] = ImplicitBiasDisplay.from_estimator(
-        toy_fits["GD"], name="GD").figure_
+        toy_fits["GD"], name="GD", title=f"{TOY_TITLE}: gradient descent").figure_
     ax = None
     for name, clf in fits.items():
-        ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name).ax_
+        ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name, title=titles[0]).ax_
     figures["optimizers"] = ax[0].figure
-    figures["beyond_separability"] = _limit_figure(partial_fits["GD"])
+    figures["beyond_separability"] = ImplicitBiasDisplay.from_estimator(
+        partial_fits["GD"], name="GD", title=titles[1]).figure_
     for key, figure in figures.items():
         figure.savefig(out / FIGURES[key], dpi=120)
         plt.close(figure)
@@ -299,7 +290,8 @@ def _has_matplotlib():
     return True
 
 
-def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
+def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None, verbose=0,
+              figures=True):
     """Run the paper's experiments and write their summary and figures to ``out``.
 
     1. The 2-D toy (:func:`~sklearn_ntp.datasets.make_toy_ntp_data`): ``W*``,
@@ -321,6 +313,13 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
         Seed of the data and of the initialization.
     stream : file, default=None
         Where progress lines go; ``sys.stderr`` by default.
+    verbose : int, default=0
+        0: one line per step (per optimizer: its step, iterations, final
+        excess loss and time); 1: also the estimator's progress lines, about
+        ten per fit.
+    figures : bool, default=True
+        Draw the PNG figures (when matplotlib is installed). Drawing them
+        takes longer than 1000 iterations of every fit.
 
     Returns
     -------
@@ -332,24 +331,26 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
     out.mkdir(parents=True, exist_ok=True)
     toy_data = make_toy_ntp_data(random_state=seed)
     toy, toy_report, toy_fits = _experiment(
-        "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream)
+        "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream,
+        verbose)
     main, _, fits = _experiment(
         "Overparameterized data (paper App. A.2)", make_ntp_data(random_state=seed),
-        OPTIMIZERS, iterations, seed, stream)
+        OPTIMIZERS, iterations, seed, stream, verbose)
     partial, _, partial_fits = _experiment(
         PARTIAL_TITLE, partially_separable_data(random_state=seed), TOY_OPTIMIZERS,
-        iterations, seed, stream)
-    figures = []
-    if _has_matplotlib():
+        iterations, seed, stream, verbose)
+    drawn = []
+    if figures and _has_matplotlib():
         with _progress("Figures", stream):
-            figures = _write_figures(out, toy_data, toy_report, toy_fits, fits,
-                                     partial_fits)
+            drawn = _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits,
+                                   (MAIN_TITLE.format(**main),
+                                    PARTIAL_FIGURE_TITLE.format(**partial)))
     summary = {
         "settings": {"iterations": iterations, "seed": seed, "init": "lecun"},
         "toy": toy,
         "overparameterized": main,
         "partially_separable": partial,
-        "figures": figures,
+        "figures": drawn,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary))

@@ -53,7 +53,7 @@ def assert_one_line_error(code, stderr):
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    code, stdout, stderr = run(["reproduce", "--quick", "--iterations", str(ITERATIONS),
+    code, stdout, stderr = run(["reproduce", "-v", "--iterations", str(ITERATIONS),
                                 "--seed", str(SEED), "--out", str(out)])
     summary = json.loads((out / "summary.json").read_text())
     return code, stdout, stderr, out, summary
@@ -68,9 +68,9 @@ def test_reproduce_writes_summary_and_figures(reproduced):
     for name in summary["figures"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["settings"] == {"iterations": ITERATIONS, "seed": SEED, "init": "lecun"}
-    # Progress goes to stderr: each fit reports its way to 100% and its time.
+    # Progress goes to stderr: with -v each fit reports its way to 100% and its time.
     # Toy (GD), App. A.2 (three optimizers), partially separable data (GD).
-    assert stderr.count(": done (") == 2 + len(OPTIMIZERS)
+    assert stderr.count(", done (") == 2 + len(OPTIMIZERS)
     assert stderr.count(f"{ITERATIONS}/{ITERATIONS} (100%)") == 2 + len(OPTIMIZERS)
     assert "Traceback" not in stderr
 
@@ -131,6 +131,22 @@ def test_reproduce_prints_tables_and_writes_markdown(reproduced):
         assert f"| {name} |" in markdown
     assert "\\|\\|W\\|\\|" in markdown  # pipes in headers escaped: a valid table
     assert str(out / "summary.json") in stdout
+
+
+def test_reproduce_quick_is_quiet_and_draws_no_figures(tmp_path):
+    code, stdout, stderr = run(["reproduce", "--quick", "--iterations", "20", "--seed",
+                                str(SEED), "--out", str(tmp_path)])
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["figures"] == [] and not list(tmp_path.glob("*.png"))
+    assert "No figures were drawn" in (tmp_path / "summary.md").read_text()
+    # One line per optimizer (and per geometry step and title), no per-iteration lines.
+    fit_lines = [line for line in stderr.splitlines() if "iterations, CE - L* =" in line]
+    assert len(fit_lines) == 2 + len(OPTIMIZERS)
+    # Per experiment (three of them): a title and a geometry line.
+    assert "(100%)" not in stderr and len(stderr.splitlines()) == 6 + len(fit_lines)
+    for name, line in zip(["GD", *OPTIMIZERS, "GD"], fit_lines):
+        assert line.split()[0] == name and "20 iterations" in line
 
 
 def test_reproduce_reports_unwritable_output(tmp_path):

@@ -25,7 +25,7 @@ TOY_MAX_DRAWS = 100
 
 def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
                   n_sequences=5000, *, concentration=1.0, random_state=None,
-                  return_pairs=False):
+                  return_pairs=False, sparse_targets=True):
     """Random NTP data with sparse next-token distributions (paper App. A.2).
 
     The construction of the paper's overparameterized experiments:
@@ -70,16 +70,23 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
         Seed of every random draw.
     return_pairs : bool, default=False
         If True, return the raw pairs instead of the distinct contexts.
+    sparse_targets : bool, default=True
+        Return the distributions ``Y`` as a CSR matrix (the sparse ``P`` of
+        the paper, which every function of the library takes as is), or as a
+        dense ndarray if False: scikit-learn's model selection tools
+        (``cross_val_score``, ``GridSearchCV``) refuse sparse targets.
+        Ignored with ``return_pairs=True``.
 
     Returns
     -------
     X : ndarray of shape (n_contexts, n_features) or (n_sequences, n_features)
         Context embeddings; with ``return_pairs=True`` one row per pair (the
         embedding of its context), in random order.
-    Y : scipy.sparse.csr_matrix of shape (n_contexts, vocab_size) or ndarray of shape (n_sequences,)
+    Y : scipy.sparse.csr_matrix or ndarray of shape (n_contexts, vocab_size), or ndarray of shape (n_sequences,)
         Empirical next-token distributions (rows sum to one, exactly
-        ``support_size`` nonzeros each); with ``return_pairs=True`` the integer
-        next-token labels in ``range(vocab_size)``.
+        ``support_size`` nonzeros each; dense with ``sparse_targets=False``);
+        with ``return_pairs=True`` the integer next-token labels in
+        ``range(vocab_size)``.
     sample_weight : ndarray of shape (n_contexts,) or None
         Number of pairs of every context (float); ``None`` with
         ``return_pairs=True`` (every pair counts once), so
@@ -114,6 +121,8 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
     ...                                 random_state=0, return_pairs=True)
     >>> X_raw.shape, y_raw.shape
     ((100, 6), (100,))
+    >>> type(make_ntp_data(random_state=0, sparse_targets=False)[1])  # for cross_val_score
+    <class 'numpy.ndarray'>
     """
     m = check_count(n_contexts, "n_contexts")
     V = check_count(vocab_size, "vocab_size", minimum=2)
@@ -134,6 +143,7 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
             f"concentration must be a positive finite number, got {concentration!r}."
         )
     check_flag(return_pairs, "return_pairs")
+    check_flag(sparse_targets, "sparse_targets")
 
     rng = check_random_state(random_state)
     H = rng.standard_normal((m, d))
@@ -150,7 +160,7 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
         order = rng.permutation(n)
         return H[pair_rows[order]], pair_tokens[order], None
     Y, weights = empirical_distributions(rows, supports.ravel(), counts.ravel(), (m, V))
-    return H, Y, weights
+    return H, Y if sparse_targets else Y.toarray(), weights
 
 
 def make_toy_ntp_data(random_state=0):

@@ -17,13 +17,21 @@ IMPLICIT_BIAS_KEYS = ("alignment", "corrected_alignment", "subspace_error")
 #: Legend label of the dashed entropy line.
 ENTROPY_LABEL = "entropy $H$"
 
-#: (history key, panel title) of the curves, one panel each except the alignments.
+#: (history key, panel title, y label) of the curves, one panel each except the
+#: alignments.
 _PANELS = (
-    ("loss", r"NTP loss $\mathrm{CE}(W_k)$"),
-    ("norm", r"norm $\Vert W_k \Vert$"),
-    ("alignment", r"$\cos(W_k, W^{mm})$, dotted: $\cos(W_k - W^\star, W^{mm})$"),
-    ("subspace_error", r"$\Vert P_F(W_k) - W^\star \Vert$"),
+    ("loss", r"NTP loss $\mathrm{CE}(W_k)$", "cross-entropy (nats)"),
+    ("norm", r"norm $\Vert W_k \Vert$", r"$\Vert W_k \Vert_F$"),
+    ("alignment", r"$\cos(W_k, W^{mm})$, dotted: $\cos(W_k - W^\star, W^{mm})$",
+     "cosine"),
+    ("subspace_error", r"$\Vert P_F(W_k) - W^\star \Vert$", "Frobenius distance"),
 )
+#: What an empty implicit-bias panel means: the history did not track the limits,
+#: or it did and there is no max-margin direction to align with.
+NOT_TRACKED = "$W^\\star$ and $W^{mm}$ were not tracked\n(compute_implicit_bias=False)"
+NO_MARGIN_DIRECTION = ("no max-margin direction $W^{mm}$:\nthe data are not NTP-separable,\n"
+                       "or every context supports every token,\nso there is no "
+                       "direction to align with")
 
 
 def check_history(history):
@@ -115,7 +123,7 @@ class ImplicitBiasDisplay:
         self.entropy = entropy
         self.name = name
 
-    def plot(self, ax=None, *, name=None, **kwargs):
+    def plot(self, ax=None, *, name=None, title=None, **kwargs):
         """Draw the four panels.
 
         Parameters
@@ -125,6 +133,8 @@ class ImplicitBiasDisplay:
             curves); by default a new figure with one row of four panels.
         name : str, default=None
             Legend label; overrides the ``name`` given at construction.
+        title : str, default=None
+            Title of the figure, e.g. the data set's name.
         **kwargs : dict
             Keyword arguments passed to matplotlib's ``plot`` for every curve
             (e.g. ``color``).
@@ -134,22 +144,28 @@ class ImplicitBiasDisplay:
         display : ImplicitBiasDisplay
             Object that stores the computed values.
         """
+        tracked = {key: key in self.history for key in IMPLICIT_BIAS_KEYS}
         history = check_history(self.history)
         axes, figure = check_axes(ax, 4, figsize=(16, 3.6),
                                   caller=f"{type(self).__name__}.plot")
         name = self.name if name is None else name
         style = _validate_style_kwargs({} if name is None else {"label": name}, kwargs)
-        k = history["iteration"]
+        # Iteration 0 has no place on the log axis: leaving it out also keeps
+        # it out of the y-limits.
+        drawn = history["iteration"] > 0
+        if not drawn.any():
+            drawn[:] = True
+        k = history["iteration"][drawn]
 
         lines = {}
-        for panel, (key, title) in zip(axes, _PANELS):
-            (lines[key],) = panel.plot(k, history[key], **style)
+        for panel, (key, panel_title, ylabel) in zip(axes, _PANELS):
+            (lines[key],) = panel.plot(k, history[key][drawn], **style)
             # One color per display across all panels, whatever each cycle says.
             style["color"] = lines[key].get_color()
-            panel.set(xscale="log", xlabel="iteration k", title=title)
+            panel.set(xscale="log", xlabel="iteration k", ylabel=ylabel, title=panel_title)
         corrected = {**style, "linestyle": ":", "label": "_nolegend_"}
-        (lines["corrected_alignment"],) = axes[2].plot(k, history["corrected_alignment"],
-                                                       **corrected)
+        (lines["corrected_alignment"],) = axes[2].plot(
+            k, history["corrected_alignment"][drawn], **corrected)
         self.entropy_line_ = None
         if self.entropy is not None:
             self.entropy_line_ = axes[0].axhline(
@@ -157,7 +173,10 @@ class ImplicitBiasDisplay:
                 label=_entropy_label(axes[0]),
             )
         for panel, key in zip(axes[2:], ("alignment", "subspace_error")):
-            _mark_if_empty(panel, history[key])
+            _mark_if_empty(panel, history[key],
+                           NO_MARGIN_DIRECTION if tracked[key] else NOT_TRACKED)
+        if title is not None:
+            figure.suptitle(title)
         if any(line.get_label()[:1] != "_" for line in axes[0].get_lines()):
             axes[0].legend()
 
@@ -165,7 +184,8 @@ class ImplicitBiasDisplay:
         return self
 
     @classmethod
-    def from_history(cls, history, *, entropy=None, ax=None, name=None, **kwargs):
+    def from_history(cls, history, *, entropy=None, ax=None, name=None, title=None,
+                     **kwargs):
         """Plot a training history (a mapping of arrays).
 
         Parameters
@@ -179,6 +199,8 @@ class ImplicitBiasDisplay:
             Panels to draw on; by default a new figure.
         name : str, default=None
             Legend label.
+        title : str, default=None
+            Title of the figure, e.g. the data set's name.
         **kwargs : dict
             Keyword arguments passed to matplotlib's ``plot``.
 
@@ -198,10 +220,10 @@ class ImplicitBiasDisplay:
         """
         check_matplotlib_support(f"{cls.__name__}.from_history")
         display = cls(history=history, entropy=entropy, name=name)
-        return display.plot(ax=ax, **kwargs)
+        return display.plot(ax=ax, title=title, **kwargs)
 
     @classmethod
-    def from_estimator(cls, estimator, *, ax=None, name=None, **kwargs):
+    def from_estimator(cls, estimator, *, ax=None, name=None, title=None, **kwargs):
         """Plot the training history of a fitted NTP estimator.
 
         Parameters
@@ -214,6 +236,8 @@ class ImplicitBiasDisplay:
         name : str, default=None
             Legend label; by default the estimator's solver (e.g. ``"gd"``), or
             its class name if it has none.
+        title : str, default=None
+            Title of the figure, e.g. the data set's name.
         **kwargs : dict
             Keyword arguments passed to matplotlib's ``plot``.
 
@@ -237,7 +261,7 @@ class ImplicitBiasDisplay:
         if name is None:
             name = getattr(estimator, "solver", type(estimator).__name__)
         display = cls(history=estimator.history_, entropy=estimator.entropy_, name=name)
-        return display.plot(ax=ax, **kwargs)
+        return display.plot(ax=ax, title=title, **kwargs)
 
 
 def _entropy_label(ax):
@@ -246,8 +270,9 @@ def _entropy_label(ax):
     return "_nolegend_" if ENTROPY_LABEL in labels else ENTROPY_LABEL
 
 
-def _mark_if_empty(ax, values):
-    """Say why a panel is empty: not tracked, or no max-margin direction exists."""
+def _mark_if_empty(ax, values, reason):
+    """Say why a panel is empty (``reason``) instead of showing empty axes."""
     if np.all(np.isnan(values)) and not ax.texts:
-        ax.text(0.5, 0.5, "not available", transform=ax.transAxes, ha="center",
-                va="center", color="0.5")
+        ax.text(0.5, 0.5, reason, transform=ax.transAxes, ha="center", va="center",
+                color="0.3", fontsize="small")
+        ax.set_yticks([])
