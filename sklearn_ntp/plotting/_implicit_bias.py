@@ -73,6 +73,12 @@ class ImplicitBiasDisplay:
     4. the distance ``||P_F(W_k) - W*||`` of the subspace component to the
        finite component (tends to zero, Theorem 2).
 
+    Iteration 0 has no place on the log axis and is left out (of the curves
+    and of the y-limits). When a panel has nothing to draw it says why: the
+    limits were not tracked (``compute_implicit_bias=False``), or there is
+    no max-margin direction to align with (data that are not NTP-separable,
+    or whose contexts all support every token).
+
     Use :meth:`from_estimator` or :meth:`from_history` to create one. To overlay
     several optimizers (paper Fig. 5), pass the ``ax_`` of the first display as
     ``ax`` to the later ones.
