@@ -24,6 +24,7 @@ from sklearn_ntp.datasets import make_ntp_data, make_toy_ntp_data  # noqa: E402
 from sklearn_ntp.plotting._implicit_bias import (  # noqa: E402
     NO_MARGIN_DIRECTION,
     NOT_TRACKED,
+    TRIVIAL_SUBSPACE,
 )
 from sklearn_ntp.plotting import (  # noqa: E402
     ImplicitBiasDisplay,
@@ -140,7 +141,9 @@ def test_non_separable_history_explains_the_missing_direction():
     display = ImplicitBiasDisplay.from_estimator(clf, title="two contexts on a line")
     assert [t.get_text() for t in display.ax_[2].texts] == [NO_MARGIN_DIRECTION]
     assert "not NTP-separable" in NO_MARGIN_DIRECTION
-    assert not display.ax_[3].texts  # the subspace error is drawn
+    # One next token per context: F = {0}, so the distance to W* = 0 is identically 0.
+    assert np.all(clf.history_["subspace_error"] == 0)
+    assert [t.get_text() for t in display.ax_[3].texts] == [TRIVIAL_SUBSPACE]
     assert display.figure_.get_suptitle() == "two contexts on a line"
 
 

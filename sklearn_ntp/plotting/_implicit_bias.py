@@ -32,6 +32,9 @@ NOT_TRACKED = "$W^\\star$ and $W^{mm}$ were not tracked\n(compute_implicit_bias=
 NO_MARGIN_DIRECTION = ("no max-margin direction $W^{mm}$:\nthe data are not NTP-separable,\n"
                        "or every context supports every token,\nso there is no "
                        "direction to align with")
+#: Why a tracked subspace error is identically zero.
+TRIVIAL_SUBSPACE = ("identically 0: when every context has a single next\n"
+                    "token, the data subspace $F$ is $\\{0\\}$ and $W^\\star = 0$")
 
 
 def check_history(history):
@@ -72,6 +75,14 @@ class ImplicitBiasDisplay:
        max-margin direction ``W^mm`` (tends to one, Theorem 2);
     4. the distance ``||P_F(W_k) - W*||`` of the subspace component to the
        finite component (tends to zero, Theorem 2).
+
+    Iteration 0 has no place on the log axis and is left out (of the curves
+    and of the y-limits). When a panel has nothing to draw it says why: the
+    limits were not tracked (``compute_implicit_bias=False``), or there is
+    no max-margin direction to align with (data that are not NTP-separable,
+    or whose contexts all support every token). A subspace error that is
+    identically zero (every context has one next token: ``F = {0}``) is
+    drawn and explained too.
 
     Use :meth:`from_estimator` or :meth:`from_history` to create one. To overlay
     several optimizers (paper Fig. 5), pass the ``ax_`` of the first display as
@@ -175,6 +186,9 @@ class ImplicitBiasDisplay:
         for panel, key in zip(axes[2:], ("alignment", "subspace_error")):
             _mark_if_empty(panel, history[key],
                            NO_MARGIN_DIRECTION if tracked[key] else NOT_TRACKED)
+            panel.set_xlim(axes[0].get_xlim())  # also where nothing is drawn
+        if tracked["subspace_error"] and np.all(history["subspace_error"] == 0):
+            _annotate(axes[3], TRIVIAL_SUBSPACE, y=0.75)  # above the flat curve
         if title is not None:
             figure.suptitle(title)
         if any(line.get_label()[:1] != "_" for line in axes[0].get_lines()):
@@ -270,9 +284,15 @@ def _entropy_label(ax):
     return "_nolegend_" if ENTROPY_LABEL in labels else ENTROPY_LABEL
 
 
+def _annotate(ax, text, y=0.5):
+    """Write ``text`` across ``ax`` at height ``y`` (once, however many displays overlay)."""
+    if not ax.texts:
+        ax.text(0.5, y, text, transform=ax.transAxes, ha="center", va="center",
+                color="0.3", fontsize="small")
+
+
 def _mark_if_empty(ax, values, reason):
     """Say why a panel is empty (``reason``) instead of showing empty axes."""
-    if np.all(np.isnan(values)) and not ax.texts:
-        ax.text(0.5, 0.5, reason, transform=ax.transAxes, ha="center", va="center",
-                color="0.3", fontsize="small")
+    if np.all(np.isnan(values)):
+        _annotate(ax, reason)
         ax.set_yticks([])
