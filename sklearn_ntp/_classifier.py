@@ -4,12 +4,10 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state, column_or_1d
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._data import aggregate_contexts
@@ -18,26 +16,6 @@ from ._loss import NTPLoss, log_softmax, softmax
 from ._penalty import L2Penalty
 from ._solvers import SOLVERS, Objective, SolverOptions
 from ._tracking import HistoryTracker, implicit_bias_reference
-
-
-def _check_target_kind(y):
-    """Return ``y`` as an ndarray of labels (1-D) or probability rows (2-D).
-
-    1-D labels go through scikit-learn's classification-target check; a
-    single column is read as labels (with a ``DataConversionWarning``), since
-    a probability matrix with one column would describe a single token.
-    """
-    if y is None:
-        raise ValueError("NTPLinearClassifier requires y to be passed, but the "
-                         "target y is None.")
-    if sp.issparse(y):
-        return y
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = column_or_1d(y, warn=True)
-    if y.ndim == 1:
-        check_classification_targets(y)
-    return y
 
 
 class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
@@ -263,7 +241,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32])
-        data = aggregate_contexts(X, _check_target_kind(y), sample_weight)
+        data = aggregate_contexts(X, y, sample_weight)
         reference = self._implicit_bias_reference(data)
         tracker = HistoryTracker(
             data.entropy, every=self.history_every, reference=reference,
@@ -280,7 +258,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         result = SOLVERS[self.solver](objective, W0, options, tracker)
         self._warn_if_unconverged(result)
 
-        self.classes_ = data.classes
+        self.classes_ = np.array(data.classes)  # writeable, unlike NTPData's
         self.coef_ = result.coef
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
@@ -429,6 +407,5 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        data = aggregate_contexts(X, _check_target_kind(y), sample_weight,
-                                  classes=self.classes_)
+        data = aggregate_contexts(X, y, sample_weight, classes=self.classes_)
         return -NTPLoss(data).value(self.coef_)

@@ -16,12 +16,13 @@ from sklearn.utils import check_array
 from ._data import (
     PROBA_ATOL,
     NTPData,
-    aggregate_contexts,
     as_ntp_data,
     check_decoder,
+    check_embeddings,
     check_matrix,
     check_sample_weight,
     check_targets,
+    merge_contexts,
 )
 
 
@@ -99,7 +100,10 @@ def _check_n_rows(a, name, n_samples, reference):
 
 
 def _target_contexts(y_true, X, sample_weight, labels=None):
-    """Validate targets and contexts; merge rows of the same context: :class:`NTPData`."""
+    """Validate targets, contexts and weights once; merge rows of the same context.
+
+    Returns the :class:`NTPData` and the validated weights.
+    """
     n_samples = _n_rows(y_true, "y_true")
     try:
         Y, labels = check_targets(y_true, n_samples, labels)
@@ -109,7 +113,9 @@ def _target_contexts(y_true, X, sample_weight, labels=None):
         X = np.arange(n_samples, dtype=np.float64)[:, None]  # every row its own context
     else:
         _check_n_rows(X, "X", n_samples, "y_true")
-    return aggregate_contexts(X, Y, sample_weight, classes=labels)
+        X = check_embeddings(X)
+    w = check_sample_weight(sample_weight, n_samples)
+    return merge_contexts(X, Y, w, labels), w
 
 
 def _aggregate(y_true, y_prob, X, sample_weight, labels):
@@ -118,13 +124,12 @@ def _aggregate(y_true, y_prob, X, sample_weight, labels):
     n_samples, n_tokens = Q.shape
     _check_n_rows(y_true, "y_true", n_samples, "y_prob")
     labels = _token_labels(y_true, labels, n_tokens)
-    data = _target_contexts(y_true, X, sample_weight, labels)
-    return _Contexts(data, _merge_predictions(Q, data, sample_weight), eps)
+    data, w = _target_contexts(y_true, X, sample_weight, labels)
+    return _Contexts(data, _merge_predictions(Q, data, w), eps)
 
 
-def _merge_predictions(Q, data, sample_weight):
+def _merge_predictions(Q, data, w):
     """Weighted mean prediction of each context (rows of one context agree for a model of X)."""
-    w = check_sample_weight(sample_weight, Q.shape[0])
     rows = np.flatnonzero(data.context_index >= 0)
     group = sp.csr_matrix((w[rows], (data.context_index[rows], rows)),
                           shape=(data.n_contexts, Q.shape[0]))
@@ -224,11 +229,15 @@ def entropy_lower_bound(y_true, *, X=None, sample_weight=None):
     ``excess_ntp_loss = ntp_cross_entropy - entropy_lower_bound`` with the
     same ``X``.
 
+    The same function is exported by :mod:`sklearn_ntp.implicit_bias`.
+
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_tokens)
+    y_true : array-like of shape (n_samples,) or (n_samples, n_tokens), or NTPData
         Next-token labels, or soft targets (nonnegative rows summing to one,
-        dense or scipy.sparse).
+        dense or scipy.sparse); or data aggregated by
+        :func:`~sklearn_ntp.implicit_bias.aggregate_contexts` (then ``X`` and
+        ``sample_weight`` must be None).
     X : array-like of shape (n_samples, n_features), default=None
         Context embeddings: identical rows are one context, whose targets are
         merged (weighted mean), as in :func:`excess_ntp_loss`. With
@@ -246,13 +255,14 @@ def entropy_lower_bound(y_true, *, X=None, sample_weight=None):
     Raises
     ------
     ValueError
-        On invalid targets, weights or contexts, or mismatched row counts.
+        On invalid targets, weights or contexts, mismatched row counts, or
+        ``X`` or ``sample_weight`` passed with an NTPData.
 
     See Also
     --------
     excess_ntp_loss : The cross-entropy minus this bound.
-    sklearn_ntp.implicit_bias.entropy_lower_bound : The same bound, called
-        as ``(X, y, sample_weight)`` or on aggregated data.
+    sklearn_ntp.implicit_bias.aggregate_contexts : Aggregated data, whose
+        ``entropy`` attribute is the same bound.
 
     Examples
     --------
@@ -265,8 +275,16 @@ def entropy_lower_bound(y_true, *, X=None, sample_weight=None):
     0.462098
     >>> entropy_lower_bound(["a", "b", "a"])  # every row its own context
     0.0
+    >>> from sklearn_ntp.implicit_bias import aggregate_contexts
+    >>> round(entropy_lower_bound(aggregate_contexts(X, ["a", "b", "a"])), 6)
+    0.462098
     """
-    return _target_contexts(y_true, X, sample_weight).entropy
+    if isinstance(y_true, NTPData):
+        if X is not None or sample_weight is not None:
+            raise ValueError("X and sample_weight must be None when y_true is an NTPData "
+                             "(aggregated data hold their contexts and weights).")
+        return y_true.entropy
+    return _target_contexts(y_true, X, sample_weight)[0].entropy
 
 
 @_with_context_params
@@ -451,14 +469,31 @@ def ntp_margin(W, X, y=None, *, sample_weight=None):
     0.0
     """
     data = as_ntp_data(X, y, sample_weight)
-    logits = data.embeddings @ check_decoder(W, data).T
+    (W, w_exp), (H, h_exp) = _unit_scale(check_decoder(W, data)), _unit_scale(data.embeddings)
+    logits = H @ W.T
     mask = data.support_mask
     constrained = ~mask.all(axis=1)
     if not constrained.any():
         return float("inf")
     worst_inside = np.where(mask, logits, np.inf).min(axis=1)
     best_outside = np.where(mask, -np.inf, logits).max(axis=1)
-    return float(np.min((worst_inside - best_outside)[constrained]))
+    margin = float(np.ldexp(np.min((worst_inside - best_outside)[constrained]),
+                            w_exp + h_exp))
+    if not np.isfinite(margin):
+        raise ValueError(f"The margin of W overflows float64 (W has entries up to "
+                         f"{np.ldexp(np.max(np.abs(W)), w_exp):.3g}); rescale W.")
+    return margin
+
+
+def _unit_scale(A):
+    """Return ``(B, e)`` with ``A = B * 2**e`` and ``max |B|`` in ``[0.5, 1)``.
+
+    Products of ``B`` neither overflow nor underflow, and scaling by a power of
+    two is exact: results are rescaled once at the end (scale-free metrics).
+    """
+    A = np.asarray(A, dtype=np.float64)
+    exponent = int(np.frexp(np.max(np.abs(A)))[1]) if A.size else 0
+    return np.ldexp(A, -exponent), exponent
 
 
 def margin_alignment(W, W_ref):
@@ -499,6 +534,7 @@ def margin_alignment(W, W_ref):
     W, W_ref = check_matrix(W, "W"), check_matrix(W_ref, "W_ref")
     if W.shape != W_ref.shape:
         raise ValueError(f"W has shape {W.shape} but W_ref has shape {W_ref.shape}.")
+    (W, _), (W_ref, _) = _unit_scale(W), _unit_scale(W_ref)  # the scales cancel
     norms = np.linalg.norm(W), np.linalg.norm(W_ref)
     for name, norm in zip(("W", "W_ref"), norms):
         if norm == 0:

@@ -1,41 +1,12 @@
-"""Public functions for the NTP objective: entropy bound, loss and gradient."""
+"""Public functions for the NTP objective: loss and gradient.
+
+Its lower bound is :func:`~sklearn_ntp.metrics.entropy_lower_bound`.
+"""
 
 import numpy as np
 
 from ._data import as_ntp_data, check_decoder
 from ._loss import NTPLoss
-
-
-def entropy_lower_bound(X, y=None, sample_weight=None):
-    """Entropy lower bound ``H`` of the NTP loss (paper Section 2).
-
-    ``H = -sum_j pi_j sum_{z in S_j} p_jz log p_jz`` over the distinct contexts
-    of ``X``; ``CE(W) >= H`` for every ``W``, and the bound is approached but
-    not attained when the data are NTP-separable.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features) or NTPData
-        Context embeddings (identical rows are one context), or aggregated data.
-    y : array-like of shape (n_samples,) or (n_samples, n_tokens)
-        Hard or soft next-token targets.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Row weights.
-
-    Returns
-    -------
-    entropy : float
-        ``H`` in nats.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_ntp.implicit_bias import entropy_lower_bound
-    >>> X = np.array([[1.0], [1.0], [2.0]])
-    >>> round(entropy_lower_bound(X, [0, 1, 0]), 6)  # (2/3) log 2
-    0.462098
-    """
-    return as_ntp_data(X, y, sample_weight).entropy
 
 
 def _loss_at(W, X, y, sample_weight):

@@ -12,7 +12,8 @@ The objects the paper's theorems are about, computed exactly:
 
 from ._data import NTPData, aggregate_contexts
 from ._exceptions import NotNTPCompatibleError, NotNTPSeparableError
-from ._objective import entropy_lower_bound, ntp_loss, ntp_loss_gradient
+from ._metrics import entropy_lower_bound
+from ._objective import ntp_loss, ntp_loss_gradient
 from ._report import SeparabilityReport, check_ntp_separability
 from ._subspace import DataSubspace, data_subspace, log_odds_solution
 from ._svm import ntp_svm
