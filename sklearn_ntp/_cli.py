@@ -220,8 +220,9 @@ def _read_npy(archive, info, path, name):
                        else np.lib.format.read_array_header_2_0)
         shape, _, dtype = read_header(file)
     if dtype.hasobject:
-        what = ("a single Python object, e.g. a scipy.sparse matrix given to np.savez: "
-                "store it as a dense array" if shape == () else "Python objects")
+        what = (f"a single Python object (e.g. a scipy.sparse matrix given to np.savez): "
+                f"store {name} as a dense array, e.g. {name}.toarray()" if shape == ()
+                else "Python objects")
         raise InputError(f"array '{name}' in {path} holds {what}; pickled objects are "
                          "refused (loaded with allow_pickle=False)")
     if math.prod(shape) * dtype.itemsize > info.file_size:
