@@ -198,10 +198,7 @@ def _check_hard_targets(y, n_samples, classes):
     if y.shape[0] != n_samples:
         raise ValueError(f"y has {y.shape[0]} entries but X has {n_samples} samples.")
     if classes is None:
-        # Tokens are discrete: continuous float labels are a mistake, as for
-        # every scikit-learn classifier.
-        check_classification_targets(y)
-        classes = np.unique(y)
+        classes = _labels_of(y)
         if classes.size < 2:
             raise ValueError(
                 f"y has a single token {str(classes[0])!r} (one class); next-token "
@@ -213,6 +210,17 @@ def _check_hard_targets(y, n_samples, classes):
         shape=(n_samples, len(classes)),
     )
     return Y, classes
+
+
+def _labels_of(y):
+    """Sorted distinct labels of 1-D ``y``, with errors that name ``y``."""
+    try:
+        # Tokens are discrete: continuous float labels are a mistake, as for
+        # every scikit-learn classifier.
+        check_classification_targets(y)
+        return np.unique(y)
+    except (ValueError, TypeError) as exc:  # TypeError: unorderable mixed labels
+        raise ValueError(f"Invalid y: {exc}") from exc
 
 
 def _encode(y, classes):

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
+from sklearn.utils._param_validation import validate_params
 
 from ._data import (
     PROBA_ATOL,
@@ -39,6 +40,19 @@ class _Contexts(NamedTuple):
         rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
         q = self.proba[rows, P.indices]
         return self.data.weights[rows], P.data, np.log(np.maximum(q, self.eps))
+
+
+#: Types of the arguments of the prediction metrics, checked by ``validate_params``
+#: before any array is converted (values are checked by the ``_data`` checks).
+_TARGETS = ["array-like", "sparse matrix"]
+_PREDICTION_PARAMS = {"y_true": _TARGETS, "y_prob": ["array-like"],
+                      "sample_weight": ["array-like", None],
+                      "labels": ["array-like", None]}
+_CONTEXT_PREDICTION_PARAMS = {**_PREDICTION_PARAMS, "X": ["array-like", None]}
+
+
+def _validated(params):
+    return validate_params(params, prefer_skip_nested_validation=True)
 
 
 def _check_proba(y_prob):
@@ -76,7 +90,10 @@ def _token_labels(y_true, labels, n_tokens):
         return np.arange(n_tokens)  # check_targets then matches the columns of y_true
     # Columns follow sorted labels, as for log_loss and a classifier's classes_.
     source = "y_true" if labels is None else "labels"
-    labels = np.unique(y_true if labels is None else labels)
+    try:
+        labels = np.unique(y_true if labels is None else labels)
+    except TypeError as exc:  # unorderable mixed labels
+        raise ValueError(f"Invalid {source}: {exc}") from exc
     if labels.size != n_tokens:
         raise ValueError(
             f"{source} has {labels.size} distinct tokens but y_prob has {n_tokens} "
@@ -136,6 +153,7 @@ def _merge_predictions(Q, data, w):
     return (group @ Q) / np.asarray(group.sum(axis=1))
 
 
+@_validated(_PREDICTION_PARAMS)
 def ntp_cross_entropy(y_true, y_prob, *, sample_weight=None, labels=None):
     """Weighted mean next-token cross-entropy of predicted distributions.
 
@@ -218,6 +236,8 @@ def _with_context_params(func):
     return func
 
 
+@_validated({"y_true": _TARGETS + [NTPData], "X": ["array-like", None],
+             "sample_weight": ["array-like", None]})
 def entropy_lower_bound(y_true, *, X=None, sample_weight=None):
     """Entropy lower bound ``H`` of the NTP cross-entropy of any predictions.
 
@@ -287,6 +307,7 @@ def entropy_lower_bound(y_true, *, X=None, sample_weight=None):
     return _target_contexts(y_true, X, sample_weight)[0].entropy
 
 
+@_validated(_CONTEXT_PREDICTION_PARAMS)
 @_with_context_params
 def excess_ntp_loss(y_true, y_prob, *, X=None, sample_weight=None, labels=None):
     """Cross-entropy minus the entropy lower bound: a weighted KL divergence.
@@ -335,6 +356,7 @@ def excess_ntp_loss(y_true, y_prob, *, X=None, sample_weight=None, labels=None):
     return float(np.sum(pi * p * (np.log(p) - log_q)))
 
 
+@_validated(_CONTEXT_PREDICTION_PARAMS)
 @_with_context_params
 def out_of_support_mass(y_true, y_prob, *, X=None, sample_weight=None, labels=None):
     """Weighted mean probability predicted outside each context's support.
@@ -374,6 +396,7 @@ def out_of_support_mass(y_true, y_prob, *, X=None, sample_weight=None, labels=No
     return float(contexts.data.weights @ outside)
 
 
+@_validated(_CONTEXT_PREDICTION_PARAMS)
 @_with_context_params
 def log_odds_error(y_true, y_prob, *, X=None, sample_weight=None, labels=None):
     """Largest error of the predicted log-odds between in-support tokens.
@@ -420,6 +443,8 @@ def log_odds_error(y_true, y_prob, *, X=None, sample_weight=None, labels=None):
     return float(np.max(np.maximum.reduceat(d, starts) - np.minimum.reduceat(d, starts)))
 
 
+@_validated({"W": ["array-like"], "X": ["array-like", NTPData],
+             "y": _TARGETS + [None], "sample_weight": ["array-like", None]})
 def ntp_margin(W, X, y=None, *, sample_weight=None):
     """NTP margin of a decoder: worst in-support over out-of-support logit gap.
 
@@ -477,8 +502,9 @@ def ntp_margin(W, X, y=None, *, sample_weight=None):
         return float("inf")
     worst_inside = np.where(mask, logits, np.inf).min(axis=1)
     best_outside = np.where(mask, -np.inf, logits).max(axis=1)
-    margin = float(np.ldexp(np.min((worst_inside - best_outside)[constrained]),
-                            w_exp + h_exp))
+    with np.errstate(over="ignore"):  # overflow is reported below
+        margin = float(np.ldexp(np.min((worst_inside - best_outside)[constrained]),
+                                w_exp + h_exp))
     if not np.isfinite(margin):
         raise ValueError(f"The margin of W overflows float64 (W has entries up to "
                          f"{np.ldexp(np.max(np.abs(W)), w_exp):.3g}); rescale W.")
@@ -496,6 +522,7 @@ def _unit_scale(A):
     return np.ldexp(A, -exponent), exponent
 
 
+@_validated({"W": ["array-like"], "W_ref": ["array-like"]})
 def margin_alignment(W, W_ref):
     """Cosine similarity ``<W, W_ref> / (||W|| ||W_ref||)`` in the Frobenius product.
 

@@ -374,7 +374,7 @@ def test_bad_predictions_raise(metric, y_prob, match):
     "kwargs, match",
     [
         ({"y_true": [0, 0], "y_prob": UNIFORM}, "y_true has 1 distinct tokens"),
-        ({"y_true": 0, "y_prob": [[0.5, 0.5]]}, "y_true must be array-like"),
+        ({"y_true": 0, "y_prob": [[0.5, 0.5]]}, "y_true.* must be an array-like"),
         ({"y_true": [0, 1], "y_prob": [0.5, 0.5], "labels": [0, 1, 2]}, "labels has 3"),
         ({"y_true": [0, 3], "y_prob": UNIFORM, "labels": [0, 1]}, "Invalid y_true.*not in"),
         ({"y_true": [[0.5, 0.5, 0.0]] * 2, "y_prob": UNIFORM}, "Invalid y_true.*columns"),
@@ -400,7 +400,7 @@ def test_bad_contexts_raise(metric, X, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"y_true": 0}, "y_true must be array-like"),
+    ({"y_true": 0}, "y_true.* must be an array-like"),
     ({"y_true": [0]}, "Invalid y_true.*two tokens"),
     ({"y_true": [[0.5, 0.6]] * 2}, "Invalid y_true.*sum to 1"),
     ({"y_true": [[1.5, -0.5]] * 2}, "Invalid y_true.*nonnegative"),
