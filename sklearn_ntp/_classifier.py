@@ -312,7 +312,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return X @ self.coef_.T
+        logits = X @ self.coef_.T
+        if not np.all(np.isfinite(logits)):  # coef_ is finite: X is too large
+            raise ValueError(f"X has entries up to {np.max(np.abs(X)):.3g}: its logits "
+                             f"X @ coef_.T overflow {logits.dtype}; rescale X.")
+        return logits
 
     def decision_function(self, X):
         """Logits ``X W^T``, one column per token (a single column for two tokens).

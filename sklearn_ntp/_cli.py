@@ -12,6 +12,7 @@ import csv
 import math
 import sys
 import zipfile
+import zlib
 from array import array
 from pathlib import Path
 
@@ -361,8 +362,10 @@ def load_data_file(path, max_bytes=DEFAULT_MAX_BYTES):
                          "expected .npz or .csv")
     try:
         return reader(path, max_bytes)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
-            csv.Error, NotImplementedError) as exc:
+    # zipfile raises zlib.error on a corrupted deflate stream, RuntimeError on
+    # an encrypted member and NotImplementedError on an unknown compression.
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError,
+            csv.Error, RuntimeError, NotImplementedError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
 
 

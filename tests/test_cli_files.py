@@ -177,3 +177,32 @@ def test_corpus_alpha_must_be_finite_and_positive_before_anything_is_printed(alp
     code, stdout, stderr = run(["corpus", "--alpha", alpha])
     assert code == 2 and "expected a positive finite number" in stderr
     assert stdout == ""
+
+
+def _compressed_npz_bytes():
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, X=np.random.default_rng(0).standard_normal((100, 100)),
+                        y=np.arange(100) % 2)
+    return bytearray(buffer.getvalue())
+
+
+def test_corrupted_deflate_stream_is_a_one_line_error(tmp_path):
+    content = _compressed_npz_bytes()
+    content[2000] ^= 0xFF  # inside the compressed data of X.npy
+    path = tmp_path / "corrupt.npz"
+    path.write_bytes(bytes(content))
+    code, _, stderr = run(["check", str(path)])
+    assert_one_line_error(code, stderr)
+    assert f"cannot read {path}" in stderr
+
+
+def test_encrypted_member_is_a_one_line_error(tmp_path):
+    content = _compressed_npz_bytes()
+    # Set the "encrypted" flag of the first member in both zip headers.
+    content[content.find(b"PK\x03\x04") + 6] |= 1
+    content[content.find(b"PK\x01\x02") + 8] |= 1
+    path = tmp_path / "encrypted.npz"
+    path.write_bytes(bytes(content))
+    code, _, stderr = run(["check", str(path)])
+    assert_one_line_error(code, stderr)
+    assert "encrypted" in stderr

@@ -405,15 +405,20 @@ def test_nearly_identical_contexts_are_not_reported_separable_with_a_large_margi
 # ------------------------------------------------------------------ estimators
 
 
-@GEOMETRY_SETTINGS
-@given(problems(max_rows=6, max_features=3, max_tokens=3), st.booleans())
-def test_classifier(problem, implicit_bias):
+@SETTINGS
+@given(problems(max_rows=6, max_features=3, max_tokens=3), st.booleans(), st.data())
+def test_classifier(problem, implicit_bias, draw):
     X, y, w = problem
     clf = NTPLinearClassifier(max_iter=20, compute_implicit_bias=implicit_bias)
     fitted = outcome(clf.fit, X, y, w, names=DATA_NAMES)
     if fitted is None:
         return
     assert np.all(np.isfinite(clf.coef_)) and np.isfinite(clf.entropy_)
+    new_proba = outcome(clf.predict_proba, draw.draw(matrices(3, clf.n_features_in_)),
+                        names=("X",))
+    if new_proba is not None:
+        assert np.all(np.isfinite(new_proba))
+        np.testing.assert_allclose(new_proba.sum(axis=1), 1.0, rtol=1e-5)
     proba = outcome(clf.predict_proba, X, names=("X",))
     if proba is not None:
         np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
@@ -551,3 +556,26 @@ def test_load_data_file_raises_input_error_only(tmp_path):
     path.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip archive
     with pytest.raises(InputError, match="must hold arrays 'X'"):
         load_data_file(path)
+
+
+def _valid_npz_bytes(compressed):
+    buffer = io.BytesIO()
+    save = np.savez_compressed if compressed else np.savez
+    # Random numbers: a deflate stream long enough for flips to land in it.
+    X = np.random.default_rng(0).standard_normal((30, 8))
+    save(buffer, X=X, y=np.arange(30) % 3, sample_weight=np.ones(30))
+    return buffer.getvalue()
+
+
+@settings(SETTINGS, max_examples=40)
+@given(st.booleans(), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)),
+                               min_size=1, max_size=4), st.booleans())
+def test_check_on_corrupted_npz_archives(tmp_path_factory, compressed, flips, truncate):
+    content = bytearray(_valid_npz_bytes(compressed))
+    for position, value in flips:
+        content[position % len(content)] = value
+    if truncate:
+        content = content[: flips[0][0] % len(content)]
+    path = tmp_path_factory.mktemp("corrupt") / "data.npz"
+    path.write_bytes(bytes(content))
+    _check_command(path)

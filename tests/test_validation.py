@@ -211,3 +211,13 @@ def test_sample_weight_errors_name_the_argument(w, match):
         aggregate_contexts(np.eye(2), [0, 1], sample_weight=w)
     with pytest.raises(ValueError, match=match):
         ntp_cross_entropy([0, 1], [[0.5, 0.5]] * 2, sample_weight=w)
+
+
+def test_predictions_whose_logits_overflow_are_refused():
+    clf = NTPLinearClassifier(max_iter=50, compute_implicit_bias=False)
+    clf.fit(np.eye(2), [0, 1])
+    X = np.array([[1e308, -1e308]])  # finite, but X @ coef_.T is not
+    for method in (clf.predict_proba, clf.predict_log_proba, clf.predict,
+                   clf.decision_function):
+        with pytest.raises(ValueError, match="X has entries up to 1e\\+308: its logits"):
+            method(X)
