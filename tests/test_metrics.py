@@ -631,3 +631,13 @@ def test_ntp_margin_that_overflows_float64_is_an_error():
     W = np.array([[1e308, 0.0], [-1e308, 0.0]])  # margin 2e308 > float64 max
     with pytest.raises(ValueError, match="margin of W overflows"):
         ntp_margin(W, X, Y)
+
+
+def test_ntp_margin_with_overflowing_logits_is_the_exact_gap():
+    from fractions import Fraction
+
+    X, Y = np.array([[1.0, 1.0]]), np.array([[1.0, 0.0]])
+    W = np.array([[1e308, 1e308], [1e308, 9e307]])  # both logits beyond float64
+    exact = sum(map(Fraction, W[0])) - sum(map(Fraction, W[1]))  # 1e307, by hand
+    # Rounding of logits of 2e308 allows an error of a few eps * 2e308.
+    assert ntp_margin(W, X, Y) == pytest.approx(float(exact), rel=1e-14)
