@@ -156,7 +156,10 @@ def check_targets(y, n_samples, classes=None):
         classes = check_classes(classes)
     if sp.issparse(y):
         return _check_soft_targets(y, n_samples, classes)
-    y = np.asarray(y)
+    try:
+        y = np.asarray(y)
+    except ValueError as exc:  # e.g. rows of unequal lengths
+        raise ValueError(f"Invalid y: {exc}") from exc
     if y.ndim == 2 and y.shape[1] == 1:
         y = column_or_1d(y, warn=True)
     if y.ndim == 2:

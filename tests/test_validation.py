@@ -137,8 +137,7 @@ def test_subnormal_probabilities_give_the_finite_entropy(tiny):
 
 def test_subnormal_probabilities_do_not_stop_the_fit_at_iteration_zero():
     P = np.array([[1.0 - 1e-310, 1e-310], [0.0, 1.0]])
-    clf = NTPLinearClassifier(max_iter=20, tol=1e-3, compute_implicit_bias=False)
-    clf.fit(np.eye(2), P)
+    clf = NTPLinearClassifier(max_iter=20, tol=1e-3).fit(np.eye(2), P)
     assert clf.n_iter_ > 0 and np.any(clf.coef_ != 0)
     # converged_ means the excess loss really is below tol.
     excess = excess_ntp_loss(P, clf.predict_proba(np.eye(2)), X=np.eye(2))
@@ -221,3 +220,9 @@ def test_predictions_whose_logits_overflow_are_refused():
                    clf.decision_function):
         with pytest.raises(ValueError, match="X has entries up to 1e\\+308: its logits"):
             method(X)
+
+
+@pytest.mark.parametrize("y", [[[0.5, 0.5], [1.0]], [[1.0, 0.0], "a"]])
+def test_ragged_targets_are_named(y):
+    with pytest.raises(ValueError, match="Invalid y"):
+        aggregate_contexts(np.eye(2), y)
