@@ -592,3 +592,29 @@ def test_check_on_corrupted_npz_archives(tmp_path_factory, compressed, flips, tr
     path = tmp_path_factory.mktemp("corrupt") / "data.npz"
     path.write_bytes(bytes(content))
     _check_command(path)
+
+
+# ------------------------------------------------------------------- plotting
+
+
+@settings(SETTINGS, max_examples=12)
+@given(st.integers(1, 4), st.integers(2, 4), st.data())
+def test_plots(n_rows, n_tokens, draw):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sklearn_ntp.plotting import plot_probability_matrix, plot_word_embeddings
+
+    y = draw.draw(targets(n_rows, n_tokens, subnormal=False))
+    X = draw.draw(matrices(n_rows, 2))
+    try:
+        ax = outcome(plot_probability_matrix, y, names=("y",))
+        assert ax is None or ax.get_xlabel() == "token z"
+        H = np.asarray(X, dtype=np.float64) if not isinstance(X, list) else np.array(X)
+        if not (np.all(np.isfinite(H)) and 1e-100 < np.abs(H).max() < 1e100):
+            return  # extreme scales: see the ntp_svm xfail cases
+        axes = outcome(plot_word_embeddings, X, y, names=DATA_NAMES)
+        assert axes is None or len(axes) == 2
+    finally:
+        plt.close("all")
