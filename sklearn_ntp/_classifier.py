@@ -312,7 +312,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        logits = X @ self.coef_.T
+        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+            logits = X @ self.coef_.T
         if not np.all(np.isfinite(logits)):  # coef_ is finite: X is too large
             raise ValueError(f"X has entries up to {np.max(np.abs(X)):.3g}: its logits "
                              f"X @ coef_.T overflow {logits.dtype}; rescale X.")
