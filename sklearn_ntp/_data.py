@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import entr
 from sklearn.utils import check_array, column_or_1d
+from sklearn.utils._param_validation import validate_params
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
 
@@ -276,6 +277,9 @@ def check_decoder(W, data, name="W"):
     return W
 
 
+@validate_params({"X": ["array-like"], "y": ["array-like", "sparse matrix", None],
+                  "sample_weight": ["array-like", None], "classes": ["array-like", None]},
+                 prefer_skip_nested_validation=True)
 def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
     """Merge identical rows of ``X`` into distinct contexts (the paper's ``T_m``).
 

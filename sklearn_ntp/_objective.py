@@ -4,8 +4,9 @@ Its lower bound is :func:`~sklearn_ntp.metrics.entropy_lower_bound`.
 """
 
 import numpy as np
+from sklearn.utils._param_validation import validate_params
 
-from ._data import as_ntp_data, check_decoder
+from ._data import NTPData, as_ntp_data, check_decoder
 from ._loss import NTPLoss
 
 
@@ -14,6 +15,13 @@ def _loss_at(W, X, y, sample_weight):
     return NTPLoss(data, dtype=np.float64).value_and_grad(check_decoder(W, data))
 
 
+#: Argument types of the loss functions (values are checked by the ``_data`` checks).
+_LOSS_PARAMS = {"W": ["array-like"], "X": ["array-like", NTPData],
+                "y": ["array-like", "sparse matrix", None],
+                "sample_weight": ["array-like", None]}
+
+
+@validate_params(_LOSS_PARAMS, prefer_skip_nested_validation=True)
 def ntp_loss(W, X, y=None, sample_weight=None):
     """NTP cross-entropy ``CE(W)`` of a decoder on the data's distinct contexts.
 
@@ -47,6 +55,7 @@ def ntp_loss(W, X, y=None, sample_weight=None):
     return _loss_at(W, X, y, sample_weight)[0]
 
 
+@validate_params(_LOSS_PARAMS, prefer_skip_nested_validation=True)
 def ntp_loss_gradient(W, X, y=None, sample_weight=None):
     """Gradient ``sum_j pi_j (softmax(W h_j) - p_j) h_j^T`` of the NTP loss.
 
