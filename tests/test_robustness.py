@@ -24,7 +24,12 @@ from scipy.special import softmax as scipy_softmax
 
 from sklearn_ntp import NTPLinearClassifier, NTPSeparabilityChecker
 from sklearn_ntp._cli import InputError, load_data_file, main
-from sklearn_ntp.datasets import contexts_from_sequences, make_ntp_data, make_toy_ntp_data
+from sklearn_ntp.datasets import (
+    contexts_from_sequences,
+    load_python_tokens,
+    make_ntp_data,
+    make_toy_ntp_data,
+)
 from sklearn_ntp.implicit_bias import (
     NotNTPCompatibleError,
     NotNTPSeparableError,
@@ -500,6 +505,33 @@ def test_contexts_from_sequences(sequences, k):
         np.testing.assert_allclose(Y.sum(axis=1), 1.0, rtol=1e-12)
         pairs = sum(max(0, len(seq) - k) for seq in sequences)
         assert w.sum() == pairs
+
+
+@settings(SETTINGS, max_examples=15)
+@given(_mostly(st.integers(1, 30)), _mostly(st.integers(1, 2)),
+       st.sampled_from([None, None, "missing-folder"]))
+def test_load_python_tokens(vocab_size, max_files, path):
+    names = ("vocab_size", "max_files")
+    try:
+        lines = outcome(load_python_tokens, vocab_size, max_files, path=path, names=names)
+    except FileNotFoundError:
+        assert path is not None  # a folder without Python sources: documented
+        return
+    if lines is not None:
+        tokens = {token for line in lines for token in line}
+        assert len(tokens) <= vocab_size + 1  # the kept tokens and "<unk>"
+        assert all(line[-1] in ("<newline>", "<unk>") for line in lines)
+
+
+@settings(SETTINGS, max_examples=10)
+@given(st.one_of(st.integers(0, 2**32 - 1), st.integers(-5, -1), st.just(2**32),
+                 st.floats(), st.text(max_size=2)))
+def test_make_toy_ntp_data(random_state):
+    out = outcome(make_toy_ntp_data, random_state, names=("random_state", "seed"))
+    if out is not None:
+        X, Y, w = out
+        assert X.shape == (3, 2) and Y.shape == (3, 5)
+        np.testing.assert_allclose(Y.sum(axis=1), 1.0, rtol=1e-12)
 
 
 # ------------------------------------------------------------------ CLI loaders
