@@ -4,12 +4,10 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state, column_or_1d
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._data import aggregate_contexts, with_intercept_column
@@ -19,26 +17,6 @@ from ._penalty import L2Penalty
 from ._solvers import SOLVERS, Objective, SolverOptions
 from ._step_size import auto_learning_rate, smoothness_constant
 from ._tracking import HistoryTracker, implicit_bias_reference
-
-
-def _check_target_kind(y):
-    """Return ``y`` as an ndarray of labels (1-D) or probability rows (2-D).
-
-    1-D labels go through scikit-learn's classification-target check; a
-    single column is read as labels (with a ``DataConversionWarning``), since
-    a probability matrix with one column would describe a single token.
-    """
-    if y is None:
-        raise ValueError("NTPLinearClassifier requires y to be passed, but the "
-                         "target y is None.")
-    if sp.issparse(y) or (hasattr(y, "columns") and y.shape[1] > 1):
-        return y  # a DataFrame keeps its column names: they become classes_
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = column_or_1d(y, warn=True)
-    if y.ndim == 1:
-        check_classification_targets(y)
-    return y
 
 
 class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
@@ -316,7 +294,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         """
         X = validate_data(self, X, accept_sparse=("csr", "csc"),
                           dtype=[np.float64, np.float32])
-        data = self._contexts(aggregate_contexts(X, _check_target_kind(y), sample_weight))
+        data = self._contexts(aggregate_contexts(X, y, sample_weight))
         self.learning_rate_ = self._learning_rate(data)
         reference = self._implicit_bias_reference(data)
         infimum = None if reference is None else reference.loss_infimum
@@ -335,7 +313,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         result = SOLVERS[self.solver](objective, W0, options, tracker)
         self._warn_if_unconverged(result)
 
-        self.classes_ = data.classes
+        self.classes_ = np.array(data.classes)  # writeable, unlike NTPData's
         self.coef_, self.intercept_ = self._split_coef(result.coef)
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
@@ -427,8 +405,15 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                              dtype=[np.float64, np.float32])
 
     def _logits(self, X):
-        logits = self._validate_X(X) @ self.coef_.T
-        return logits + self.intercept_ if self.fit_intercept else logits
+        X = self._validate_X(X)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+            logits = X @ self.coef_.T
+            if self.fit_intercept:
+                logits = logits + self.intercept_
+        if not np.all(np.isfinite(logits)):  # coef_ is finite: X is too large
+            raise ValueError(f"X has entries up to {abs(X).max():.3g}: its logits "
+                             f"X @ coef_.T overflow {logits.dtype}; rescale X.")
+        return logits
 
     def decision_function(self, X):
         """Logits ``X W^T``, one column per token (a single column for two tokens).
@@ -522,5 +507,5 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             columns other than ``len(classes_)``.
         """
         data = self._contexts(aggregate_contexts(
-            self._validate_X(X), _check_target_kind(y), sample_weight, classes=self.classes_))
+            self._validate_X(X), y, sample_weight, classes=self.classes_))
         return -NTPLoss(data).value(self._full_coef())

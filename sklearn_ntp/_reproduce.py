@@ -328,8 +328,8 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None, verb
     """
     stream = sys.stderr if stream is None else stream
     out = Path(out)
+    toy_data = make_toy_ntp_data(random_state=seed)  # a bad seed fails before mkdir
     out.mkdir(parents=True, exist_ok=True)
-    toy_data = make_toy_ntp_data(random_state=seed)
     toy, toy_report, toy_fits = _experiment(
         "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream,
         verbose)

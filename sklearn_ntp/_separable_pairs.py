@@ -69,7 +69,11 @@ def separable_pairs(data, rank, *, always_solve=False):
     off = ~data.support_mask
     if (rank == data.n_contexts and not always_solve) or not off.any():
         return off
+    if rank == 0:  # every embedding is zero: every margin is zero
+        return np.zeros_like(off)
     Q = row_space_coordinates(data.embeddings, rank)
+    # T is invariant to scaling H; HiGHS's tolerances are absolute, so unit scale.
+    Q /= max(float(np.abs(Q).max()), np.finfo(float).tiny)
     V, r = data.n_tokens, rank
     z, z0, j = support_pairs(data)
     ties = _pair_rows(z, z0, Q[j], V, r)

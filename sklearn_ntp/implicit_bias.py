@@ -14,7 +14,8 @@ The objects the paper's theorems are about, computed exactly:
 from ._data import NTPData, aggregate_contexts
 from ._exceptions import NotNTPCompatibleError, NotNTPSeparableError
 from ._limit import ImplicitBiasLimit, implicit_bias_limit
-from ._objective import entropy_lower_bound, ntp_loss, ntp_loss_gradient
+from ._metrics import entropy_lower_bound
+from ._objective import ntp_loss, ntp_loss_gradient
 from ._report import SeparabilityReport, check_ntp_separability
 from ._separable_pairs import SeparablePairsError
 from ._subspace import DataSubspace, data_subspace, log_odds_solution

@@ -258,7 +258,7 @@ def test_check_refuses_a_pickle_disguised_as_npz(tmp_path):
     ("nox.npz", {"Z": np.eye(2), "y": np.array([0, 1])}, "'X'"),
     ("bad_rows.npz", {"X": np.eye(2), "Y": np.array([[0.5, 0.2], [0, 1.0]])},
      "invalid data"),
-    ("ragged.csv", b"1,2,a\n1,b\n", "rows of equal length"),
+    ("ragged.csv", b"1,2,a\n1,b\n", "line 2 has 2 fields, expected 3"),
     ("text.csv", b"1,x,a\n2,y,b\n", "non-numeric feature"),
     ("data.txt", b"1,2\n", "unsupported file type"),
 ])
