@@ -3,7 +3,9 @@
 Beyond the paper's two conditions the same picture holds with effective
 supports (docs, "Beyond separability"):
 
-1. ``T``, the separable off-support pairs, by one LP (:mod:`._separable_pairs`);
+1. ``T``, the separable off-support pairs: every off-support pair when ``H``
+   has full row rank; none when the minimizer of ``CE`` itself certifies that
+   (the Farkas bound below); else by one LP (:mod:`._separable_pairs`);
 2. ``S~_j = S_j`` plus the off-support tokens of ``j`` outside ``T``, and the
    subspace ``G`` their in-support differences span;
 3. ``W~``, the minimizer in ``G`` of the cross-entropy restricted to ``S~``
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import scipy.linalg as la
 
 from ._data import NTPData, as_ntp_data, with_support
 from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
@@ -115,10 +118,51 @@ class ImplicitBiasLimit:
 
     @cached_property
     def effective_subspace(self):
-        """``G`` as a :class:`DataSubspace` (``F`` itself when separable)."""
+        """``G``, with ``project``, ``coordinates`` and ``distances`` like :class:`DataSubspace`.
+
+        ``F`` itself when separable. When every effective support is the
+        whole vocabulary (no separable pair), ``G`` is the set of ``A H`` with
+        zero-sum columns, projected onto without its ``m (V - 1)`` generators.
+        """
         if self.is_separable:
             return self.subspace
+        if self.effective_support.all():
+            return CenteredRowSpace(self.data.embeddings, self.rank)
         return DataSubspace(with_support(self.data, self.effective_support))
+
+
+class CenteredRowSpace:
+    """The span of ``(e_z - e_z') h_j^T`` over all token pairs and contexts.
+
+    It is ``{W : the tokens' rows sum to zero, rows in the row space of H}``,
+    so ``P(W) = (I - 11^T / V) W B B^T`` with ``B`` an orthonormal basis of
+    the row space, and ``(I - 11^T / V) W B`` are orthonormal coordinates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp._limit import CenteredRowSpace
+    >>> G = CenteredRowSpace(np.array([[1.0, 0.0]]), rank=1)
+    >>> G.project(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    array([[-1.,  0.],
+           [ 1.,  0.]])
+    """
+
+    def __init__(self, H, rank):
+        self.basis = la.svd(np.asarray(H, dtype=np.float64), full_matrices=False)[2][:rank].T
+
+    def coordinates(self, W):
+        """Orthonormal coordinates ``(I - 11^T / V) W B`` of ``P_G(W)``, flattened."""
+        C = np.asarray(W, dtype=np.float64) @ self.basis
+        return (C - C.mean(axis=0)).ravel()
+
+    def project(self, W):
+        """Orthogonal projection onto ``G``."""
+        return self.coordinates(W).reshape(len(W), -1) @ self.basis.T
+
+    def distances(self, coordinates, W_ref):
+        """``||P_G(W_k) - W_ref||`` for many ``W_k`` given by their coordinates."""
+        return np.linalg.norm(np.atleast_2d(coordinates) - self.coordinates(W_ref), axis=1)
 
 
 def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose=0):
@@ -139,8 +183,9 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
         Row weights.
     method : {"auto", "lp"}, default="auto"
         How ``T`` is found: ``"auto"`` skips the linear program when ``H``
-        has full row rank (then ``T`` is every off-support pair); ``"lp"``
-        always solves it.
+        has full row rank (then ``T`` is every off-support pair) and when the
+        minimizer of the loss certifies that no pair is separable (then
+        ``T`` is empty); ``"lp"`` always solves it.
     verbose : int, default=0
         Print the time of each part when positive.
 
@@ -174,21 +219,24 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
     timings = {}
     start = time.perf_counter()
     rank = embedding_rank(np.asarray(data.embeddings, dtype=np.float64))[1]
-    T = separable_pairs(data, rank, always_solve=method == "lp")
-    effective = data.support_mask | (~data.support_mask & ~T)
+    subspace = DataSubspace(data)
+    W_star, residual = subspace.log_odds_solution()
+    is_compatible = bool(subspace.is_exact(residual))
+    timings["finite_component"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    probe = None
+    if method == "auto" and rank < data.n_contexts:
+        probe = _probe_no_separable_pair(data, W_star)
+    T = (np.zeros_like(data.support_mask) if probe is not None
+         else separable_pairs(data, rank, always_solve=method == "lp"))
+    effective = data.support_mask | ~T
     is_separable = bool(np.array_equal(T, ~data.support_mask))
     timings["separable_pairs"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    subspace = DataSubspace(data)
-    W_star, residual = subspace.log_odds_solution()
-    is_compatible = bool(subspace.is_exact(residual))
-    loss = RestrictedLoss(data, effective)
-    W, grad_norm = W_star, float(np.linalg.norm(loss.gradient(W_star)))
-    if grad_norm > STATIONARITY_RTOL * loss.scale:
-        W, grad_norm = loss.minimize(W_star)  # W* lies in F, inside G
-    timings["finite_component"] = time.perf_counter() - start
-
+    loss, W, grad_norm = probe or _finite_part(data, effective, W_star)
+    timings["finite_component"] += time.perf_counter() - start
     start = time.perf_counter()
     U, kkt = _max_margin_solution(data, effective, T)
     timings["max_margin_solution"] = time.perf_counter() - start
@@ -211,6 +259,32 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
         compatibility_residual=residual, rank=rank, certificate=certificate,
         status=_status(certificate), timings=timings, data=data, subspace=subspace,
     )
+
+
+def _finite_part(data, effective, W_star):
+    """``(loss, W~, ||grad||_F)`` for the effective supports, from ``W*`` (in ``F``, so in ``G``)."""
+    loss = RestrictedLoss(data, effective)
+    W, grad_norm = W_star, float(np.linalg.norm(loss.gradient(W_star)))
+    if grad_norm > STATIONARITY_RTOL * loss.scale:
+        W, grad_norm = loss.minimize(W_star)
+    return loss, W, grad_norm
+
+
+def _probe_no_separable_pair(data, W_star, max_iter=50):
+    """The finite part for ``T`` empty, if its certificates prove ``T`` empty; else None.
+
+    With rank-deficient embeddings ``T`` is often empty. Then ``CE`` itself
+    has a minimizer, and the Farkas bound at it shows that no off-support
+    pair is separable: ``T`` is found without the linear program. When some
+    pair is separable, Newton diverges along it and the bound fails.
+    """
+    loss = RestrictedLoss(data, np.ones_like(data.support_mask))
+    W, grad_norm = loss.minimize(W_star, max_iter=max_iter)
+    T = np.zeros_like(data.support_mask)
+    if (grad_norm <= STATIONARITY_RTOL * loss.scale
+            and _farkas_bound(data, loss, W, T, grad_norm) <= FARKAS_RTOL):
+        return loss, W, grad_norm
+    return None
 
 
 def _max_margin_solution(data, effective, T):
