@@ -27,7 +27,7 @@ import scipy.linalg as la
 
 from ._data import NTPData, as_ntp_data, with_support
 from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
-from ._separable_pairs import separable_pairs
+from ._separable_pairs import SeparablePairsError, separable_pairs
 from ._subspace import DataSubspace
 from ._svm import (
     KKT_ATOL,
@@ -86,10 +86,11 @@ class ImplicitBiasLimit:
         (at most ``1e-8``); ``"kkt_violation"``: of ``U~`` (at most ``1e-8``,
         0 when ``T`` is empty); ``"farkas_bound"``: largest margin a unit
         direction of the cone can have on a pair outside ``T``, relative to
-        ``max_j ||h_j||`` (at most ``1e-6``, unless ``"lp_optimal"``);
-        ``"lp_optimal"``: whether ``T`` comes from the linear program solved
-        to optimality, which certifies its maximality by itself (the Farkas
-        bound is weak when some ``pi_j q~_jv`` is tiny, as on real corpora).
+        ``max_j ||h_j||`` (at most ``1e-6``, unless the LP is optimal);
+        ``"separable_pairs_lp"``: ``"optimal"`` when ``T`` comes from the
+        linear program solved to optimality, which certifies its maximality by
+        itself (the Farkas bound is weak when some ``pi_j q~_jv`` is tiny, as
+        on real corpora), ``"not needed"``, or why it failed.
     status : str
         ``"certified"``, or which part is not and by how much.
     timings : dict
@@ -228,17 +229,14 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
     timings["finite_component"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    probe = None
-    if method == "auto" and rank < data.n_contexts:
-        probe = _probe_no_separable_pair(data, W_star)
-    T = (np.zeros_like(data.support_mask) if probe is not None
-         else separable_pairs(data, rank, always_solve=method == "lp"))
+    T, probe, lp = _separable_pairs(data, rank, method, W_star)
     effective = data.support_mask | ~T
     is_separable = bool(np.array_equal(T, ~data.support_mask))
     timings["separable_pairs"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    loss, W, grad_norm = probe or _finite_part(data, effective, W_star)
+    loss, W, grad_norm = probe if not T.any() and probe else _finite_part(
+        data, effective, W_star)
     timings["finite_component"] += time.perf_counter() - start
     start = time.perf_counter()
     U, kkt = _max_margin_solution(data, effective, T)
@@ -247,10 +245,7 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
         "stationarity": grad_norm / max(loss.scale, np.finfo(float).tiny),
         "kkt_violation": kkt,
         "farkas_bound": _farkas_bound(data, loss, W, T, grad_norm),
-        # HiGHS proved T maximal (it raises otherwise); not run when full row
-        # rank or the Farkas bound at the minimizer of CE decided T.
-        "lp_optimal": probe is None and bool((~data.support_mask).any()) and (
-            rank < data.n_contexts or method == "lp"),
+        "separable_pairs_lp": lp,
     }
     if verbose:
         print("implicit_bias_limit: " + ", ".join(
@@ -277,21 +272,32 @@ def _finite_part(data, effective, W_star):
     return loss, W, grad_norm
 
 
-def _probe_no_separable_pair(data, W_star, max_iter=50):
-    """The finite part for ``T`` empty, if its certificates prove ``T`` empty; else None.
+def _separable_pairs(data, rank, method, W_star):
+    """``(T, probe, lp)``: the separable pairs, the finite part for ``T`` empty
+    when it was computed (``(loss, W, ||grad||)`` or None), and the LP's status.
 
     With rank-deficient embeddings ``T`` is often empty. Then ``CE`` itself
     has a minimizer, and the Farkas bound at it shows that no off-support
     pair is separable: ``T`` is found without the linear program. When some
-    pair is separable, Newton diverges along it and the bound fails.
+    pair is separable, Newton diverges along it and the bound fails; then the
+    LP decides. If the LP fails, ``T`` is left empty and the status says so.
     """
-    loss = RestrictedLoss(data, np.ones_like(data.support_mask))
-    W, grad_norm = loss.minimize(W_star, max_iter=max_iter)
-    T = np.zeros_like(data.support_mask)
-    if (grad_norm <= STATIONARITY_RTOL * loss.scale
-            and _farkas_bound(data, loss, W, T, grad_norm) <= FARKAS_RTOL):
-        return loss, W, grad_norm
-    return None
+    empty = np.zeros_like(data.support_mask)
+    if not (~data.support_mask).any() or (rank == data.n_contexts and method == "auto"):
+        return ~data.support_mask, None, "not needed"
+    probe = None
+    if method == "auto":
+        loss = RestrictedLoss(data, np.ones_like(data.support_mask))
+        probe = (loss, *loss.minimize(W_star, max_iter=50))
+        if (probe[2] <= STATIONARITY_RTOL * loss.scale
+                and _farkas_bound(data, loss, probe[1], empty, probe[2]) <= FARKAS_RTOL):
+            return empty, probe, "not needed"
+    try:
+        return separable_pairs(data, rank, always_solve=True), probe, "optimal"
+    except SeparablePairsError as exc:
+        if probe is None:
+            raise
+        return empty, probe, f"failed: {exc}"
 
 
 def _max_margin_solution(data, effective, T):
@@ -337,8 +343,10 @@ def _status(certificate):
     names = {"stationarity": "finite component W~ (stationarity",
              "kkt_violation": "max-margin solution U~ (KKT violation",
              "farkas_bound": "separable pairs T (Farkas bound"}
-    if certificate["lp_optimal"]:
+    if certificate["separable_pairs_lp"] == "optimal":
         del limits["farkas_bound"]
     failed = [f"{names[key]} {certificate[key]:.2g} > {limit:g})"
               for key, limit in limits.items() if not certificate[key] <= limit]
+    if certificate["separable_pairs_lp"].startswith("failed"):
+        failed.append(f"separable pairs T (LP {certificate['separable_pairs_lp']})")
     return "certified" if not failed else "uncertified: " + "; ".join(failed)

@@ -313,7 +313,11 @@ def test_lp_failure_is_an_error_not_a_verdict(monkeypatch):
     monkeypatch.setattr(module, "linprog", failing)
     H, P = partially_separable()
     with pytest.raises(SeparablePairsError, match="numerical difficulties"):
-        implicit_bias_limit(H, P)
+        implicit_bias_limit(H, P, method="lp")
+    # With the probe for T empty at hand, the failure becomes the status.
+    limit = implicit_bias_limit(H, P)
+    assert not limit.certified and "LP failed" in limit.status
+    assert "numerical difficulties" in limit.status
 
 
 def test_lp_path_agrees_with_the_full_rank_shortcut():
