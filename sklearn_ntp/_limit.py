@@ -3,7 +3,9 @@
 Beyond the paper's two conditions the same picture holds with effective
 supports (docs, "Beyond separability"):
 
-1. ``T``, the separable off-support pairs, by one LP (:mod:`._separable_pairs`);
+1. ``T``, the separable off-support pairs: every off-support pair when ``H``
+   has full row rank; none when the minimizer of ``CE`` itself certifies that
+   (the Farkas bound below); else by one LP (:mod:`._separable_pairs`);
 2. ``S~_j = S_j`` plus the off-support tokens of ``j`` outside ``T``, and the
    subspace ``G`` their in-support differences span;
 3. ``W~``, the minimizer in ``G`` of the cross-entropy restricted to ``S~``
@@ -21,10 +23,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import scipy.linalg as la
 
 from ._data import NTPData, as_ntp_data, with_support
 from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
-from ._separable_pairs import separable_pairs
+from ._separable_pairs import SeparablePairsError, separable_pairs
 from ._subspace import DataSubspace
 from ._svm import (
     KKT_ATOL,
@@ -83,7 +86,11 @@ class ImplicitBiasLimit:
         (at most ``1e-8``); ``"kkt_violation"``: of ``U~`` (at most ``1e-8``,
         0 when ``T`` is empty); ``"farkas_bound"``: largest margin a unit
         direction of the cone can have on a pair outside ``T``, relative to
-        ``max_j ||h_j||`` (at most ``1e-6``).
+        ``max_j ||h_j||`` (at most ``1e-6``, unless the LP is optimal);
+        ``"separable_pairs_lp"``: ``"optimal"`` when ``T`` comes from the
+        linear program solved to optimality, which certifies its maximality by
+        itself (the Farkas bound is weak when some ``pi_j q~_jv`` is tiny, as
+        on real corpora), ``"not needed"``, or why it failed.
     status : str
         ``"certified"``, or which part is not and by how much.
     timings : dict
@@ -115,10 +122,51 @@ class ImplicitBiasLimit:
 
     @cached_property
     def effective_subspace(self):
-        """``G`` as a :class:`DataSubspace` (``F`` itself when separable)."""
+        """``G``, with ``project``, ``coordinates`` and ``distances`` like :class:`DataSubspace`.
+
+        ``F`` itself when separable. When every effective support is the
+        whole vocabulary (no separable pair), ``G`` is the set of ``A H`` with
+        zero-sum columns, projected onto without its ``m (V - 1)`` generators.
+        """
         if self.is_separable:
             return self.subspace
+        if self.effective_support.all():
+            return CenteredRowSpace(self.data.embeddings, self.rank)
         return DataSubspace(with_support(self.data, self.effective_support))
+
+
+class CenteredRowSpace:
+    """The span of ``(e_z - e_z') h_j^T`` over all token pairs and contexts.
+
+    It is ``{W : the tokens' rows sum to zero, rows in the row space of H}``,
+    so ``P(W) = (I - 11^T / V) W B B^T`` with ``B`` an orthonormal basis of
+    the row space, and ``(I - 11^T / V) W B`` are orthonormal coordinates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp._limit import CenteredRowSpace
+    >>> G = CenteredRowSpace(np.array([[1.0, 0.0]]), rank=1)
+    >>> G.project(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    array([[-1.,  0.],
+           [ 1.,  0.]])
+    """
+
+    def __init__(self, H, rank):
+        self.basis = la.svd(np.asarray(H, dtype=np.float64), full_matrices=False)[2][:rank].T
+
+    def coordinates(self, W):
+        """Orthonormal coordinates ``(I - 11^T / V) W B`` of ``P_G(W)``, flattened."""
+        C = np.asarray(W, dtype=np.float64) @ self.basis
+        return (C - C.mean(axis=0)).ravel()
+
+    def project(self, W):
+        """Orthogonal projection onto ``G``."""
+        return self.coordinates(W).reshape(len(W), -1) @ self.basis.T
+
+    def distances(self, coordinates, W_ref):
+        """``||P_G(W_k) - W_ref||`` for many ``W_k`` given by their coordinates."""
+        return np.linalg.norm(np.atleast_2d(coordinates) - self.coordinates(W_ref), axis=1)
 
 
 def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose=0):
@@ -139,8 +187,9 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
         Row weights.
     method : {"auto", "lp"}, default="auto"
         How ``T`` is found: ``"auto"`` skips the linear program when ``H``
-        has full row rank (then ``T`` is every off-support pair); ``"lp"``
-        always solves it.
+        has full row rank (then ``T`` is every off-support pair) and when the
+        minimizer of the loss certifies that no pair is separable (then
+        ``T`` is empty); ``"lp"`` always solves it.
     verbose : int, default=0
         Print the time of each part when positive.
 
@@ -174,21 +223,21 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
     timings = {}
     start = time.perf_counter()
     rank = embedding_rank(np.asarray(data.embeddings, dtype=np.float64))[1]
-    T = separable_pairs(data, rank, always_solve=method == "lp")
-    effective = data.support_mask | (~data.support_mask & ~T)
+    subspace = DataSubspace(data)
+    W_star, residual = subspace.log_odds_solution()
+    is_compatible = bool(subspace.is_exact(residual))
+    timings["finite_component"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    T, probe, lp = _separable_pairs(data, rank, method, W_star)
+    effective = data.support_mask | ~T
     is_separable = bool(np.array_equal(T, ~data.support_mask))
     timings["separable_pairs"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    subspace = DataSubspace(data)
-    W_star, residual = subspace.log_odds_solution()
-    is_compatible = bool(subspace.is_exact(residual))
-    loss = RestrictedLoss(data, effective)
-    W, grad_norm = W_star, float(np.linalg.norm(loss.gradient(W_star)))
-    if grad_norm > STATIONARITY_RTOL * loss.scale:
-        W, grad_norm = loss.minimize(W_star)  # W* lies in F, inside G
-    timings["finite_component"] = time.perf_counter() - start
-
+    loss, W, grad_norm = probe if not T.any() and probe else _finite_part(
+        data, effective, W_star)
+    timings["finite_component"] += time.perf_counter() - start
     start = time.perf_counter()
     U, kkt = _max_margin_solution(data, effective, T)
     timings["max_margin_solution"] = time.perf_counter() - start
@@ -196,6 +245,7 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
         "stationarity": grad_norm / max(loss.scale, np.finfo(float).tiny),
         "kkt_violation": kkt,
         "farkas_bound": _farkas_bound(data, loss, W, T, grad_norm),
+        "separable_pairs_lp": lp,
     }
     if verbose:
         print("implicit_bias_limit: " + ", ".join(
@@ -211,6 +261,43 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
         compatibility_residual=residual, rank=rank, certificate=certificate,
         status=_status(certificate), timings=timings, data=data, subspace=subspace,
     )
+
+
+def _finite_part(data, effective, W_star):
+    """``(loss, W~, ||grad||_F)`` for the effective supports, from ``W*`` (in ``F``, so in ``G``)."""
+    loss = RestrictedLoss(data, effective)
+    W, grad_norm = W_star, float(np.linalg.norm(loss.gradient(W_star)))
+    if grad_norm > STATIONARITY_RTOL * loss.scale:
+        W, grad_norm = loss.minimize(W_star)
+    return loss, W, grad_norm
+
+
+def _separable_pairs(data, rank, method, W_star):
+    """``(T, probe, lp)``: the separable pairs, the finite part for ``T`` empty
+    when it was computed (``(loss, W, ||grad||)`` or None), and the LP's status.
+
+    With rank-deficient embeddings ``T`` is often empty. Then ``CE`` itself
+    has a minimizer, and the Farkas bound at it shows that no off-support
+    pair is separable: ``T`` is found without the linear program. When some
+    pair is separable, Newton diverges along it and the bound fails; then the
+    LP decides. If the LP fails, ``T`` is left empty and the status says so.
+    """
+    empty = np.zeros_like(data.support_mask)
+    if not (~data.support_mask).any() or (rank == data.n_contexts and method == "auto"):
+        return ~data.support_mask, None, "not needed"
+    probe = None
+    if method == "auto":
+        loss = RestrictedLoss(data, np.ones_like(data.support_mask))
+        probe = (loss, *loss.minimize(W_star, max_iter=50))
+        if (probe[2] <= STATIONARITY_RTOL * loss.scale
+                and _farkas_bound(data, loss, probe[1], empty, probe[2]) <= FARKAS_RTOL):
+            return empty, probe, "not needed"
+    try:
+        return separable_pairs(data, rank, always_solve=True), probe, "optimal"
+    except SeparablePairsError as exc:
+        if probe is None:
+            raise
+        return empty, probe, f"failed: {exc}"
 
 
 def _max_margin_solution(data, effective, T):
@@ -244,7 +331,7 @@ def _farkas_bound(data, loss, W, T, grad_norm):
         return 0.0
     q = loss.softmax(W)
     j, v = np.nonzero(outside)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # q~ underflows: no bound
         bound = np.max(grad_norm / (loss.pi[j] * q[j, v]))
     h_max = float(np.max(np.linalg.norm(loss.H, axis=1)))
     return float(bound / h_max) if h_max > 0 else 0.0
@@ -256,6 +343,10 @@ def _status(certificate):
     names = {"stationarity": "finite component W~ (stationarity",
              "kkt_violation": "max-margin solution U~ (KKT violation",
              "farkas_bound": "separable pairs T (Farkas bound"}
+    if certificate["separable_pairs_lp"] == "optimal":
+        del limits["farkas_bound"]
     failed = [f"{names[key]} {certificate[key]:.2g} > {limit:g})"
               for key, limit in limits.items() if not certificate[key] <= limit]
+    if certificate["separable_pairs_lp"].startswith("failed"):
+        failed.append(f"separable pairs T (LP {certificate['separable_pairs_lp']})")
     return "certified" if not failed else "uncertified: " + "; ".join(failed)

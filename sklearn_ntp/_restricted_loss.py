@@ -5,12 +5,11 @@
 Its gradient ``sum_j pi_j (q~_j - p_j) h_j^T`` (``q~_j`` the softmax over
 ``S~_j``, zero elsewhere) lies in ``G``, and so does every Hessian-vector
 product: Newton iterates started in ``G`` stay in ``G`` and converge to the
-unique minimizer there (Newton-CG). Products cost
+unique minimizer there (Newton-CG with backtracking). Products cost
 ``O(m V d)``; no (V d)-sized matrix is formed.
 """
 
 import numpy as np
-from scipy.optimize import minimize
 
 #: Curvature, relative to ``sum_j pi_j ||h_j||^2``, below which a CG direction
 #: counts as flat (in ``G-perp``) and ends the Newton solve.
@@ -72,34 +71,44 @@ class RestrictedLoss:
         return (dZ.T @ self.H).ravel()
 
     def minimize(self, W0, max_iter=200):
-        """Newton-CG from ``W0`` in ``G``; returns ``(W~, ||grad||_F)``.
+        """Newton-CG with backtracking from ``W0`` in ``G``; returns ``(W~, ||grad||_F)``.
 
-        The Hessian is singular on ``G-perp``. Truncated CG (scipy's
-        ``Newton-CG``) stops at zero curvature, so its steps stay in ``G``;
-        trust-region variants step to the boundary along such directions and
-        drift into ``G-perp`` (``trust-ncg``) or stall (``trust-krylov``).
-        Near the minimizer the loss values no longer resolve the decrease, so
-        full Newton steps judged by the gradient norm finish the job.
+        The Hessian is singular on ``G-perp``. The truncated CG of
+        :meth:`_newton_direction` stops at flat curvature, so the steps stay
+        in ``G``; scipy's ``Newton-CG`` gives up on such Hessians and its
+        trust-region variants drift into ``G-perp`` or stall. Near the
+        minimizer the loss no longer resolves the decrease, so a step is also
+        accepted when it halves the gradient norm.
         """
-        res = minimize(self._fun, np.asarray(W0, dtype=np.float64).ravel(), jac=True,
-                       hessp=self._hessp, method="Newton-CG",
-                       options={"xtol": 1e-3 * STATIONARITY_RTOL, "maxiter": max_iter})
-        return self._polish(res.x)
-
-    def _polish(self, x, max_steps=10):
-        """Full Newton steps while the gradient norm halves."""
-        _, grad = self._fun(x)
+        x = np.asarray(W0, dtype=np.float64).ravel().copy()
+        value, grad = self._fun(x)
         norm = float(np.linalg.norm(grad))
-        for _ in range(max_steps):
-            step = self._newton_direction(x, grad).reshape(self.shape)
-            # G has centred columns (tokens sum to zero): drop round-off outside.
-            step = (step - step.mean(axis=0)).ravel()
-            _, new_grad = self._fun(x + step)
-            new_norm = float(np.linalg.norm(new_grad))
-            if not new_norm < 0.5 * norm:
+        for _ in range(max_iter):
+            if norm <= 1e-3 * STATIONARITY_RTOL * self.scale:
                 break
-            x, grad, norm = x + step, new_grad, new_norm
+            step = self._centred(self._newton_direction(x, grad))
+            slope = float(grad @ step)
+            if not slope < 0:
+                step, slope = -grad, -norm ** 2
+            accepted = False
+            for _ in range(40):
+                new_value, new_grad = self._fun(x + step)
+                new_norm = float(np.linalg.norm(new_grad))
+                if (new_value <= value + 1e-4 * slope
+                        or (new_norm < 0.5 * norm and new_value <= value + 1e-13 * abs(value))):
+                    accepted = True
+                    break
+                step, slope = 0.5 * step, 0.5 * slope
+            if not accepted:
+                break
+            x, value, grad, norm = x + step, new_value, new_grad, new_norm
         return x.reshape(self.shape), norm
+
+    def _centred(self, step):
+        """``step`` with its token rows centred: ``G`` lies in that subspace,
+        so this only drops round-off."""
+        step = step.reshape(self.shape)
+        return (step - step.mean(axis=0)).ravel()
 
     def _newton_direction(self, x, grad, rtol=1e-10):
         """Truncated CG on ``hess p = -grad``, stopped at (numerically) zero curvature.

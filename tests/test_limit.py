@@ -172,6 +172,10 @@ def test_limit_matches_independent_formulations(name):
     # W~ lies in G.
     W_lib = limit.finite_component.ravel()
     np.testing.assert_allclose(B.T @ (B @ W_lib), W_lib, atol=1e-8)
+    # The projection used for tracking is P_G.
+    W_any = np.random.default_rng(0).standard_normal(W.shape)
+    np.testing.assert_allclose(limit.effective_subspace.project(W_any),
+                               (B.T @ (B @ W_any.ravel())).reshape(W.shape), atol=1e-8)
 
     if not T.any():
         assert limit.max_margin_solution is None and limit.margin is None
@@ -183,7 +187,7 @@ def test_limit_matches_independent_formulations(name):
     assert limit.margin == pytest.approx(1 / np.linalg.norm(U), rel=1e-6)
     # L* is the infimum of CE: approached along W~ + c U~ (and never beaten).
     far = ce(limit.finite_component + 40 * limit.margin_direction / limit.margin, H, P, pi)
-    assert value <= far < value + 1e-6
+    assert value - 1e-12 <= far < value + 1e-6
 
 
 def test_incompatible_finite_part_is_not_least_squares():
@@ -307,9 +311,13 @@ def test_lp_failure_is_an_error_not_a_verdict(monkeypatch):
         return Result()
 
     monkeypatch.setattr(module, "linprog", failing)
-    H, P = non_separable()
+    H, P = partially_separable()
     with pytest.raises(SeparablePairsError, match="numerical difficulties"):
-        implicit_bias_limit(H, P)
+        implicit_bias_limit(H, P, method="lp")
+    # With the probe for T empty at hand, the failure becomes the status.
+    limit = implicit_bias_limit(H, P)
+    assert not limit.certified and "LP failed" in limit.status
+    assert "numerical difficulties" in limit.status
 
 
 def test_lp_path_agrees_with_the_full_rank_shortcut():
@@ -320,6 +328,11 @@ def test_lp_path_agrees_with_the_full_rank_shortcut():
     assert auto.is_separable
     with pytest.raises(ValueError, match="method"):
         implicit_bias_limit(X, Y, w, method="simplex")
+    # Without separable pairs the LP is skipped too: the minimizer of CE proves T empty.
+    H, P = non_separable()
+    auto, lp = implicit_bias_limit(H, P), implicit_bias_limit(H, P, method="lp")
+    assert not auto.separable_pairs.any() and not lp.separable_pairs.any()
+    np.testing.assert_allclose(auto.finite_component, lp.finite_component, atol=1e-9)
 
 
 def test_inputs_are_not_modified():
