@@ -8,10 +8,12 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state, column_or_1d
+from sklearn.utils._array_api import _max_precision_float_dtype, get_namespace_and_device
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._array_api import namespace, to_host
 from ._data import aggregate_contexts
 from ._exceptions import NTPSeparabilityWarning
 from ._loss import NTPLoss, log_softmax, softmax
@@ -243,6 +245,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the decoder on contexts ``X`` and next-token targets ``y``.
@@ -262,8 +269,13 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        data = aggregate_contexts(X, _check_target_kind(y), sample_weight)
+        xp, _, device = get_namespace_and_device(X)
+        X = validate_data(self, X, dtype=[xp.float64, xp.float32])
+        # Aggregation and the exact geometry run on the host, once per fit.
+        data = aggregate_contexts(to_host(X), _check_target_kind(to_host(y)),
+                                  to_host(sample_weight))
+        if self.solver == "lbfgs":  # scipy's L-BFGS-B: NumPy on the host
+            xp, device = namespace(data.embeddings)[0], None
         reference = self._implicit_bias_reference(data)
         tracker = HistoryTracker(
             data.entropy, every=self.history_every, reference=reference,
@@ -275,21 +287,32 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             max_iter=self.max_iter, tol=self.tol, learning_rate=self.learning_rate,
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
         )
-        objective = Objective(NTPLoss(data), L2Penalty(self.alpha))
-        W0 = self._initial_coef(data.classes, data.n_features, X.dtype)
+        objective = Objective(NTPLoss(data, xp=xp, device=device), L2Penalty(self.alpha))
+        W0 = self._initial_coef(data.classes, data.n_features, data.embeddings.dtype)
+        W0 = W0 if device is None else xp.asarray(W0, device=device)
         result = SOLVERS[self.solver](objective, W0, options, tracker)
         self._warn_if_unconverged(result)
 
+        X_xp, _, X_device = get_namespace_and_device(X)
         self.classes_ = data.classes
-        self.coef_ = result.coef
+        self.coef_ = X_xp.asarray(result.coef, device=X_device)
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.stop_reason_ = result.stop_reason
         self.loss_curve_ = tracker.loss_curve
+        if not isinstance(X, np.ndarray):  # float64 like NumPy's, where the device has it
+            self.loss_curve_ = X_xp.asarray(
+                self.loss_curve_, dtype=_max_precision_float_dtype(X_xp, X_device),
+                device=X_device)
         self.history_ = tracker.history
         self.entropy_ = data.entropy
         self.finite_component_ = getattr(reference, "finite_component", None)
         self.margin_direction_ = getattr(reference, "margin_direction", None)
+        if not isinstance(X, np.ndarray):  # the limits join the fitted arrays on X's device
+            self.finite_component_, self.margin_direction_ = (
+                None if A is None else X_xp.asarray(
+                    A, dtype=_max_precision_float_dtype(X_xp, X_device), device=X_device)
+                for A in (self.finite_component_, self.margin_direction_))
         return self
 
     def _implicit_bias_reference(self, data):
@@ -307,7 +330,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             if not np.array_equal(self.classes_, classes):
                 raise ValueError("warm_start=True needs the tokens of the previous "
                                  f"fit {self.classes_[:5]}, got {classes[:5]}.")
-            W, name = self.coef_, "coef_ (warm_start)"
+            W, name = to_host(self.coef_), "coef_ (warm_start)"
         elif isinstance(self.init, str) and self.init == "zeros":
             return np.zeros(shape, dtype=dtype)
         elif isinstance(self.init, str):  # "lecun": variance 1 / fan-in
@@ -333,7 +356,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        xp, _ = namespace(X)
+        X = validate_data(self, X, reset=False, dtype=[xp.float64, xp.float32])
         return X @ self.coef_.T
 
     def decision_function(self, X):
@@ -399,7 +423,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             Labels from ``classes_``.
         """
         logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
+        xp, on_host = namespace(logits)
+        indices = xp.argmax(logits, axis=1)
+        if on_host or self.classes_.dtype.kind not in "biuf":
+            return self.classes_[to_host(indices)]
+        return xp.take(xp.asarray(self.classes_, device=logits.device), indices)
 
     def score(self, X, y, sample_weight=None):
         """Mean log-likelihood ``-CE`` of next-token targets (higher is better).
@@ -428,7 +456,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             columns other than ``len(classes_)``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        data = aggregate_contexts(X, _check_target_kind(y), sample_weight,
-                                  classes=self.classes_)
-        return -NTPLoss(data).value(self.coef_)
+        xp, _ = namespace(X)
+        X = validate_data(self, X, reset=False, dtype=[xp.float64, xp.float32])
+        data = aggregate_contexts(to_host(X), _check_target_kind(to_host(y)),
+                                  to_host(sample_weight), classes=self.classes_)
+        return -NTPLoss(data).value(to_host(self.coef_).astype(data.embeddings.dtype))
