@@ -8,7 +8,11 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state, column_or_1d
-from sklearn.utils._array_api import _max_precision_float_dtype, get_namespace_and_device
+from sklearn.utils._array_api import (
+    _max_precision_float_dtype,
+    check_same_namespace,
+    get_namespace_and_device,
+)
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -354,8 +358,9 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                        f"({result.stop_reason}); increase max_iter or tol.")
         warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
-    def _logits(self, X):
+    def _logits(self, X, method):
         check_is_fitted(self)
+        check_same_namespace(X, self, attribute="coef_", method=method)
         xp, _ = namespace(X)
         X = validate_data(self, X, reset=False, dtype=[xp.float64, xp.float32])
         return X @ self.coef_.T
@@ -376,7 +381,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             ``(w_1 - w_0)^T x`` of ``classes_[1]`` over ``classes_[0]`` (its
             sign gives the prediction); ``coef_`` keeps both rows.
         """
-        logits = self._logits(X)
+        logits = self._logits(X, "decision_function")
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X):
@@ -392,7 +397,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_tokens)
             Rows sum to one; columns follow ``classes_``.
         """
-        return softmax(self._logits(X))
+        return softmax(self._logits(X, "predict_proba"))
 
     def predict_log_proba(self, X):
         """Log-probabilities ``log softmax(W h)``, computed by log-sum-exp.
@@ -407,7 +412,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_tokens)
             Finite for every finite ``X``; columns follow ``classes_``.
         """
-        return log_softmax(self._logits(X))
+        return log_softmax(self._logits(X, "predict_log_proba"))
 
     def predict(self, X):
         """Most probable next token.
@@ -422,7 +427,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        logits = self._logits(X)
+        logits = self._logits(X, "predict")
         xp, on_host = namespace(logits)
         indices = xp.argmax(logits, axis=1)
         if on_host or self.classes_.dtype.kind not in "biuf":
