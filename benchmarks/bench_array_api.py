@@ -15,7 +15,9 @@ and prints each as a ratio to the same backend's two bare matrix products
 ``H W^T`` and ``G^T H`` (for the fit: to 100 times them). A ratio near one
 means the iteration costs what its products cost. Every context has
 ``S = 8`` next tokens. The default sizes run in well under 5 minutes on one
-GPU; on 2 CPU cores use ``--sizes`` with the small ones.
+GPU; on 2 CPU cores use ``--sizes`` with the small ones. On a shared
+machine, ``--threads 1`` (one BLAS/torch thread each) keeps the timings from
+turning into scheduling noise.
 """
 
 import argparse
@@ -73,9 +75,10 @@ class Backend:
         if self.torch is not None and self.device == "cuda":
             self.torch.cuda.synchronize()
 
-    def best_of(self, func, repeat):
-        func()  # warm-up: buffers, kernels, BLAS threads
-        self.sync()
+    def best_of(self, func, repeat, warm_up=True):
+        if warm_up:  # buffers, kernels, BLAS threads
+            func()
+            self.sync()
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
@@ -85,7 +88,7 @@ class Backend:
         return min(times)
 
 
-def measure(backend, data, H_raw, Y_raw, dtype, repeat):
+def measure(backend, data, H_raw, Y_raw, dtype, repeat, fit=True):
     m, V, d = data.n_contexts, data.n_tokens, data.n_features
     rng = np.random.default_rng(1)
     loss = NTPLoss(data, dtype=dtype, xp=backend.xp, device=backend.device)
@@ -99,13 +102,16 @@ def measure(backend, data, H_raw, Y_raw, dtype, repeat):
 
     products = backend.best_of(lambda: (H @ W.T, G.T @ H), repeat)
     step = backend.best_of(iteration, repeat)
+    if not fit:
+        return products, step, np.nan
     X, Y = backend.asarray(H_raw.astype(dtype)), Y_raw
     clf = NTPLinearClassifier(max_iter=FIT_ITERATIONS, tol=0.0, learning_rate=ETA,
                               compute_implicit_bias=False)
     with sklearn.config_context(array_api_dispatch=backend.torch is not None):
-        fit = backend.best_of(lambda: clf.fit(X, Y), max(1, repeat // 10))
+        # One timed fit: the iterations above warmed up kernels and threads.
+        seconds = backend.best_of(lambda: clf.fit(X, Y), repeat=1, warm_up=False)
     assert clf.n_iter_ == FIT_ITERATIONS
-    return products, step, fit
+    return products, step, seconds
 
 
 def main():
@@ -116,7 +122,17 @@ def main():
                         metavar="M,V,D", help="sizes to run (default: the three of the doc)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--repeat", type=int, default=10, help="timed calls per measure")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of NumPy's BLAS and of torch (default: theirs)")
+    parser.add_argument("--no-fit", dest="fit", action="store_false",
+                        help="time the iteration only, not the 100-iteration fit")
     args = parser.parse_args()
+    if args.threads is not None:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+        torch.set_num_threads(args.threads)
     backends = [Backend("numpy", "cpu"), Backend("torch", args.device)]
     print(f"{'backend':<10}{'dtype':<9}{'m':>8}{'V':>6}{'d':>5}{'products ms':>13}"
           f"{'iteration ms':>14}{'ratio':>7}{'fit(100) s':>12}{'ratio':>7}")
@@ -126,7 +142,7 @@ def main():
         for dtype in args.dtypes:
             for backend in backends:
                 products, step, fit = measure(backend, data, H_raw, Y_raw, np.dtype(dtype),
-                                              args.repeat)
+                                              args.repeat, args.fit)
                 label = backend.name if backend.torch is None else f"torch-{args.device}"
                 print(f"{label:<10}{dtype:<9}{m:>8}{V:>6}{d:>5}{1e3 * products:>13.2f}"
                       f"{1e3 * step:>14.2f}{step / products:>7.2f}{fit:>12.3f}"

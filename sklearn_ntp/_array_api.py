@@ -54,3 +54,9 @@ def stack_to_host(values):
         return np.asarray(values, dtype=np.float64)
     xp, _ = namespace(values[0])
     return _convert_to_numpy(xp.stack(values), xp).astype(np.float64)
+
+
+def from_host(array, xp, device, dtype=None):
+    """A NumPy array in namespace ``xp`` on ``device`` (writable first: torch
+    warns about sharing read-only memory, such as that of NTPData)."""
+    return xp.asarray(np.require(array, requirements="W"), dtype=dtype, device=device)

@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._array_api import namespace, to_host
+from ._array_api import from_host, namespace, to_host
 from ._data import aggregate_contexts
 from ._exceptions import NTPSeparabilityWarning
 from ._loss import NTPLoss, log_softmax, softmax
@@ -314,8 +314,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.margin_direction_ = getattr(reference, "margin_direction", None)
         if not isinstance(X, np.ndarray):  # the limits join the fitted arrays on X's device
             self.finite_component_, self.margin_direction_ = (
-                None if A is None else X_xp.asarray(
-                    A, dtype=_max_precision_float_dtype(X_xp, X_device), device=X_device)
+                None if A is None else from_host(
+                    A, X_xp, X_device, _max_precision_float_dtype(X_xp, X_device))
                 for A in (self.finite_component_, self.margin_direction_))
         return self
 
@@ -432,7 +432,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         indices = xp.argmax(logits, axis=1)
         if on_host or self.classes_.dtype.kind not in "biuf":
             return self.classes_[to_host(indices)]
-        return xp.take(xp.asarray(self.classes_, device=logits.device), indices)
+        return xp.take(from_host(self.classes_, xp, logits.device), indices)
 
     def score(self, X, y, sample_weight=None):
         """Mean log-likelihood ``-CE`` of next-token targets (higher is better).

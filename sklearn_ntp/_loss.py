@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._array_api import _is_numpy_namespace
 
-from ._array_api import namespace, scalar
+from ._array_api import from_host, namespace, scalar
 
 
 def log_softmax(logits):
@@ -67,7 +67,7 @@ class NTPLoss:
         # iteration costs page faults comparable to the softmax itself.
         self._buffer = (np.empty((data.n_contexts, data.n_tokens), dtype=dtype)
                         if self._on_host else None)
-        to_xp = (lambda a: a) if self._on_host else (lambda a: xp.asarray(a, device=device))
+        to_xp = (lambda a: a) if self._on_host else (lambda a: from_host(a, xp, device))
         self.H, self._flat, self._target, self._target_term = (
             to_xp(a) for a in (H, flat, target, target_term))
         self._pi = to_xp(data.weights.astype(dtype)[:, None])

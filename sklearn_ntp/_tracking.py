@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils._array_api import _convert_to_numpy
 
-from ._array_api import frobenius_norm, namespace, stack_to_host
+from ._array_api import frobenius_norm, from_host, namespace, stack_to_host
 from ._exceptions import NotNTPSeparableError
 from ._subspace import DataSubspace
 from ._svm import ntp_svm
@@ -113,8 +113,7 @@ class _DeviceReference:
 
     def __init__(self, reference, W):
         xp, _ = namespace(W)
-        move = lambda a: xp.asarray(np.asarray(a, dtype=np.float64), dtype=W.dtype,  # noqa: E731
-                                    device=W.device)
+        move = lambda a: from_host(np.asarray(a), xp, W.device, W.dtype)  # noqa: E731
         generators = reference.subspace.generators
         V = generators.n_tokens
         self.xp, self.H = xp, move(generators.H)
