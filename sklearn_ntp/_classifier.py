@@ -108,7 +108,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         ``n_tokens * n_contexts`` variables: set False for large data.
     history_every : int, default=10
         Record ``history_`` every ``history_every`` iterations; the initial
-        and the last iterates are always recorded.
+        and the last iterates are always recorded. On a GPU (Array API
+        dispatch) this is also the period of the stopping test.
     warm_start : bool, default=False
         Start from the previous ``coef_`` (instead of ``init``) when refitting.
     random_state : int, RandomState instance or None, default=None
@@ -179,6 +180,16 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     Float32 input is fitted in float32 (``coef_`` float32): losses are then
     accurate to about ``1e-6`` relative, so ``tol`` should not be smaller.
+
+    With ``sklearn.set_config(array_api_dispatch=True)`` (and the environment
+    variable ``SCIPY_ARRAY_API=1``), ``X`` may be a PyTorch, CuPy or other
+    Array API array: gd, ngd and adam then run in its namespace and on its
+    device, and ``coef_``, ``loss_curve_``, ``finite_component_`` and
+    ``margin_direction_`` are arrays of that namespace. Merging identical
+    contexts, the exact geometry (``compute_implicit_bias``), lbfgs and
+    ``score`` run on the host in NumPy, once per call. Off host memory (e.g.
+    on a GPU) the stopping and divergence tests read the device only every
+    ``history_every`` iterations. See the user guide's "Scaling out" section.
 
     Examples
     --------
