@@ -85,10 +85,10 @@ plt.show()
 # map over ``d / m`` and ``m`` by
 # :class:`~sklearn_ntp.plotting.PhaseDiagramDisplay`. The dashed line is
 # Cover's threshold ``d / m = 1/2``, drawn because it applies to binary one-hot
-# data only; the white line is ``d = m``.
+# data only; the dotted line is ``d = m``.
 binary = separability_phase_diagram(
-    n_contexts=[8, 16, 32], n_features=np.arange(1, 33), n_tokens=2, support_size=1,
-    n_draws=10, random_state=0, n_jobs=2)
+    n_contexts=[8, 16, 32], n_features=[2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40],
+    n_tokens=2, support_size=1, n_draws=10, random_state=0, n_jobs=2)
 binary = {k: v[binary["features_per_context"] <= 1.25] for k, v in binary.items()}
 PhaseDiagramDisplay.from_results(binary)
 plt.show()

@@ -59,12 +59,15 @@ def fit_both(xp, data, dtype=np.float64, **params):
 @pytest.mark.parametrize("params", [
     {"solver": "gd", "learning_rate": 0.5, "max_iter": 200},
     {"solver": "adam", "learning_rate": 0.05, "max_iter": 200},
-    # Normalized GD oscillates at a fixed step and amplifies rounding: short run.
-    {"solver": "ngd", "learning_rate": 0.1, "max_iter": 20},
+    {"solver": "ngd", "learning_rate": 0.1, "max_iter": 200},
     {"solver": "gd", "learning_rate": 0.5, "max_iter": 500, "alpha": 0.01, "tol": 1e-3},
     {"solver": "lbfgs", "alpha": 0.01, "max_iter": 50},
 ], ids=["gd", "adam", "ngd", "gd-ridge", "lbfgs"])
 def test_same_results_as_numpy_float64(xp, data, params):
+    if params["solver"] == "ngd" and xp is not xps:
+        # torch rounds its norms differently, and normalized GD at a fixed step
+        # oscillates near the limit and amplifies rounding: a shorter run.
+        params = {**params, "max_iter": 20}
     ref, clf = fit_both(xp, data, **params)
     assert clf.n_iter_ == ref.n_iter_ and clf.stop_reason_ == ref.stop_reason_
     for name in ("coef_", "loss_curve_", "finite_component_", "margin_direction_"):

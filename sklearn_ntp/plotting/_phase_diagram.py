@@ -120,7 +120,7 @@ class PhaseDiagramDisplay:
             meshes.append(ax.pcolormesh(
                 _cell_edges(ratio[order]), [row - 0.5, row + 0.5],
                 values[cells][order][None, :], cmap=cmap, vmin=vmin, vmax=vmax))
-        ax.axvline(1.0, color="white", linewidth=1.5, label="d = m (Lemma 1)")
+        ax.axvline(1.0, color="black", linestyle=":", linewidth=1.5, label="d = m (Lemma 1)")
         binary_one_hot = (np.all(columns["n_tokens"] == 2)
                           and np.all(columns["support_size"] == 1))
         self.cover_line_ = (ax.axvline(COVER_RATIO, color="red", linestyle="--",
