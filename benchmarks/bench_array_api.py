@@ -14,8 +14,10 @@ For every size (m, V, d) and dtype it times, on each backend,
 and prints each as a ratio to the same backend's two bare matrix products
 ``H W^T`` and ``G^T H`` (for the fit: to 100 times them). A ratio near one
 means the iteration costs what its products cost. Every context has
-``S = 8`` next tokens. The default sizes run in well under 5 minutes on one
-GPU; on 2 CPU cores use ``--sizes`` with the small ones. On a shared
+``S = 8`` next tokens. The torch runs at the default sizes take well under 5
+minutes on one GPU; NumPy's 100-iteration fits at the two large sizes take
+minutes on a few CPU cores (``--backends torch`` skips them). On 2 CPU cores
+use ``--sizes`` with the small ones. On a shared
 machine, ``--threads 1`` (one BLAS/torch thread each) keeps the timings from
 turning into scheduling noise.
 """
@@ -124,6 +126,10 @@ def main():
     parser.add_argument("--repeat", type=int, default=10, help="timed calls per measure")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads of NumPy's BLAS and of torch (default: theirs)")
+    parser.add_argument("--backends", nargs="+", choices=["numpy", "torch"],
+                        default=["numpy", "torch"],
+                        help="backends to time (default: both; NumPy's largest fits "
+                             "take minutes on few cores)")
     parser.add_argument("--no-fit", dest="fit", action="store_false",
                         help="time the iteration only, not the 100-iteration fit")
     args = parser.parse_args()
@@ -133,7 +139,8 @@ def main():
 
         threadpool_limits(args.threads)
         torch.set_num_threads(args.threads)
-    backends = [Backend("numpy", "cpu"), Backend("torch", args.device)]
+    backends = [Backend(name, "cpu" if name == "numpy" else args.device)
+                for name in args.backends]
     print(f"{'backend':<10}{'dtype':<9}{'m':>8}{'V':>6}{'d':>5}{'products ms':>13}"
           f"{'iteration ms':>14}{'ratio':>7}{'fit(100) s':>12}{'ratio':>7}")
     for m, V, d in args.sizes:
