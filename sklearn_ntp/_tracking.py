@@ -96,7 +96,7 @@ def _cosine(A, unit):
 
 
 def _stack_rows(rows):
-    """Coordinate rows (NumPy, or 0-d/1-d arrays of a device) as one host array."""
+    """Coordinate rows (NumPy arrays, or 1-d arrays on a device) as one host array."""
     if isinstance(rows[0], np.ndarray):
         return np.array(rows)
     xp, _ = namespace(rows[0])
