@@ -148,3 +148,37 @@ def test_sklearn_mixed_namespace_check():
     check_array_api_mixed_inputs(
         "NTPLinearClassifier", est, NamespaceAndDevice("array_api_strict", None),
         NamespaceAndDevice("numpy", None))
+
+
+def test_device_run_reads_scalars_once_per_history_every(monkeypatch, data):
+    # Count every conversion of an array-api-strict array to a Python scalar or
+    # a NumPy array inside the solver, with the loop run as on a GPU.
+    from sklearn_ntp import _solvers
+
+    monkeypatch.setattr("sklearn_ntp._solvers.in_host_memory", lambda W: False)
+    Array, calls, active = type(xps.asarray(0.0)), [], []
+    for name in ("__float__", "__bool__", "__int__", "__index__", "__array__"):
+        if hasattr(Array, name):
+            def counted(self, *args, _original=getattr(Array, name), _name=name, **kwargs):
+                if active:
+                    calls.append(_name)
+                return _original(self, *args, **kwargs)
+            monkeypatch.setattr(Array, name, counted)
+
+    def solver(*args):
+        active.append(True)
+        try:
+            return gd(*args)
+        finally:
+            active.clear()
+
+    gd = _solvers.SOLVERS["gd"]
+    monkeypatch.setitem(_solvers.SOLVERS, "gd", solver)
+    X, Y, w = (xps.asarray(a) for a in data)
+    with sklearn.config_context(array_api_dispatch=True):
+        clf = NTPLinearClassifier(max_iter=300, history_every=10, tol=0.0)
+        clf.fit(X, Y, sample_weight=w)
+    assert clf.n_iter_ == 300 and len(clf.history_["iteration"]) == 31
+    # 31 tests (iterations 0, 10, ..., 300), each reading the objective and the
+    # cross-entropy, and the initial check: far fewer than one per iteration.
+    assert 0 < len(calls) <= 2 * 31 + 1, calls
