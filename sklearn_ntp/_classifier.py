@@ -7,9 +7,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
+from sklearn.utils._array_api import (
+    _max_precision_float_dtype,
+    check_same_namespace,
+    get_namespace_and_device,
+)
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._array_api import from_host, namespace, to_host
 from ._data import aggregate_contexts, with_intercept_column
 from ._exceptions import NTPSeparabilityWarning
 from ._loss import NTPLoss, log_softmax, softmax
@@ -106,7 +112,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         data.
     history_every : int, default=10
         Record ``history_`` every ``history_every`` iterations; the initial
-        and the last iterates are always recorded.
+        and the last iterates are always recorded. On a GPU (Array API
+        dispatch) this is also the period of the stopping test.
     warm_start : bool, default=False
         Start from the previous ``coef_`` (instead of ``init``) when refitting.
     random_state : int, RandomState instance or None, default=None
@@ -201,6 +208,16 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     Float32 input is fitted in float32 (``coef_`` float32): losses are then
     accurate to about ``1e-6`` relative, so ``tol`` should not be smaller.
 
+    With ``sklearn.set_config(array_api_dispatch=True)`` (and the environment
+    variable ``SCIPY_ARRAY_API=1``), ``X`` may be a PyTorch, CuPy or other
+    Array API array: gd, ngd and adam then run in its namespace and on its
+    device, and ``coef_``, ``loss_curve_``, ``finite_component_`` and
+    ``margin_direction_`` are arrays of that namespace. Merging identical
+    contexts, the exact geometry (``compute_implicit_bias``), lbfgs and
+    ``score`` run on the host in NumPy, once per call. Off host memory (e.g.
+    on a GPU) the stopping and divergence tests read the device only every
+    ``history_every`` iterations. See the user guide's "Scaling out" section.
+
     Examples
     --------
     >>> import numpy as np
@@ -273,6 +290,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the decoder on contexts ``X`` and next-token targets ``y``.
@@ -292,10 +314,15 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        xp, _, device = get_namespace_and_device(X)
         X = validate_data(self, X, accept_sparse=("csr", "csc"),
-                          dtype=[np.float64, np.float32])
-        data = self._contexts(aggregate_contexts(X, y, sample_weight))
+                          dtype=[xp.float64, xp.float32])
+        # Aggregation and the exact geometry run on the host, once per fit.
+        data = self._contexts(aggregate_contexts(to_host(X), to_host(y),
+                                                 to_host(sample_weight)))
         self.learning_rate_ = self._learning_rate(data)
+        if self.solver == "lbfgs":  # scipy's L-BFGS-B: NumPy on the host
+            xp, device = namespace(data.embeddings)[0], None
         reference = self._implicit_bias_reference(data)
         infimum = None if reference is None else reference.loss_infimum
         tracker = HistoryTracker(
@@ -308,22 +335,35 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             max_iter=self.max_iter, tol=self.tol, learning_rate=self.learning_rate_ or 1.0,  # lbfgs: unused
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
         )
-        objective = Objective(NTPLoss(data), L2Penalty(self.alpha), infimum)
-        W0 = self._initial_coef(data.classes, data.n_features, X.dtype)
+        objective = Objective(NTPLoss(data, xp=xp, device=device), L2Penalty(self.alpha),
+                              infimum)
+        W0 = self._initial_coef(data.classes, data.n_features, data.embeddings.dtype)
+        W0 = W0 if device is None else xp.asarray(W0, device=device)
         result = SOLVERS[self.solver](objective, W0, options, tracker)
         self._warn_if_unconverged(result)
 
+        X_xp, _, X_device = get_namespace_and_device(X)
         self.classes_ = np.array(data.classes)  # writeable, unlike NTPData's
-        self.coef_, self.intercept_ = self._split_coef(result.coef)
+        self.coef_, self.intercept_ = self._split_coef(
+            X_xp.asarray(result.coef, device=X_device))
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.stop_reason_ = result.stop_reason
         self.loss_curve_ = tracker.loss_curve
+        if not isinstance(X, np.ndarray):  # float64 like NumPy's, where the device has it
+            self.loss_curve_ = X_xp.asarray(
+                self.loss_curve_, dtype=_max_precision_float_dtype(X_xp, X_device),
+                device=X_device)
         self.history_ = tracker.history
         self.entropy_ = data.entropy
         self.loss_infimum_ = infimum
         self.finite_component_ = getattr(reference, "finite_component", None)
         self.margin_direction_ = getattr(reference, "margin_direction", None)
+        if not isinstance(X, np.ndarray):  # the limits join the fitted arrays on X's device
+            self.finite_component_, self.margin_direction_ = (
+                None if A is None else from_host(
+                    A, X_xp, X_device, _max_precision_float_dtype(X_xp, X_device))
+                for A in (self.finite_component_, self.margin_direction_))
         return self
 
     def _contexts(self, data):
@@ -332,13 +372,21 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     def _split_coef(self, W):
         """``(coef_, intercept_)`` from a decoder of the (augmented) embeddings."""
-        if self.fit_intercept:
+        xp, on_host = namespace(W)
+        if on_host:
+            if not self.fit_intercept:
+                return W, np.zeros(W.shape[0], dtype=W.dtype)
             return np.ascontiguousarray(W[:, :-1]), W[:, -1].copy()
-        return W, np.zeros(W.shape[0], dtype=W.dtype)
+        if not self.fit_intercept:
+            return W, xp.zeros(W.shape[0], dtype=W.dtype, device=W.device)
+        return xp.asarray(W[:, :-1], copy=True), xp.asarray(W[:, -1], copy=True)
 
     def _full_coef(self):
         """The fitted decoder of the (augmented) embeddings, ``[coef_, intercept_]``."""
-        return np.c_[self.coef_, self.intercept_] if self.fit_intercept else self.coef_
+        if not self.fit_intercept:
+            return self.coef_
+        xp, _ = namespace(self.coef_)
+        return xp.concat([self.coef_, xp.reshape(self.intercept_, (-1, 1))], axis=1)
 
     def _learning_rate(self, data):
         """The step of gd, ngd and adam: ``learning_rate``, or derived from ``L``."""
@@ -364,7 +412,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             if not np.array_equal(self.classes_, classes):
                 raise ValueError("warm_start=True needs the tokens of the previous "
                                  f"fit {self.classes_[:5]}, got {classes[:5]}.")
-            W, name = self._full_coef(), "coef_ (warm_start)"
+            W, name = to_host(self._full_coef()), "coef_ (warm_start)"
         elif isinstance(self.init, str) and self.init == "zeros":
             return np.zeros(shape, dtype=dtype)
         elif isinstance(self.init, str):  # "lecun": variance 1 / fan-in
@@ -399,19 +447,22 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
-    def _validate_X(self, X):
+    def _validate_X(self, X, method):
         check_is_fitted(self)
+        check_same_namespace(X, self, attribute="coef_", method=method)
+        xp, _ = namespace(X)
         return validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
-                             dtype=[np.float64, np.float32])
+                             dtype=[xp.float64, xp.float32])
 
-    def _logits(self, X):
-        X = self._validate_X(X)
+    def _logits(self, X, method):
+        X = self._validate_X(X, method)
         with np.errstate(over="ignore", invalid="ignore"):  # reported just below
             logits = X @ self.coef_.T
             if self.fit_intercept:
                 logits = logits + self.intercept_
-        if not np.all(np.isfinite(logits)):  # coef_ is finite: X is too large
-            raise ValueError(f"X has entries up to {abs(X).max():.3g}: its logits "
+        xp, _ = namespace(logits)
+        if not bool(xp.all(xp.isfinite(logits))):  # coef_ is finite: X is too large
+            raise ValueError(f"X has entries up to {float(abs(X).max()):.3g}: its logits "
                              f"X @ coef_.T overflow {logits.dtype}; rescale X.")
         return logits
 
@@ -431,7 +482,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             ``(w_1 - w_0)^T x`` of ``classes_[1]`` over ``classes_[0]`` (its
             sign gives the prediction); ``coef_`` keeps both rows.
         """
-        logits = self._logits(X)
+        logits = self._logits(X, "decision_function")
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X):
@@ -447,7 +498,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_tokens)
             Rows sum to one; columns follow ``classes_``.
         """
-        return softmax(self._logits(X))
+        return softmax(self._logits(X, "predict_proba"))
 
     def predict_log_proba(self, X):
         """Log-probabilities ``log softmax(W h)``, computed by log-sum-exp.
@@ -462,7 +513,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_tokens)
             Finite for every finite ``X``; columns follow ``classes_``.
         """
-        return log_softmax(self._logits(X))
+        return log_softmax(self._logits(X, "predict_log_proba"))
 
     def predict(self, X):
         """Most probable next token.
@@ -477,8 +528,12 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
+        logits = self._logits(X, "predict")
+        xp, on_host = namespace(logits)
+        indices = xp.argmax(logits, axis=1)
+        if on_host or self.classes_.dtype.kind not in "biuf":
+            return self.classes_[to_host(indices)]
+        return xp.take(from_host(self.classes_, xp, logits.device), indices)
 
     def score(self, X, y, sample_weight=None):
         """Mean log-likelihood ``-CE`` of next-token targets (higher is better).
@@ -506,6 +561,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             If ``y`` holds labels outside ``classes_`` or has a number of
             columns other than ``len(classes_)``.
         """
+        check_is_fitted(self)
+        xp, _ = namespace(X)
+        X = validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
+                          dtype=[xp.float64, xp.float32])
         data = self._contexts(aggregate_contexts(
-            self._validate_X(X), y, sample_weight, classes=self.classes_))
-        return -NTPLoss(data).value(self._full_coef())
+            to_host(X), to_host(y), to_host(sample_weight), classes=self.classes_))
+        return -NTPLoss(data).value(to_host(self._full_coef()).astype(data.embeddings.dtype))

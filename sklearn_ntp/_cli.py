@@ -4,7 +4,9 @@ Sub-commands:
 
 * ``reproduce`` — the paper's experiments (toy Fig. 1-2, App. A.2 Fig. 3-5);
 * ``check FILE`` — separability report of data in a ``.npz`` or ``.csv`` file;
-* ``corpus`` — the same study on next-token statistics of Python source code.
+* ``corpus`` — the same study on next-token statistics of Python source code;
+* ``phase-diagram`` — separability of random data over ``(m, d)``, locally or
+  on a dask cluster.
 """
 
 import argparse
@@ -136,7 +138,38 @@ def build_parser():
     cor.add_argument("--seed", type=_seed, default=0, metavar="S",
                      help="seed of the embeddings (default: 0)")
     cor.set_defaults(handler=_run_corpus)
+    _add_phase_diagram_parser(commands)
     return parser
+
+
+def _add_phase_diagram_parser(commands):
+    pd_ = commands.add_parser(
+        "phase-diagram", help="fraction of separable random data sets over a (m, d) grid",
+        description="Draws random NTP data (make_ntp_data's construction) for every "
+                    "pair of numbers of contexts m and features d and prints the "
+                    "fractions that are NTP-separable and NTP_H-compatible. Runs on "
+                    "local processes, or on a dask.distributed cluster with --scheduler.")
+    pd_.add_argument("--n-contexts", type=_positive_int, nargs="+", default=[10, 20, 40],
+                     metavar="M", help="numbers of contexts m (default: 10 20 40)")
+    pd_.add_argument("--n-features", type=_positive_int, nargs="+",
+                     default=[2, 5, 10, 15, 20, 30, 40], metavar="D",
+                     help="embedding dimensions d (default: 2 5 10 15 20 30 40)")
+    pd_.add_argument("--n-tokens", type=_positive_int, default=5, metavar="V",
+                     help="vocabulary size V (default: 5)")
+    pd_.add_argument("--support-size", type=_positive_int, default=2, metavar="S",
+                     help="support size S of every context (default: 2)")
+    pd_.add_argument("--n-draws", type=_positive_int, default=10, metavar="N",
+                     help="random data sets per (m, d) (default: 10)")
+    pd_.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="seed of all draws (default: 0)")
+    pd_.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                     help="parallel tasks (default: 1; -1 for all cores or workers)")
+    pd_.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="address of a dask.distributed scheduler, e.g. "
+                          "tcp://10.0.0.1:8786: run the draws on its workers")
+    pd_.add_argument("--out", type=Path, default=None, metavar="FILE",
+                     help="also write the table to this .csv file")
+    pd_.set_defaults(handler=_run_phase_diagram)
 
 
 def _run_reproduce(args):
@@ -397,6 +430,58 @@ def _run_corpus(args):
                      seed=args.seed)
     except ValueError as exc:  # settings that leave too little data to study
         raise InputError(f"corpus: {exc}") from None
+    return 0
+
+
+#: Seconds to wait for a dask scheduler before giving up.
+SCHEDULER_TIMEOUT = 10
+
+
+def _dask_client(address):
+    """A ``dask.distributed.Client`` connected to ``address``, or an InputError."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise InputError("--scheduler needs dask.distributed: pip install "
+                         "'dask[distributed]'") from None
+    try:
+        return Client(address, timeout=SCHEDULER_TIMEOUT)
+    except (OSError, ValueError, TypeError) as exc:  # unreachable, or a malformed address
+        raise InputError(f"cannot connect to the dask scheduler at {address}: "
+                         f"{exc}") from None
+
+
+def _phase_diagram(args):
+    from .studies import separability_phase_diagram
+
+    try:
+        return separability_phase_diagram(
+            n_contexts=args.n_contexts, n_features=args.n_features,
+            n_tokens=args.n_tokens, support_size=args.support_size,
+            n_draws=args.n_draws, random_state=args.seed, n_jobs=args.n_jobs)
+    except ValueError as exc:  # e.g. a support larger than the vocabulary
+        raise InputError(f"phase-diagram: {exc}") from None
+
+
+def _run_phase_diagram(args):
+    if args.scheduler is None:
+        results = _phase_diagram(args)
+    else:
+        import joblib
+
+        with _dask_client(args.scheduler), joblib.parallel_backend("dask"):
+            results = _phase_diagram(args)
+    names = list(results)
+    rows = [[f"{results[name][i]:.4g}" for name in names]
+            for i in range(len(results[names[0]]))]
+    widths = [max(len(name), *(len(row[i]) for row in rows)) for i, name in enumerate(names)]
+    for line in [names] + rows:
+        print("  ".join(text.rjust(width) for text, width in zip(line, widths)))
+    if args.out is not None:
+        with open(args.out, "w", newline="", encoding="utf-8") as file:
+            csv.writer(file).writerows(
+                [names] + [list(values) for values in zip(*results.values())])
+        print(f"Wrote {args.out}")
     return 0
 
 

@@ -16,7 +16,9 @@ import contextvars
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.utils._array_api import _convert_to_numpy
 
+from ._array_api import frobenius_norm, from_host, namespace, stack_to_host
 from ._limit import implicit_bias_limit
 from ._subspace import DataSubspace
 
@@ -139,6 +141,57 @@ def _cosine(A, unit):
     return float(np.vdot(A, unit) / norm) if norm > 0 else np.nan
 
 
+def _stack_rows(rows):
+    """Coordinate rows (NumPy arrays, or 1-d arrays on a device) as one host array."""
+    if isinstance(rows[0], np.ndarray):
+        return np.array(rows)
+    xp, _ = namespace(rows[0])
+    return _convert_to_numpy(xp.stack(rows), xp).astype(np.float64)
+
+
+class _DeviceReference:
+    """The reference limits on the device of the iterates, for sync-free snapshots.
+
+    Cosines with ``W^mm`` and the generator coordinates of ``P_F(W_k)`` (a
+    product with the contexts and a gather) are computed on the device; the
+    coordinates are whitened into distances on the host once, at the end.
+    """
+
+    def __init__(self, reference, W):
+        xp, _ = namespace(W)
+        move = lambda a: from_host(np.asarray(a), xp, W.device, W.dtype)  # noqa: E731
+        self.xp = xp
+        basis = getattr(reference.subspace, "basis", None)
+        # G without generators (every effective support full): centred W B.
+        self.basis = None if basis is None else move(basis)
+        if basis is None:
+            generators = reference.subspace.generators
+            V = generators.n_tokens
+            self.H = move(generators.H)
+            self.plus = xp.asarray(generators.context * V + generators.plus, device=W.device)
+            self.minus = xp.asarray(generators.context * V + generators.minus,
+                                    device=W.device)
+        self.direction = (None if reference.margin_direction is None
+                          else move(reference.margin_direction))
+        self.finite = move(reference.finite_component)
+
+    def _cosine(self, A):
+        xp = self.xp
+        return xp.sum(A * self.direction) / xp.linalg.vector_norm(A)
+
+    def snapshot(self, W, coordinates):
+        xp = self.xp
+        if self.basis is None:
+            logits = xp.reshape(self.H @ W.T, (-1,))
+            coordinates.append(xp.take(logits, self.plus) - xp.take(logits, self.minus))
+        else:
+            C = W @ self.basis
+            coordinates.append(xp.reshape(C - xp.mean(C, axis=0), (-1,)))
+        if self.direction is None:
+            return (np.nan, np.nan)
+        return (self._cosine(W), self._cosine(W - self.finite))
+
+
 class HistoryTracker:
     """Record the objective at every iterate and a snapshot every ``every`` ones.
 
@@ -191,6 +244,7 @@ class HistoryTracker:
         self._snapshots = []
         self._coordinates = []
         self._last = None
+        self._device = None
 
     def record(self, k, W, objective, ce):
         """Store the objective at ``W_k`` (and a snapshot if ``k`` is due)."""
@@ -200,6 +254,11 @@ class HistoryTracker:
             self._snapshots.append(self._snapshot(k, W, ce))
         if self.verbose and k % self.print_every == 0:
             self._print(k, W, ce)
+
+    def rewind(self, k, W, ce):
+        """Forget the records after iterate ``k`` (a snapshot iterate ``W`` with ``ce``)."""
+        del self._losses[k + 1:]
+        self._last = (k, W, ce)
 
     def finish(self):
         """Make sure the last recorded iterate has a snapshot."""
@@ -212,10 +271,14 @@ class HistoryTracker:
             self._print(k, W, ce)
 
     def _snapshot(self, k, W, ce):
-        row = (k, ce, float(np.linalg.norm(W)))
+        row = (k, ce, frobenius_norm(W))
         ref = self.reference
         if ref is None:
             return row
+        if not isinstance(W, np.ndarray):  # on W's device, without a sync
+            if self._device is None:
+                self._device = _DeviceReference(ref, W)
+            return row + self._device.snapshot(W, self._coordinates)
         W = np.asarray(W, dtype=np.float64)
         self._coordinates.append(ref.subspace.coordinates(W))
         if ref.margin_direction is None:
@@ -237,7 +300,7 @@ class HistoryTracker:
     @property
     def loss_curve(self):
         """Objective value at every recorded iterate, ndarray of shape (n_iter + 1,)."""
-        return np.asarray(self._losses, dtype=np.float64)
+        return stack_to_host(self._losses)
 
     @property
     def history(self):
@@ -246,12 +309,11 @@ class HistoryTracker:
         if self.reference is not None:
             names += ["alignment", "corrected_alignment"]
         columns = list(zip(*self._snapshots)) or [()] * len(names)
-        history = {name: np.asarray(col, dtype=np.float64)
-                   for name, col in zip(names, columns)}
+        history = {name: stack_to_host(list(col)) for name, col in zip(names, columns)}
         history["iteration"] = history["iteration"].astype(np.intp)
         if self.reference is not None:
             ref = self.reference
             history["subspace_error"] = (
-                ref.subspace.distances(np.array(self._coordinates), ref.finite_component)
+                ref.subspace.distances(_stack_rows(self._coordinates), ref.finite_component)
                 if self._coordinates else np.zeros(0))
         return history
