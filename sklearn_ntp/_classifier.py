@@ -135,7 +135,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         ``"auto"`` chose); None for lbfgs.
     classes_ : ndarray of shape (n_tokens,)
         Token labels: the sorted labels of 1-D ``y``, ``arange(n_tokens)``
-        for 2-D ``y``.
+        for 2-D ``y`` (the column names of a DataFrame).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -305,7 +305,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             Context embeddings; identical rows are merged into one context.
         y : array-like of shape (n_samples,) or (n_samples, n_tokens)
             Next-token labels, or soft targets: nonnegative rows summing to
-            one (dense or scipy.sparse).
+            one (dense, scipy.sparse, or a pandas DataFrame whose column
+            names become ``classes_``).
         sample_weight : array-like of shape (n_samples,), default=None
             Nonnegative row weights (normalized to sum to one).
 
@@ -332,7 +333,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             total=self.max_iter,
         )
         options = SolverOptions(
-            max_iter=self.max_iter, tol=self.tol, learning_rate=self.learning_rate_ or 1.0,  # lbfgs: unused
+            max_iter=self.max_iter, tol=self.tol,
+            learning_rate=self.learning_rate_ or 1.0,  # None for lbfgs, which ignores it
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
         )
         objective = Objective(NTPLoss(data, xp=xp, device=device), L2Penalty(self.alpha),

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_ntp import NTPLinearClassifier, NTPSeparabilityChecker
-from sklearn_ntp.implicit_bias import check_ntp_separability
+from sklearn_ntp.implicit_bias import aggregate_contexts, check_ntp_separability
 
 # Contexts h = 1 and h = 2 (d = 1) followed by tokens 0 and 1: not NTP-separable
 # without intercept (both logit gaps would need opposite signs at h > 0). With
@@ -57,6 +57,8 @@ def test_intercept_makes_the_line_separable_with_the_hand_computed_direction():
     np.testing.assert_allclose(report.max_margin_solution, W_MM_LINE, atol=1e-7)
     cvx, *_ = naive_ntp_svm(np.c_[X_LINE, np.ones(2)], np.eye(2))
     np.testing.assert_allclose(report.max_margin_solution, cvx, atol=1e-5)
+    aggregated = check_ntp_separability(aggregate_contexts(X_LINE, Y_LINE), fit_intercept=True)
+    np.testing.assert_allclose(aggregated.max_margin_solution, W_MM_LINE, atol=1e-7)
     checker = NTPSeparabilityChecker(fit_intercept=True).fit(X_LINE, Y_LINE)
     assert checker.is_separable_ and checker.margin_ == pytest.approx(6.5 ** -0.5)
 

@@ -82,11 +82,12 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
     X : ndarray of shape (n_contexts, n_features) or (n_sequences, n_features)
         Context embeddings; with ``return_pairs=True`` one row per pair (the
         embedding of its context), in random order.
-    Y : scipy.sparse.csr_matrix or ndarray of shape (n_contexts, vocab_size), or ndarray of shape (n_sequences,)
-        Empirical next-token distributions (rows sum to one, exactly
+    Y : scipy.sparse.csr_matrix or ndarray
+        Of shape (n_contexts, vocab_size): empirical next-token
+        distributions (rows sum to one, exactly
         ``support_size`` nonzeros each; dense with ``sparse_targets=False``);
-        with ``return_pairs=True`` the integer next-token labels in
-        ``range(vocab_size)``.
+        with ``return_pairs=True``, of shape (n_sequences,): the integer
+        next-token labels in ``range(vocab_size)``.
     sample_weight : ndarray of shape (n_contexts,) or None
         Number of pairs of every context (float); ``None`` with
         ``return_pairs=True`` (every pair counts once), so
