@@ -43,6 +43,7 @@ class NTPLoss:
         # pi_j p_jz at the nonzeros of P: the only place P enters loss and gradient.
         self._target = (data.weights[rows] * P.data).astype(dtype)
         self._pi = data.weights.astype(dtype)[:, None]
+        self.data = data
         self.entropy = data.entropy
         self.shape = (data.n_tokens, data.n_features)
         # The gradient path reuses one (m, V) buffer: a fresh one per iteration
