@@ -54,19 +54,23 @@ class SupportSplitLoss:
     >>> from sklearn_ntp._accelerated import SupportSplitLoss
     >>> data = aggregate_contexts(np.eye(2), np.array([[0.5, 0.5, 0.0], [0, 0, 1]]))
     >>> W = np.array([[1.0, 0.0], [0.0, 0.0], [-2.0, 3.0]])
-    >>> part = SupportSplitLoss(data)(W)
+    >>> loss = SupportSplitLoss(data)
+    >>> part = loss(loss.c * W)  # the loss sees contexts h_j / c, so c W
     >>> bool(np.isclose(part.ce_s + np.exp(part.log_o), ntp_loss(W, data)))
     True
     """
 
     def __init__(self, data):
-        self.H = np.asarray(data.embeddings, dtype=np.float64)
+        H = np.asarray(data.embeddings, dtype=np.float64)
+        # The loss works on unit-scale contexts ``h_j / c`` (and on ``c W``, the
+        # same logits), ``c = max_j ||h_j||``: no product overflows at any scale.
+        norms = np.sqrt(np.einsum("ij,ij->i", H, H))
+        self.c = float(np.max(norms)) if np.max(norms) > 0 else 1.0
+        self.H = H / self.c
         self.P = data.probabilities.toarray()
         self.support = data.support_mask
         self.log_pi = np.log(np.asarray(data.weights, dtype=np.float64))
         self.pi = np.exp(self.log_pi)
-        #: Largest squared context norm: the curvature scale of the margin.
-        self.scale = float(np.max(np.einsum("ij,ij->i", self.H, self.H)))
 
     def __call__(self, W):
         """Return a :class:`SplitPoint` with both parts and their gradients at ``W``."""
@@ -143,8 +147,7 @@ class SplitNewtonMargin:
 
     def __init__(self, loss, margin_step):
         self.loss = loss
-        self.eta = margin_step / loss.scale
-        self.max_h = np.sqrt(loss.scale)
+        self.eta = margin_step  # contexts have norm <= 1
 
     def step(self, point, projected):
         """Return ``(W_new, P_F(g), margin direction -(g - P_F(g)))`` from ``point``."""
@@ -169,7 +172,7 @@ class SplitNewtonMargin:
         """Damped Newton (``1 / (1 + decrement)``), logits moved at most ``NEWTON_LOGIT_STEP``."""
         decrement = np.sqrt(max(float(np.vdot(grad_s, newton)), 0.0))
         t = 1.0 if decrement <= 0.25 else 1.0 / (1.0 + decrement)
-        size = np.linalg.norm(newton) * self.max_h
+        size = np.linalg.norm(newton)
         return min(t, NEWTON_LOGIT_STEP / size) if size > 0 else t
 
 
@@ -195,11 +198,11 @@ def accelerated(objective, W0, options, tracker):
     dtype = W0.dtype
     loss = SupportSplitLoss(objective.datafit.data)
     run = SplitNewtonMargin(loss, options.margin_step)
-    W = np.asarray(W0, dtype=np.float64)
+    W = np.asarray(W0, dtype=np.float64) * loss.c
     projected, total = np.zeros_like(W), np.zeros_like(W)
     for k in range(options.max_iter + 1):
         point = loss(W)
-        tracker.record(k, W.astype(dtype, copy=False), point.ce, point.ce)
+        tracker.record(k, (W / loss.c).astype(dtype), point.ce, point.ce)
         if k == options.max_iter:
             break
         W, projected, margin = run.step(point, projected)
@@ -207,11 +210,11 @@ def accelerated(objective, W0, options, tracker):
         total += margin
         if k > 0 and residual <= options.tol and np.linalg.norm(point.grad_s) <= options.tol:
             tracker.finish()
-            return SolverResult(point.W.astype(dtype), k, True, "tol")
+            return SolverResult((point.W / loss.c).astype(dtype), k, True, "tol")
         if not np.all(np.isfinite(W)):
             tracker.finish()
-            return SolverResult(point.W.astype(dtype), k, False, "diverged",
+            return SolverResult((point.W / loss.c).astype(dtype), k, False, "diverged",
                                 "The accelerated iterations produced a non-finite matrix; "
                                 "coef_ is the last finite iterate.")
     tracker.finish()
-    return SolverResult(W.astype(dtype), options.max_iter, False, "max_iter")
+    return SolverResult((W / loss.c).astype(dtype), options.max_iter, False, "max_iter")
