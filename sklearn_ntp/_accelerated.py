@@ -84,7 +84,7 @@ class SupportSplitLoss:
 
 
 class SplitPoint:
-    """Both parts of the loss at one ``W``: values, gradients and ``CE = CE_S + O``."""
+    """Both parts of the loss at one ``W`` (``CE = CE_S + exp(log_o)``) and their gradients."""
 
     def __init__(self, loss, W):
         self.W = W
@@ -96,7 +96,6 @@ class SplitPoint:
                                                     axis=1)))
         self.grad_s = ((self.q_s - loss.P) * loss.pi[:, None]).T @ loss.H
         self.log_o, self.grad_log_o = self._off_support(loss, logits, lse_s)
-        self.ce = self.ce_s + float(np.exp(self.log_o))
 
     def _off_support(self, loss, logits, lse_s):
         """``log O`` and ``grad log O``, both in the log domain."""
@@ -195,14 +194,19 @@ def accelerated(objective, W0, options, tracker):
         raise ValueError("solver='accelerated' minimizes the unregularized NTP loss; "
                          f"got alpha={objective.penalty.alpha}. Use solver='lbfgs' "
                          "for alpha > 0.")
-    dtype = W0.dtype
     loss = SupportSplitLoss(objective.datafit.data)
     run = SplitNewtonMargin(loss, options.margin_step)
+
+    def unscaled(W, k):  # iterate in the caller's units (W_0 exactly as given)
+        return W0 if k == 0 else (W / loss.c).astype(W0.dtype)
+
     W = np.asarray(W0, dtype=np.float64) * loss.c
     projected, total = np.zeros_like(W), np.zeros_like(W)
     for k in range(options.max_iter + 1):
         point = loss(W)
-        tracker.record(k, (W / loss.c).astype(dtype), point.ce, point.ce)
+        # Recorded: the cross-entropy as every solver computes it (same rounding).
+        ce = objective.datafit.value(unscaled(W, k))
+        tracker.record(k, unscaled(W, k), ce, ce)
         if k == options.max_iter:
             break
         W, projected, margin = run.step(point, projected)
@@ -210,11 +214,11 @@ def accelerated(objective, W0, options, tracker):
         total += margin
         if k > 0 and residual <= options.tol and np.linalg.norm(point.grad_s) <= options.tol:
             tracker.finish()
-            return SolverResult((point.W / loss.c).astype(dtype), k, True, "tol")
+            return SolverResult(unscaled(point.W, k), k, True, "tol")
         if not np.all(np.isfinite(W)):
             tracker.finish()
-            return SolverResult((point.W / loss.c).astype(dtype), k, False, "diverged",
+            return SolverResult(unscaled(point.W, k), k, False, "diverged",
                                 "The accelerated iterations produced a non-finite matrix; "
                                 "coef_ is the last finite iterate.")
     tracker.finish()
-    return SolverResult((W / loss.c).astype(dtype), options.max_iter, False, "max_iter")
+    return SolverResult(unscaled(W, options.max_iter), options.max_iter, False, "max_iter")
