@@ -159,11 +159,14 @@ class SplitNewtonMargin:
         scale = float(np.linalg.norm(A_g) + np.linalg.norm(point.grad_s))
         if scale == 0.0:  # one-hot data: CE_S is constant, F = {0}
             return point.W - self.eta * g, projected, -g
-        newton = conjugate_gradient(A, point.grad_s, np.zeros_like(g), scale)
         projected = conjugate_gradient(A, A_g, projected, scale)
         if not np.linalg.norm(projected) <= np.linalg.norm(g):  # a projection cannot grow
             projected = np.zeros_like(g)
-        t = self._damping(point.grad_s, newton)
+        # Newton on CE_S + O over F: P_F(grad O) = O P_F(g) is negligible on
+        # separable data, and balances CE_S where O does not vanish.
+        grad_f = point.grad_s + np.exp(point.log_o) * projected
+        newton = conjugate_gradient(A, grad_f, np.zeros_like(g), scale)
+        t = self._damping(grad_f, newton)
         margin = projected - g
         return point.W - t * newton + self.eta * margin, projected, margin
 
