@@ -218,8 +218,18 @@ def summary_markdown(summary):
     return "\n".join(lines) + "\n"
 
 
-def _write_figures(out, toy_data, toy_report, toy_fits, fits):
-    """Draw the four figures; returns their file names."""
+def _rate_curves(fits, data, report, seed):
+    """Margin gap and alignment error of every App. A.2 fit on a grid of budgets."""
+    from ._rates import error_curve
+
+    return {name: error_curve(clf.get_params(), data, clf.n_iter_,
+                              report.finite_component, report.max_margin_solution,
+                              seed=seed)
+            for name, clf in fits.items() if clf.n_iter_ > 0}
+
+
+def _write_figures(out, toy_data, toy_report, toy_fits, fits, curves):
+    """Draw the five figures; returns their file names."""
     import matplotlib.pyplot as plt
 
     from ._rates import plot_rates
@@ -240,7 +250,7 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits):
     for name, clf in fits.items():
         ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name).ax_
     figures["optimizers"] = ax[0].figure
-    figures["rates"] = plot_rates(fits).figure
+    figures["rates"] = plot_rates(curves)[0].figure
     for key, figure in figures.items():
         figure.savefig(out / FIGURES[key], dpi=120)
         plt.close(figure)
@@ -286,13 +296,16 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
     toy_data = make_toy_ntp_data(random_state=seed)
     toy, toy_report, toy_fits = _experiment(
         "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream)
-    main, _, fits = _experiment(
-        "Overparameterized data (paper App. A.2)", make_ntp_data(random_state=seed),
+    data = make_ntp_data(random_state=seed)
+    main, report, fits = _experiment(
+        "Overparameterized data (paper App. A.2)", data,
         {**OPTIMIZERS, **RATE_OPTIMIZERS}, iterations, seed, stream)
     figures = []
     if _has_matplotlib():
+        with _progress("Rate study (refits on a grid of budgets)", stream):
+            curves = _rate_curves(fits, data, report, seed)
         with _progress("Figures", stream):
-            figures = _write_figures(out, toy_data, toy_report, toy_fits, fits)
+            figures = _write_figures(out, toy_data, toy_report, toy_fits, fits, curves)
     summary = {
         "settings": {"iterations": iterations, "seed": seed, "init": "lecun"},
         "toy": toy,
