@@ -220,9 +220,9 @@ def summary_markdown(summary):
 
 def _rate_curves(fits, data, report, seed):
     """Margin gap and alignment error of every App. A.2 fit on a grid of budgets."""
-    from ._rates import error_curve
+    from .plotting import convergence_rate_curve
 
-    return {name: error_curve(clf.get_params(), data, clf.n_iter_,
+    return {name: convergence_rate_curve(clf.get_params(), data, clf.n_iter_,
                               report.finite_component, report.max_margin_solution,
                               seed=seed)
             for name, clf in fits.items() if clf.n_iter_ > 0}
@@ -232,9 +232,9 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits, curves):
     """Draw the five figures; returns their file names."""
     import matplotlib.pyplot as plt
 
-    from ._rates import plot_rates
     from .plotting import (
         ImplicitBiasDisplay,
+        plot_convergence_rates,
         plot_probability_matrix,
         plot_word_embeddings,
     )
@@ -250,7 +250,7 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits, curves):
     for name, clf in fits.items():
         ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name).ax_
     figures["optimizers"] = ax[0].figure
-    figures["rates"] = plot_rates(curves)[0].figure
+    figures["rates"] = plot_convergence_rates(curves)[0].figure
     for key, figure in figures.items():
         figure.savefig(out / FIGURES[key], dpi=120)
         plt.close(figure)

@@ -103,6 +103,11 @@ def test_reproduce_optimizer_results_are_consistent(reproduced):
             assert 0 <= final["excess_loss"] < initial["excess_loss"]  # loss >= entropy
             assert final["subspace_error"] >= 0 and final["norm"] > 0
             assert -1 <= final["alignment"] <= 1 and -1 <= final["corrected_alignment"] <= 1
+    for result in results.values():  # first iteration reaching each threshold
+        for threshold, k in result["iterations_to"].items():
+            reached = result["final"]["corrected_alignment"] >= float(threshold)
+            assert k is None or 0 <= k <= result["n_iter"]
+            assert not reached or k is not None
     # Same seed, same LeCun initialization for every optimizer.
     initials = [results[name]["initial"] for name in OPTIMIZERS]
     assert all(i == initials[0] for i in initials)

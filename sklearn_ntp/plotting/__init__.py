@@ -4,12 +4,16 @@
   distance of the subspace component to ``W*`` along training (paper Fig. 4-5);
 * :func:`plot_word_embeddings` — contexts and the word embeddings of ``W^mm``
   and ``W*`` in the plane (paper Fig. 1-2);
-* :func:`plot_probability_matrix` — heatmap of next-token probabilities.
+* :func:`plot_probability_matrix` — heatmap of next-token probabilities;
+* :func:`convergence_rate_curve` and :func:`plot_convergence_rates` — margin
+  gap and ``1 - cos(W_k - W*, W^mm)`` against iterations, on log-log axes.
 
 matplotlib is imported only when a plot is drawn.
 """
 
 from ._geometry import plot_probability_matrix, plot_word_embeddings
 from ._implicit_bias import ImplicitBiasDisplay
+from ._rates import convergence_rate_curve, plot_convergence_rates
 
-__all__ = ["ImplicitBiasDisplay", "plot_probability_matrix", "plot_word_embeddings"]
+__all__ = ["ImplicitBiasDisplay", "plot_probability_matrix", "plot_word_embeddings",
+           "convergence_rate_curve", "plot_convergence_rates"]

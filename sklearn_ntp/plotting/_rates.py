@@ -1,4 +1,4 @@
-"""Rate study: margin gap and alignment error of optimizers against iterations.
+"""Rates of directional convergence: margin gap and alignment error against iterations.
 
 Runs are seeded, so the run to ``k`` iterations is the beginning of any longer
 run: refitting on a geometric grid of budgets gives the iterates at those
@@ -7,15 +7,15 @@ budgets without storing every iterate.
 
 import numpy as np
 
-from ._classifier import NTPLinearClassifier
-from ._metrics import ntp_margin
+from .._classifier import NTPLinearClassifier
+from .._metrics import ntp_margin
 
 #: Reference rates drawn as dashed lines: (label, function of t).
 REFERENCE_RATES = (("1/log t", lambda t: 1 / np.log(t)), ("1/t", lambda t: 1 / t),
                    ("1/t^2", lambda t: 1 / t ** 2))
 
 
-def error_curve(params, data, n_iter, W_star, W_mm, *, seed=0, n_points=12):
+def convergence_rate_curve(params, data, n_iter, W_star, W_mm, *, seed=0, n_points=12):
     """Margin gap and ``1 - cos(W_k - W*, W^mm)`` on a geometric grid of ``k``.
 
     Parameters
@@ -43,10 +43,10 @@ def error_curve(params, data, n_iter, W_star, W_mm, *, seed=0, n_points=12):
     --------
     >>> from sklearn_ntp.datasets import make_ntp_data
     >>> from sklearn_ntp.implicit_bias import log_odds_solution, ntp_svm
-    >>> from sklearn_ntp._rates import error_curve
+    >>> from sklearn_ntp.plotting import convergence_rate_curve
     >>> data = make_ntp_data(n_contexts=10, n_features=15, random_state=0)
-    >>> k, gap, err = error_curve({"solver": "gd"}, data, 100, log_odds_solution(*data),
-    ...                           ntp_svm(*data), n_points=3)
+    >>> k, gap, err = convergence_rate_curve({"solver": "gd"}, data, 100, log_odds_solution(*data),
+    ...                                      ntp_svm(*data), n_points=3)
     >>> k.tolist(), bool(err[-1] < err[0])
     ([1, 10, 100], True)
     """
@@ -65,8 +65,8 @@ def error_curve(params, data, n_iter, W_star, W_mm, *, seed=0, n_points=12):
     return budgets, np.array(gaps), np.array(errors)
 
 
-def plot_rates(curves, axes=None):
-    """Draw :func:`error_curve` results on log-log axes with reference slopes.
+def plot_convergence_rates(curves, axes=None):
+    """Draw :func:`convergence_rate_curve` results on log-log axes with reference slopes.
 
     Parameters
     ----------
@@ -78,6 +78,19 @@ def plot_rates(curves, axes=None):
     Returns
     -------
     axes : pair of matplotlib Axes
+        Margin gap (left) and alignment error (right), with dashed reference
+        rates ``1/log t``, ``1/t`` and ``1/t^2``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sklearn_ntp.plotting import plot_convergence_rates
+    >>> k = np.array([1, 10, 100])
+    >>> axes = plot_convergence_rates({"GD": (k, 1 / np.log1p(k), 1 / np.log1p(k) ** 2)})
+    >>> axes[1].get_yscale()
+    'log'
     """
     import matplotlib.pyplot as plt
 
