@@ -15,12 +15,13 @@ precision however small ``O`` is (the plain gradient loses it below ``1e-16``).
 
 Each iteration takes
 
-``W <- W - t A^+ grad CE_S - eta (g - A^+ A g)``, with ``g = grad log O``,
+``W <- W - t A^+ (grad CE_S + O A^+ A g) - eta (g - A^+ A g)``, ``g = grad log O``,
 
 where ``A`` is the Hessian of ``CE_S`` (applied by Hessian-vector products,
-inverted by conjugate gradients): a damped Newton step on the finite part,
-and a step of constant size on ``-log O`` (a smoothed margin) from which
-``A^+ A g = P_F(g)`` removes the part that would push ``P_F(W)`` off ``W*``.
+inverted by conjugate gradients): a damped Newton step on the finite part
+(for ``CE_S + O`` over ``F``), and a step of constant size on ``log O`` (minus
+a smoothed margin) from which ``A^+ A g = P_F(g)`` removes the part that
+would push ``P_F(W)`` off ``W*``.
 The margin step is gradient descent on ``log O``, i.e. a step ``eta / O``
 on ``O``: its size grows as the excess loss falls, so ``||W||`` grows linearly
 in the iteration count instead of logarithmically.
@@ -171,9 +172,9 @@ class SplitNewtonMargin:
         margin = projected - g
         return point.W - t * newton + self.eta * margin, projected, margin
 
-    def _damping(self, grad_s, newton):
+    def _damping(self, grad, newton):
         """Damped Newton (``1 / (1 + decrement)``), logits moved at most ``NEWTON_LOGIT_STEP``."""
-        decrement = np.sqrt(max(float(np.vdot(grad_s, newton)), 0.0))
+        decrement = np.sqrt(max(float(np.vdot(grad, newton)), 0.0))
         t = 1.0 if decrement <= 0.25 else 1.0 / (1.0 + decrement)
         size = np.linalg.norm(newton)
         return min(t, NEWTON_LOGIT_STEP / size) if size > 0 else t
@@ -192,7 +193,7 @@ def accelerated(objective, W0, options, tracker):
     gradient norm of ``CE_S`` and the direction residual
     ``1 - cos(sum of margin steps, current margin step)`` are ``<= tol``.
     The direction residual tracks ``1 - cos(W_k - W*, W^mm)`` closely
-    (measured within 15% on App. A.2), without using either limit.
+    (measured within 20% on App. A.2), without using either limit.
     """
     if objective.penalty.alpha != 0.0:
         raise ValueError("solver='accelerated' minimizes the unregularized NTP loss; "

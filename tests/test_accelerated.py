@@ -89,3 +89,21 @@ def test_accelerated_is_scale_invariant(scale):
     base = NTPLinearClassifier(**params).fit(X, Y, sample_weight=w)
     scaled = NTPLinearClassifier(**params).fit(X * scale, Y, sample_weight=w)
     np.testing.assert_allclose(scaled.coef_ * scale, base.coef_, rtol=1e-6, atol=1e-8)
+
+
+def test_accelerated_attains_the_minimum_when_every_support_is_full():
+    # Full supports and d >= m: the minimum exists and reproduces p exactly.
+    rng = np.random.default_rng(2)
+    H, P = rng.standard_normal((6, 8)), rng.dirichlet(np.ones(4), size=6)
+    clf = NTPLinearClassifier(solver="accelerated", tol=1e-10, max_iter=200,
+                              compute_implicit_bias=False).fit(H, P)
+    assert clf.converged_ and clf.stop_reason_ == "tol"
+    np.testing.assert_allclose(clf.predict_proba(H), P, atol=1e-8)
+
+
+def test_accelerated_separates_one_hot_data():
+    rng = np.random.default_rng(4)
+    H, y = rng.standard_normal((8, 12)), np.arange(8) % 3
+    clf = NTPLinearClassifier(solver="accelerated", max_iter=100,
+                              compute_implicit_bias=False).fit(H, y)
+    assert np.all(clf.predict(H) == y) and clf.loss_curve_[-1] < 1e-10
