@@ -37,6 +37,8 @@ from ._solver_api import SolverResult
 CG_RTOL = 1e-8
 #: Conjugate-gradient iterations per solve (warm starts keep most solves short).
 CG_MAX_ITER = 200
+#: Sufficient decrease of log O along a margin step (fraction of the linear model).
+ARMIJO = 1e-4
 #: Largest logit change of a damped Newton step, in nats.
 NEWTON_LOGIT_STEP = 1.0
 
@@ -148,7 +150,7 @@ class SplitNewtonMargin:
 
     def __init__(self, loss, margin_step):
         self.loss = loss
-        self.eta = margin_step  # contexts have norm <= 1
+        self.max_eta = self.eta = margin_step  # contexts have norm <= 1
 
     def step(self, point, projected):
         """Return ``(W_new, P_F(g), margin direction -(g - P_F(g)))`` from ``point``."""
@@ -170,7 +172,26 @@ class SplitNewtonMargin:
         newton = conjugate_gradient(A, grad_f, np.zeros_like(g), scale)
         t = self._damping(grad_f, newton)
         margin = projected - g
-        return point.W - t * newton + self.eta * margin, projected, margin
+        W = point.W - t * newton
+        return W + self._margin_step(W, margin) * margin, projected, margin
+
+    def _margin_step(self, W, margin):
+        """Largest step ``<= margin_step`` with an Armijo decrease of ``log O``.
+
+        On separable data ``log O`` falls linearly and ``margin_step`` is
+        accepted; where ``O`` stays bounded (pairs that no direction
+        separates) the step shrinks to the curvature of ``log O``.
+        """
+        log_o = self.loss(W).log_o
+        if not np.isfinite(log_o):
+            return self.eta
+        slope = float(np.vdot(margin, margin))
+        self.eta = min(2 * self.eta, self.max_eta)
+        while self.eta > 1e-8 * self.max_eta:
+            if self.loss(W + self.eta * margin).log_o <= log_o - ARMIJO * self.eta * slope:
+                break
+            self.eta /= 2
+        return self.eta
 
     def _damping(self, grad, newton):
         """Damped Newton (``1 / (1 + decrement)``), logits moved at most ``NEWTON_LOGIT_STEP``."""
