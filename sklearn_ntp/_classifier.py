@@ -4,40 +4,19 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state, column_or_1d
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._data import aggregate_contexts
+from ._data import aggregate_contexts, with_intercept_column
 from ._exceptions import NTPSeparabilityWarning
 from ._loss import NTPLoss, log_softmax, softmax
 from ._penalty import L2Penalty
 from ._solvers import SOLVERS, Objective, SolverOptions
+from ._step_size import auto_learning_rate, smoothness_constant
 from ._tracking import HistoryTracker, implicit_bias_reference
-
-
-def _check_target_kind(y):
-    """Return ``y`` as an ndarray of labels (1-D) or probability rows (2-D).
-
-    1-D labels go through scikit-learn's classification-target check; a
-    single column is read as labels (with a ``DataConversionWarning``), since
-    a probability matrix with one column would describe a single token.
-    """
-    if y is None:
-        raise ValueError("NTPLinearClassifier requires y to be passed, but the "
-                         "target y is None.")
-    if sp.issparse(y):
-        return y
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = column_or_1d(y, warn=True)
-    if y.ndim == 1:
-        check_classification_targets(y)
-    return y
 
 
 class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
@@ -54,11 +33,15 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         \log \mathrm{softmax}_z(W h_j).
 
     With ``alpha=0`` (the default) this is the unregularized NTP loss of
-    Thrampoulidis (NeurIPS 2024), whose infimum is the entropy
-    ``H = -sum_j pi_j sum_z p_jz log p_jz`` and is not attained on
-    NTP-separable data: the iterates diverge in norm, and the estimator
-    tracks how they approach the paper's limit
-    ``W* + ||P_perp(W_k)|| W^mm / ||W^mm||`` (Theorem 2).
+    Thrampoulidis (NeurIPS 2024). Its infimum ``L*`` is at least the entropy
+    ``H = -sum_j pi_j sum_z p_jz log p_jz``, with equality exactly when the
+    data are NTP_H-compatible and NTP-separable; it is not attained when some
+    off-support pair is separable. Gradient descent then diverges in norm, and
+    the estimator tracks how the iterates approach the limit
+    ``W~ + ||P_perp(W_k)|| U~ / ||U~||`` of
+    :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit` (the paper's
+    ``W* + ||P_perp(W_k)|| W^mm / ||W^mm||`` of Theorem 2 when both conditions
+    hold).
 
     Parameters
     ----------
@@ -78,20 +61,38 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
           hundreds of iterations. Needs ``alpha=0``; ``tol`` bounds both the
           in-support gradient norm and the direction residual.
 
-    learning_rate : float, default=0.5
-        Step size ``eta`` of gd, ngd and adam (ignored by lbfgs). The paper's
-        experiments use 0.5 for gd, 0.01 for ngd and 0.01 for adam, with
-        standard Gaussian embeddings. A stable gd step scales like
-        ``1 / max_j ||h_j||^2``: standardize ``X`` (or lower the step) when the
-        embeddings are large; a run that diverges stops with a warning.
+    learning_rate : "auto" or float, default="auto"
+        Step size ``eta`` of gd, ngd and adam (ignored by lbfgs). ``"auto"``
+        derives it from the smoothness constant of the objective,
+        ``L = lambda_max(sum_j pi_j h_j h_j^T) / 2 + alpha`` (the softmax
+        covariance has norm at most 1/2; ``h_j`` includes the constant
+        feature when ``fit_intercept=True``): ``1 / L`` for gd, the step with
+        the largest guaranteed decrease (every step below ``2 / L`` decreases
+        the objective); ``0.1 / sqrt(L)`` for ngd and ``0.02 / sqrt(L)`` for
+        adam, whose steps move ``W`` by about ``eta`` (see the user guide).
+        ``L`` is computed exactly (an eigenvalue of the smaller Gram matrix
+        of ``H``) up to 1000 features or contexts, by Lanczos above. A number
+        is used as given: the paper's settings are 0.5 (gd), 0.01 (ngd) and
+        0.01 (adam) on standard Gaussian embeddings, where ``1 / L ~ 0.5``.
+        A run that diverges stops with a warning.
     max_iter : int, default=1000
         Maximum number of updates (L-BFGS-B iterations for lbfgs).
     tol : float, default=1e-4
         Stopping tolerance: with ``alpha=0`` the run stops once the excess
-        loss ``CE - H <= tol``; with ``alpha > 0`` once the Frobenius norm of
-        the objective's gradient is ``<= tol``.
+        loss ``CE - L* <= tol`` (``L* = loss_infimum_``; ``H`` when
+        ``compute_implicit_bias=False``); with ``alpha > 0`` once the
+        Frobenius norm of the objective's gradient is ``<= tol`` (also for
+        lbfgs, whose own tests are switched off).
     alpha : float, default=0.0
         Ridge strength. 0 gives the unregularized NTP loss.
+    fit_intercept : bool, default=False
+        Fit a bias ``b_z`` per token, i.e. the decoder ``[W, b]`` of the
+        embeddings augmented by a constant feature ``[h_j, 1]``; the whole
+        theory (``W*``, ``W^mm``, the step size) applies to these augmented
+        embeddings, and ``alpha`` penalizes the intercept too. The default
+        is the paper's model (and a language model's output layer), in
+        which ``W*`` and ``W^mm`` have the shape of ``coef_``; set True on
+        tabular data, as with :class:`~sklearn.linear_model.LogisticRegression`.
     init : {"zeros", "lecun"} or array-like of shape (n_tokens, n_features), default="zeros"
         Initial decoder: zeros, LeCun-normal (i.i.d. ``N(0, 1/n_features)``
         entries, drawn with ``random_state``), or a given matrix.
@@ -115,11 +116,14 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         Step of ``"accelerated"`` on ``log`` of the off-support loss, in units
         of ``1 / max_j ||h_j||^2`` (so it is invariant to the scale of ``X``).
     compute_implicit_bias : bool, default=True
-        Compute the finite component ``W*`` and the max-margin direction
-        ``W^mm / ||W^mm||`` once per fit and track the iterates against them
-        in ``history_``. This costs a dense solve with the Gram matrix of the
-        ``sum_j (S_j - 1)`` in-support pairs and a quadratic program with
-        ``n_tokens * n_contexts`` variables: set False for large data.
+        Compute the limit of gradient descent (finite part ``W~``, direction
+        ``U~ / ||U~||`` and loss infimum ``L*``, see
+        :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`) once per fit
+        and track the iterates against it in ``history_``. This costs a dense
+        solve with the Gram matrix of the ``sum_j (|S~_j| - 1)`` effective
+        in-support pairs, an LP when ``H`` is rank deficient, and a quadratic
+        program with ``n_tokens * n_contexts`` variables: set False for large
+        data.
     history_every : int, default=10
         Record ``history_`` every ``history_every`` iterations; the initial
         and the last iterates are always recorded.
@@ -128,8 +132,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seed of the ``"lecun"`` initialization and of ``sgd``'s sampling.
     verbose : int, default=0
-        If positive, print progress lines (iteration, excess loss ``CE - H``,
-        ``||W||`` and the alignment with ``W^mm``): about ten per fit with
+        If positive, print progress lines (iteration, excess loss ``CE - L*``,
+        ``||W||`` and the alignment with ``U~``): about ten per fit with
         ``verbose=1``, one per iteration with ``verbose >= 2``.
 
     Attributes
@@ -137,6 +141,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     coef_ : ndarray of shape (n_tokens, n_features)
         The fitted decoder ``W`` (one row per token, also when there are two
         tokens). float32 when ``X`` is float32.
+    intercept_ : ndarray of shape (n_tokens,)
+        The fitted biases ``b``; zeros when ``fit_intercept=False``.
+    learning_rate_ : float or None
+        The step used by gd, ngd or adam (``learning_rate``, or the value
+        ``"auto"`` chose); None for lbfgs.
     classes_ : ndarray of shape (n_tokens,)
         Token labels: the sorted labels of 1-D ``y``, ``arange(n_tokens)``
         for 2-D ``y``.
@@ -152,21 +161,28 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         ``coef_``.
     entropy_ : float
         The entropy lower bound ``H`` of the training data.
+    loss_infimum_ : float or None
+        ``L* = inf CE`` of the training data (``H`` when compatible and
+        separable). None if ``compute_implicit_bias=False``.
     finite_component_ : ndarray of shape (n_tokens, n_features) or None
-        ``W*``: the solution in the data subspace ``F`` of the log-odds
-        equations (least-squares, with an ``NTPSeparabilityWarning``, when the
-        data are not NTP_H-compatible). None if ``compute_implicit_bias=False``.
+        ``W~``, the finite part of the limit: ``W*`` when the data are
+        NTP_H-compatible and NTP-separable, in general the minimizer over
+        ``G`` of the cross-entropy restricted to the effective supports.
+        None if ``compute_implicit_bias=False``.
     margin_direction_ : ndarray of shape (n_tokens, n_features) or None
-        ``W^mm / ||W^mm||``, the unit NTP-SVM direction. None (with an
-        ``NTPSeparabilityWarning``) when the data are not NTP-separable or every
-        context supports every token, or if ``compute_implicit_bias=False``.
+        ``U~ / ||U~||``, the unit max-margin direction on the separable
+        pairs (``W^mm / ||W^mm||`` when separable). None when no off-support
+        pair is separable (gradient descent then converges to a finite
+        minimizer), or if ``compute_implicit_bias=False``. An
+        ``NTPSeparabilityWarning`` is issued only when a part of the limit
+        cannot be certified.
     history_ : dict of ndarray
         Snapshots every ``history_every`` iterations, as equal-length arrays:
         ``iteration``, ``loss`` (the cross-entropy ``CE`` without penalty),
         ``norm`` (``||W_k||_F``) and, with ``compute_implicit_bias=True``,
-        ``alignment`` (``cos(W_k, W^mm)``), ``corrected_alignment``
-        (``cos(W_k - W*, W^mm)``) and ``subspace_error``
-        (``||P_F(W_k) - W*||_F``). Alignments are NaN when
+        ``alignment`` (``cos(W_k, U~)``), ``corrected_alignment``
+        (``cos(W_k - W~, U~)``) and ``subspace_error``
+        (``||P_G(W_k) - W~||_F``). Alignments are NaN when
         ``margin_direction_`` is None.
     converged_ : bool
         Whether the stopping criterion (see ``tol``) was met.
@@ -179,6 +195,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     --------
     sklearn.linear_model.LogisticRegression : The same model on hard labels,
         with an intercept and without implicit-bias tracking.
+    sklearn_ntp.implicit_bias.implicit_bias_limit : The limit ``(W~, U~, L*)``.
     sklearn_ntp.implicit_bias.log_odds_solution : The finite component ``W*``.
     sklearn_ntp.implicit_bias.ntp_svm : The max-margin solution ``W^mm``.
 
@@ -192,8 +209,18 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     above 1.5 times ``max(1, f(W_0))`` for 50 consecutive iterations. A run
     that reaches ``max_iter`` is warned about when ``alpha > 0``, and lbfgs
     whenever it stops short of ``tol``. With ``alpha=0`` reaching
-    ``max_iter`` is not warned about for the other solvers: the entropy bound
-    is only reached asymptotically.
+    ``max_iter`` is not warned about for the other solvers: the loss infimum
+    is in general only reached asymptotically.
+
+    With ``fit_intercept=True`` the implicit-bias attributes describe the
+    decoder ``[W, b]`` of the augmented embeddings ``[h_j, 1]``:
+    ``finite_component_`` and ``margin_direction_`` have shape
+    (n_tokens, n_features + 1), their last column being the intercept part,
+    to be compared with ``np.c_[coef_, intercept_]``; the norms and
+    alignments of ``history_`` are those of ``[W_k, b_k]``.
+
+    Sparse ``X`` (CSR or CSC) is aggregated without densifying it; the
+    distinct contexts are then stored densely, like ``coef_``.
 
     Float32 input is fitted in float32 (``coef_`` float32): losses are then
     accurate to about ``1e-6`` relative, so ``tol`` should not be smaller.
@@ -209,9 +236,9 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     array([[0.5, 0.5, 0. ],
            [0. , 0.2, 0.8],
            [1. , 0. , 0. ]])
-    >>> clf.stop_reason_, clf.n_iter_  # excess loss CE - H reached tol
+    >>> clf.stop_reason_, clf.n_iter_  # excess loss CE - L* reached tol
     ('tol', 3999)
-    >>> float(clf.history_["alignment"][-1])  # cos(W_k, W^mm)
+    >>> float(clf.history_["alignment"][-1])  # cos(W_k, U~), here U~ = W^mm
     0.993...
     >>> round(clf.score(X, Y), 4), round(clf.entropy_, 4)  # -CE and H
     (-0.3979, 0.3978)
@@ -219,10 +246,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "solver": [StrOptions(set(SOLVERS))],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
+        "fit_intercept": ["boolean"],
         "init": [StrOptions({"zeros", "lecun"}), "array-like"],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
@@ -242,10 +270,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self,
         *,
         solver="gd",
-        learning_rate=0.5,
+        learning_rate="auto",
         max_iter=1000,
         tol=1e-4,
         alpha=0.0,
+        fit_intercept=False,
         init="zeros",
         beta_1=0.9,
         beta_2=0.999,
@@ -265,6 +294,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.alpha = alpha
+        self.fit_intercept = fit_intercept
         self.init = init
         self.beta_1 = beta_1
         self.beta_2 = beta_2
@@ -285,7 +315,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings; identical rows are merged into one context.
         y : array-like of shape (n_samples,) or (n_samples, n_tokens)
             Next-token labels, or soft targets: nonnegative rows summing to
@@ -298,9 +328,12 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        data = aggregate_contexts(X, _check_target_kind(y), sample_weight)
+        X = validate_data(self, X, accept_sparse=("csr", "csc"),
+                          dtype=[np.float64, np.float32])
+        data = self._contexts(aggregate_contexts(X, y, sample_weight))
+        self.learning_rate_ = self._learning_rate(data)
         reference = self._implicit_bias_reference(data)
+        infimum = None if reference is None else reference.loss_infimum
         tracker = HistoryTracker(
             data.entropy, every=self.history_every, reference=reference,
             verbose=self.verbose,
@@ -308,29 +341,53 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             total=self.max_iter,
         )
         options = SolverOptions(
-            max_iter=self.max_iter, tol=self.tol, learning_rate=self.learning_rate,
+            max_iter=self.max_iter, tol=self.tol, learning_rate=self.learning_rate_ or 1.0,  # lbfgs: unused
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
             batch_size=self.batch_size, sampling=self.sampling,
             step_schedule=self.step_schedule, margin_step=self.margin_step,
             random_state=self.random_state,
         )
-        objective = Objective(NTPLoss(data), L2Penalty(self.alpha))
+        objective = Objective(NTPLoss(data), L2Penalty(self.alpha), infimum)
         W0 = self._initial_coef(data.classes, data.n_features, X.dtype)
         result = SOLVERS[self.solver](objective, W0, options, tracker)
         if result.warning:  # each solver knows which outcomes deserve one
             warnings.warn(result.warning, ConvergenceWarning, stacklevel=3)
 
-        self.classes_ = data.classes
-        self.coef_ = result.coef
+        self.classes_ = np.array(data.classes)  # writeable, unlike NTPData's
+        self.coef_, self.intercept_ = self._split_coef(result.coef)
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.stop_reason_ = result.stop_reason
         self.loss_curve_ = tracker.loss_curve
         self.history_ = tracker.history
         self.entropy_ = data.entropy
+        self.loss_infimum_ = infimum
         self.finite_component_ = getattr(reference, "finite_component", None)
         self.margin_direction_ = getattr(reference, "margin_direction", None)
         return self
+
+    def _contexts(self, data):
+        """The distinct contexts, with a constant feature when an intercept is fitted."""
+        return with_intercept_column(data) if self.fit_intercept else data
+
+    def _split_coef(self, W):
+        """``(coef_, intercept_)`` from a decoder of the (augmented) embeddings."""
+        if self.fit_intercept:
+            return np.ascontiguousarray(W[:, :-1]), W[:, -1].copy()
+        return W, np.zeros(W.shape[0], dtype=W.dtype)
+
+    def _full_coef(self):
+        """The fitted decoder of the (augmented) embeddings, ``[coef_, intercept_]``."""
+        return np.c_[self.coef_, self.intercept_] if self.fit_intercept else self.coef_
+
+    def _learning_rate(self, data):
+        """The step of gd, ngd and adam: ``learning_rate``, or derived from ``L``."""
+        if self.solver == "lbfgs":
+            return None
+        if self.learning_rate != "auto":
+            return float(self.learning_rate)
+        L = smoothness_constant(data.embeddings, data.weights, self.alpha)
+        return auto_learning_rate(self.solver, L)
 
     def _implicit_bias_reference(self, data):
         if not self.compute_implicit_bias:
@@ -347,7 +404,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             if not np.array_equal(self.classes_, classes):
                 raise ValueError("warm_start=True needs the tokens of the previous "
                                  f"fit {self.classes_[:5]}, got {classes[:5]}.")
-            W, name = self.coef_, "coef_ (warm_start)"
+            W, name = self._full_coef(), "coef_ (warm_start)"
         elif isinstance(self.init, str) and self.init == "zeros":
             return np.zeros(shape, dtype=dtype)
         elif isinstance(self.init, str):  # "lecun": variance 1 / fan-in
@@ -355,22 +412,41 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             return (rng.standard_normal(shape) / np.sqrt(shape[1])).astype(dtype)
         else:
             W, name = check_array(self.init, input_name="init"), "init"
+            if self.fit_intercept and W.shape == (shape[0], shape[1] - 1):
+                W = np.c_[W, np.zeros(shape[0])]  # intercepts start at zero
         if W.shape != shape:
             raise ValueError(f"{name} has shape {W.shape}, expected {shape} "
-                             "(n_tokens, n_features).")
+                             "(n_tokens, n_features"
+                             f"{' + 1 with the intercept' if self.fit_intercept else ''}).")
         return np.array(W, dtype=dtype)
 
-    def _logits(self, X):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _validate_X(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return X @ self.coef_.T
+        return validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
+                             dtype=[np.float64, np.float32])
+
+    def _logits(self, X):
+        X = self._validate_X(X)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+            logits = X @ self.coef_.T
+            if self.fit_intercept:
+                logits = logits + self.intercept_
+        if not np.all(np.isfinite(logits)):  # coef_ is finite: X is too large
+            raise ValueError(f"X has entries up to {abs(X).max():.3g}: its logits "
+                             f"X @ coef_.T overflow {logits.dtype}; rescale X.")
+        return logits
 
     def decision_function(self, X):
         """Logits ``X W^T``, one column per token (a single column for two tokens).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -389,7 +465,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -404,7 +480,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -419,7 +495,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
 
         Returns
@@ -438,7 +514,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Context embeddings.
         y : array-like of shape (n_samples,) or (n_samples, n_tokens)
             Labels from ``classes_``, or probability rows over ``classes_``.
@@ -456,8 +532,6 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             If ``y`` holds labels outside ``classes_`` or has a number of
             columns other than ``len(classes_)``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        data = aggregate_contexts(X, _check_target_kind(y), sample_weight,
-                                  classes=self.classes_)
-        return -NTPLoss(data).value(self.coef_)
+        data = self._contexts(aggregate_contexts(
+            self._validate_X(X), y, sample_weight, classes=self.classes_))
+        return -NTPLoss(data).value(self._full_coef())

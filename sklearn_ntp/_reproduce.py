@@ -1,8 +1,9 @@
 """The experiments behind the command line.
 
 * :func:`reproduce`: the paper's 2-D toy (Fig. 1-2) and App. A.2 (Fig. 3-5) with
-  the paper's hyper-parameters; writes ``summary.json``, ``summary.md`` and
-  (when matplotlib is installed) PNG figures.
+  the paper's hyper-parameters, and gradient descent on partially separable
+  data against the general limit ``(L*, W~, U~)``; writes ``summary.json``,
+  ``summary.md`` and (when matplotlib is installed) PNG figures.
 * :func:`corpus_study`: the same questions on next-token statistics of Python
   source code, and the NTP fit against scikit-learn's LogisticRegression.
 """
@@ -19,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from ._classifier import NTPLinearClassifier
 from ._objective import ntp_loss
 from ._report import check_ntp_separability
+from ._tracking import reuse_limit
 from .datasets import (
     contexts_from_sequences,
     load_python_tokens,
@@ -45,12 +47,13 @@ TOY_OPTIMIZERS = {"GD": OPTIMIZERS["GD"]}
 #: Snapshots per run: enough for smooth curves, few enough to cost nothing.
 N_SNAPSHOTS = 2000
 #: Columns of the result tables: (summary key, header).
+#: The limit is (L*, W~, U~): (H, W*, W^mm) on compatible, separable data.
 COLUMNS = (
-    ("excess_loss", "CE - H"),
+    ("excess_loss", "CE - L*"),
     ("norm", "||W||"),
-    ("alignment", "cos(W, W^mm)"),
-    ("corrected_alignment", "cos(W - W*, W^mm)"),
-    ("subspace_error", "||P_F(W) - W*||"),
+    ("alignment", "cos(W, U~)"),
+    ("corrected_alignment", "cos(W - W~, U~)"),
+    ("subspace_error", "||P_G(W) - W~||"),
 )
 #: Gradient tolerance of both L-BFGS fits of the corpus study.
 FIT_TOL = 1e-6
@@ -60,7 +63,44 @@ FIGURES = {
     "toy_training": "toy_training.png",
     "optimizers": "optimizers.png",
     "rates": "rates.png",
+    "beyond_separability": "beyond_separability.png",
 }
+
+
+#: Title of the experiment beyond the paper's two conditions.
+PARTIAL_TITLE = "Partially separable data (beyond the paper)"
+
+
+def partially_separable_data(n_contexts=20, vocab_size=8, n_features=30, support_size=3,
+                             *, random_state=None):
+    """Data that are overparameterized but for one pair of collinear contexts.
+
+    Gaussian embeddings and random supports with uniform-on-the-simplex
+    probabilities, then context 1 is replaced by twice context 0 with a
+    support disjoint from context 0's: no direction separates both contexts
+    from all their off-support tokens, so the data are not NTP-separable,
+    while every other off-support pair stays separable.
+
+    Returns
+    -------
+    X : ndarray of shape (n_contexts, n_features)
+    Y : ndarray of shape (n_contexts, vocab_size)
+        Next-token distributions.
+    sample_weight : ndarray of shape (n_contexts,)
+        Ones.
+    """
+    rng = np.random.default_rng(random_state)
+    X = rng.standard_normal((n_contexts, n_features))
+    Y = np.zeros((n_contexts, vocab_size))
+    for j in range(n_contexts):
+        Y[j, rng.choice(vocab_size, size=support_size, replace=False)] = rng.dirichlet(
+            np.ones(support_size))
+    X[1] = 2 * X[0]
+    free = np.flatnonzero(Y[0] == 0)
+    Y[1] = 0.0
+    Y[1, rng.choice(free, size=support_size, replace=False)] = rng.dirichlet(
+        np.ones(support_size))
+    return X, Y, np.ones(n_contexts)
 
 
 @contextlib.contextmanager
@@ -82,32 +122,40 @@ def _snapshot(clf, index):
     """Table metrics of the history snapshot ``index`` (0: initialization, -1: end)."""
     history = clf.history_
     values = {key: history[key][index] for key, _ in COLUMNS if key in history}
-    values["excess_loss"] = history["loss"][index] - clf.entropy_
+    values["excess_loss"] = history["loss"][index] - clf.loss_infimum_
     return {key: _number(values.get(key, np.nan)) for key, _ in COLUMNS}
 
 
+def _step(params):
+    """The step of a run: its learning rate, or the accelerated solver's margin step."""
+    return params.get("learning_rate", params.get("margin_step"))
+
+
 def iterations_to(history, threshold):
-    """First recorded iteration with ``cos(W - W*, W^mm) >= threshold`` (None if never)."""
+    """First recorded iteration with ``cos(W - W~, U~) >= threshold`` (None if never)."""
     hits = np.flatnonzero(np.nan_to_num(history["corrected_alignment"]) >= threshold)
     return int(history["iteration"][hits[0]]) if hits.size else None
 
 
-def _fit(name, params, data, iterations, seed, stream):
+def _fit(name, params, data, iterations, seed, stream, verbose):
     """Fit one optimizer from the seeded LeCun-normal initialization."""
     X, Y, w = data
     params = {"max_iter": iterations, **params}
     iterations = min(iterations, params["max_iter"])
     clf = NTPLinearClassifier(
         **{**params, "max_iter": iterations}, tol=0.0, init="lecun", random_state=seed,
-        history_every=max(1, iterations // N_SNAPSHOTS),
+        history_every=max(1, iterations // N_SNAPSHOTS), verbose=verbose,
     )
-    print(f"  {name}: {iterations} iterations", file=stream, flush=True)
+    if verbose:
+        print(f"  {name}: {iterations} iterations", file=stream, flush=True)
     start = time.perf_counter()
-    # The estimator's verbose lines (every tenth of the run) are the progress display.
+    # With verbose, the estimator's lines (every tenth of the run) show progress.
     with contextlib.redirect_stdout(stream):
-        clf.set_params(verbose=1).fit(X, Y, sample_weight=w)
+        clf.fit(X, Y, sample_weight=w)
     seconds = time.perf_counter() - start
-    print(f"  {name}: done ({seconds:.1f} s)", file=stream, flush=True)
+    excess = clf.history_["loss"][-1] - clf.loss_infimum_
+    print(f"  {name} (step {_step(params):g}): {clf.n_iter_} iterations, "
+          f"CE - L* = {excess:.3g}, done ({seconds:.1f} s)", file=stream, flush=True)
     return clf, {
         **{key: value for key, value in params.items() if key != "solver"},
         "n_iter": int(clf.n_iter_),
@@ -118,14 +166,16 @@ def _fit(name, params, data, iterations, seed, stream):
     }
 
 
-def _experiment(title, data, optimizers, iterations, seed, stream):
+def _experiment(title, data, optimizers, iterations, seed, stream, verbose):
     """Separability report, then every optimizer; returns (summary part, report, fits)."""
     print(title, file=stream, flush=True)
-    with _progress("  W* and W^mm", stream):
+    with _progress("  limit (L*, W~, U~)", stream):
         report = check_ntp_separability(*data)
     fits, results = {}, {}
-    for name, params in optimizers.items():
-        fits[name], results[name] = _fit(name, params, data, iterations, seed, stream)
+    with reuse_limit(report.limit):
+        for name, params in optimizers.items():
+            fits[name], results[name] = _fit(name, params, data, iterations, seed, stream,
+                                             verbose)
     part = {
         "n_contexts": report.n_contexts,
         "n_tokens": report.n_tokens,
@@ -133,6 +183,9 @@ def _experiment(title, data, optimizers, iterations, seed, stream):
         "entropy": report.entropy,
         "is_compatible": report.is_compatible,
         "is_separable": report.is_separable,
+        "loss_infimum": report.loss_infimum,
+        "n_separable_pairs": report.n_separable_pairs,
+        "n_off_support_pairs": report.n_off_support_pairs,
         "margin": _number(report.margin),
         "seconds_finite_component": round(report.timings["finite_component"], 4),
         "seconds_max_margin_solution": round(report.timings["max_margin_solution"], 4),
@@ -146,7 +199,7 @@ def _table_cells(optimizers):
     """Header and rows of the result table (final metrics of every optimizer)."""
     header = ["optimizer", "step", *(label for _, label in COLUMNS),
               *(f"k to {t:g}" for t in THRESHOLDS), "fit time (s)"]
-    rows = [[name, f"{result.get('learning_rate', result.get('margin_step')):g}",
+    rows = [[name, f"{_step(result):g}",
              *(_format(result["final"][key]) for key, _ in COLUMNS),
              *(_count(result.get("iterations_to", {}).get(str(t))) for t in THRESHOLDS),
              f"{result['fit_seconds']:.2f}"]
@@ -183,9 +236,10 @@ def _section(title, part):
         f"## {title}",
         "",
         f"m = {part['n_contexts']} contexts, V = {part['n_tokens']} tokens, "
-        f"d = {part['n_features']} features; entropy H = {part['entropy']:.6g} nats.",
-        f"Time to compute W*: {part['seconds_finite_component']:.3g} s; "
-        f"W^mm: {part['seconds_max_margin_solution']:.3g} s.",
+        f"d = {part['n_features']} features; entropy H = {part['entropy']:.6g} nats, "
+        f"loss infimum L* = {part['loss_infimum']:.6g} nats.",
+        f"Time to compute W~: {part['seconds_finite_component']:.3g} s; "
+        f"U~: {part['seconds_max_margin_solution']:.3g} s.",
         "",
         "```",
         part["separability_report"],
@@ -203,18 +257,19 @@ def summary_markdown(summary):
         "# sklearn-ntp: reproduction of the paper's experiments",
         "",
         f"{settings['iterations']} iterations per optimizer, seed {settings['seed']}, "
-        "LeCun-normal initialization; final values (CE - H is the excess loss over "
-        "the entropy bound). Run again with `sklearn-ntp reproduce --iterations "
-        f"{settings['iterations']} --seed {settings['seed']}`.",
+        "LeCun-normal initialization; final values (CE - L* is the excess loss over "
+        "the loss infimum L*, which is the entropy H on the paper's data). Run again "
+        f"with `sklearn-ntp reproduce --iterations {settings['iterations']} --seed {settings['seed']}`.",
         "",
         _section("Toy data (paper Fig. 1-2)", summary["toy"]),
         _section("Overparameterized data (paper App. A.2, Fig. 3-5)",
                  summary["overparameterized"]),
+        _section(PARTIAL_TITLE, summary["partially_separable"]),
     ]
     if summary["figures"]:
         lines += ["## Figures", ""] + [f"- `{name}`" for name in summary["figures"]]
     else:
-        lines += ["Figures were not drawn: matplotlib is not installed."]
+        lines += ["No figures were drawn (`--quick` skips them; they need matplotlib)."]
     return "\n".join(lines) + "\n"
 
 
@@ -228,7 +283,16 @@ def _rate_curves(fits, data, report, seed):
             for name, clf in fits.items() if clf.n_iter_ > 0}
 
 
-def _write_figures(out, toy_data, toy_report, toy_fits, fits, curves):
+#: Data-set names in the figures' titles.
+TOY_TITLE = "Toy data (paper Fig. 1-2): m = 3 contexts, V = 5 tokens, d = 2"
+MAIN_TITLE = ("Overparameterized data (paper App. A.2): m = {n_contexts} contexts, "
+              "V = {n_tokens} tokens, d = {n_features}; GD, NGD, Adam, SGD, accelerated")
+PARTIAL_FIGURE_TITLE = ("Partially separable data: m = {n_contexts} contexts, "
+                        "V = {n_tokens} tokens, d = {n_features}; GD against (L*, W~, U~)")
+
+
+def _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits, titles,
+                   curves):
     """Draw the five figures; returns their file names."""
     import matplotlib.pyplot as plt
 
@@ -241,16 +305,19 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits, curves):
 
     X, Y, w = toy_data
     axes = plot_word_embeddings(X, Y, sample_weight=w, W_star=toy_report.finite_component,
-                                W_mm=toy_report.max_margin_solution)
-    figures = {"toy_geometry": axes[0].figure,
-               "toy_probabilities": plot_probability_matrix(Y).figure}
+                                W_mm=toy_report.max_margin_solution, title=TOY_TITLE)
+    probabilities = plot_probability_matrix(
+        Y, title="Toy data (paper Fig. 1): next-token probabilities")
+    figures = {"toy_geometry": axes[0].figure, "toy_probabilities": probabilities.figure}
     figures["toy_training"] = ImplicitBiasDisplay.from_estimator(
-        toy_fits["GD"], name="GD").figure_
+        toy_fits["GD"], name="GD", title=f"{TOY_TITLE}: gradient descent").figure_
     ax = None
     for name, clf in fits.items():
-        ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name).ax_
+        ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name, title=titles[0]).ax_
     figures["optimizers"] = ax[0].figure
     figures["rates"] = plot_convergence_rates(curves)[0].figure
+    figures["beyond_separability"] = ImplicitBiasDisplay.from_estimator(
+        partial_fits["GD"], name="GD", title=titles[1]).figure_
     for key, figure in figures.items():
         figure.savefig(out / FIGURES[key], dpi=120)
         plt.close(figure)
@@ -265,7 +332,8 @@ def _has_matplotlib():
     return True
 
 
-def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
+def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None, verbose=0,
+              figures=True):
     """Run the paper's experiments and write their summary and figures to ``out``.
 
     1. The 2-D toy (:func:`~sklearn_ntp.datasets.make_toy_ntp_data`): ``W*``,
@@ -273,6 +341,9 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
     2. App. A.2 (:func:`~sklearn_ntp.datasets.make_ntp_data` defaults: m = 50,
        V = 10, d = 60, S_j = 6): gradient descent (0.5), normalized GD (0.01)
        and Adam (0.01, betas 0.9 and 0.99) from a LeCun-normal initialization.
+    3. Beyond the paper: gradient descent (0.5) on partially separable data
+       (:func:`partially_separable_data`), tracked against the general limit
+       ``(L*, W~, U~)`` of :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`.
 
     Parameters
     ----------
@@ -284,6 +355,13 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
         Seed of the data and of the initialization.
     stream : file, default=None
         Where progress lines go; ``sys.stderr`` by default.
+    verbose : int, default=0
+        0: one line per step (per optimizer: its step, iterations, final
+        excess loss and time); 1: also the estimator's progress lines, about
+        ten per fit.
+    figures : bool, default=True
+        Draw the PNG figures (when matplotlib is installed). Drawing them
+        takes longer than 1000 iterations of every fit.
 
     Returns
     -------
@@ -292,25 +370,32 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None):
     """
     stream = sys.stderr if stream is None else stream
     out = Path(out)
+    toy_data = make_toy_ntp_data(random_state=seed)  # a bad seed fails before mkdir
     out.mkdir(parents=True, exist_ok=True)
-    toy_data = make_toy_ntp_data(random_state=seed)
     toy, toy_report, toy_fits = _experiment(
-        "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream)
+        "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream,
+        verbose)
     data = make_ntp_data(random_state=seed)
     main, report, fits = _experiment(
         "Overparameterized data (paper App. A.2)", data,
-        {**OPTIMIZERS, **RATE_OPTIMIZERS}, iterations, seed, stream)
-    figures = []
-    if _has_matplotlib():
+        {**OPTIMIZERS, **RATE_OPTIMIZERS}, iterations, seed, stream, verbose)
+    partial, _, partial_fits = _experiment(
+        PARTIAL_TITLE, partially_separable_data(random_state=seed), TOY_OPTIMIZERS,
+        iterations, seed, stream, verbose)
+    drawn = []
+    if figures and _has_matplotlib():
         with _progress("Rate study (refits on a grid of budgets)", stream):
             curves = _rate_curves(fits, data, report, seed)
         with _progress("Figures", stream):
-            figures = _write_figures(out, toy_data, toy_report, toy_fits, fits, curves)
+            drawn = _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits,
+                                   (MAIN_TITLE.format(**main),
+                                    PARTIAL_FIGURE_TITLE.format(**partial)), curves)
     summary = {
         "settings": {"iterations": iterations, "seed": seed, "init": "lecun"},
         "toy": toy,
         "overparameterized": main,
-        "figures": figures,
+        "partially_separable": partial,
+        "figures": drawn,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary))
@@ -402,7 +487,8 @@ def corpus_study(*, context_length=1, vocab_size=50, n_features=64, max_files=50
     Returns
     -------
     results : dict
-        ``n_contexts``, ``entropy``, ``report`` (a SeparabilityReport) and the
+        ``n_contexts``, ``entropy``, ``loss_infimum``, ``report`` (a
+        SeparabilityReport, with the general limit in ``report.limit``) and the
         fit comparison (``fits``).
     """
     stream = sys.stdout if stream is None else stream
@@ -418,6 +504,16 @@ def corpus_study(*, context_length=1, vocab_size=50, n_features=64, max_files=50
           f"contexts with a single next token: {int(np.sum(sizes == 1))}", file=stream)
     report = check_ntp_separability(X, Y, w)
     print(report, file=stream)
+    if not report.is_separable:
+        print(f"Not NTP-separable: gradient descent tends to the loss infimum L* = "
+              f"{report.loss_infimum:.6g} nats (L* - H = "
+              f"{report.loss_infimum - report.entropy:.3g}), with finite part W~ "
+              f"(||W~|| = {np.linalg.norm(report.finite_component):.4g}) and "
+              + ("no divergent direction (no off-support pair is separable)."
+                 if report.max_margin_solution is None else
+                 f"direction U~ on {report.n_separable_pairs} of "
+                 f"{report.n_off_support_pairs} off-support pairs."), file=stream)
     fits = _compare_fits(X, Y, w, alpha, report.entropy, stream)
-    return {"n_contexts": len(contexts), "entropy": report.entropy, "report": report,
+    return {"n_contexts": len(contexts), "entropy": report.entropy,
+            "loss_infimum": report.loss_infimum, "report": report,
             "fits": fits}

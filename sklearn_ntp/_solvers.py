@@ -44,6 +44,10 @@ class Objective:
         The NTP cross-entropy.
     penalty : L2Penalty
         The ridge penalty.
+    loss_infimum : float, default=None
+        ``L* = inf CE`` when known (see
+        :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`); the entropy
+        ``H`` of the data otherwise (``L* = H`` on compatible, separable data).
 
     Examples
     --------
@@ -60,9 +64,10 @@ class Objective:
                     [ 0.25, -0.25]]))
     """
 
-    def __init__(self, datafit, penalty):
+    def __init__(self, datafit, penalty, loss_infimum=None):
         self.datafit = datafit
         self.penalty = penalty
+        self.loss_infimum = datafit.entropy if loss_infimum is None else loss_infimum
 
     def __call__(self, W):
         """Return ``(objective, CE, gradient of the objective)`` at ``W``."""
@@ -75,12 +80,12 @@ class Objective:
     def converged(self, ce, grad, tol):
         """Stopping test at an iterate with cross-entropy ``ce`` and gradient ``grad``.
 
-        Without penalty the infimum ``H`` is not attained, so the test is on
-        the excess loss ``CE - H <= tol``; with ``alpha > 0`` the minimizer
-        exists and the test is ``||grad||_F <= tol``.
+        Without penalty the infimum ``L*`` is in general not attained, so the
+        test is on the excess loss ``CE - L* <= tol``; with ``alpha > 0`` the
+        minimizer exists and the test is ``||grad||_F <= tol``.
         """
         if self.penalty.alpha == 0.0:
-            return ce - self.datafit.entropy <= tol
+            return ce - self.loss_infimum <= tol
         return float(np.linalg.norm(grad)) <= tol
 
 
@@ -171,16 +176,22 @@ class ExcursionRule:
         return "diverged" if self.excursion >= DIVERGENCE_PATIENCE else "excursion"
 
 
-def _divergence_message(objective, n_updates):
-    """Why a first-order run diverged: the step, or embeddings far from unit scale."""
-    scale = float(np.max(np.einsum("ij,ij->i", objective.datafit.H, objective.datafit.H)))
-    head = f"The objective diverged after {n_updates} updates"
+def _divergence_message(objective, options, name):
+    """Why a first-order run diverged: the step, or embeddings far from unit scale.
+
+    No fold-dependent numbers in the common case: a grid search shows the
+    warning once per candidate.
+    """
+    H = objective.datafit.H
+    scale = float(np.max(np.einsum("ij,ij->i", H, H)))
+    tail = "coef_ is the last accepted iterate, after n_iter_ updates."
     if not 1e-8 <= scale <= 1e8:
-        return (f"{head}: the embeddings have squared norms up to {scale:.3g}, far from "
-                "unit scale, where no step size is numerically safe; rescale X "
-                "(e.g. StandardScaler). coef_ is the last accepted iterate.")
-    return (f"{head}: learning_rate is too large (a stable gd step is below about "
-            f"2 / max_j ||h_j||^2 = {2 / scale:.3g}). coef_ is the last accepted iterate.")
+        return (f"The objective diverged: the embeddings have squared norms up to "
+                f"{scale:.0e}, far from unit scale; rescale X (e.g. StandardScaler) or "
+                f"use learning_rate='auto'. {tail}")
+    return (f"The objective diverged: learning_rate={options.learning_rate:g} is too "
+            f"large for {name} on these data (learning_rate='auto' derives a stable "
+            f"step from them). {tail}")
 
 
 def _max_iter_warning(objective, name, n_iter):
@@ -210,7 +221,7 @@ def descend(make_step, rule, name, objective, W, options, tracker):
             status = rule.check(value)
             if status == "diverged":
                 result = SolverResult(W_ok, k_ok, False, "diverged",
-                                      _divergence_message(objective, k))
+                                      _divergence_message(objective, options, name))
                 break
             if status == "ok":
                 W_ok, k_ok = W, k
@@ -262,8 +273,8 @@ class _LBFGSRun:
 def _lbfgs_outcome(run, res, objective, options):
     """``(stop_reason, warning)`` of an L-BFGS-B run that did not meet ``tol``."""
     _, _, _, ce, grad = run._last
-    where = (f"at ||grad|| = {np.linalg.norm(grad):.3g}, CE - H = "
-             f"{ce - objective.datafit.entropy:.3g} (tol = {options.tol:g})")
+    where = (f"at ||grad|| = {np.linalg.norm(grad):.3g}, CE - L* = "
+             f"{ce - objective.loss_infimum:.3g} (tol = {options.tol:g})")
     if res.status == 1:
         return "max_iter", (f"lbfgs did not converge in {options.max_iter} iterations "
                             f"({where}); increase max_iter or tol.")

@@ -40,16 +40,23 @@ def _refuse(*args, **kwargs):
 
 
 def test_accelerated_never_calls_the_geometry(monkeypatch):
+    import sklearn_ntp._farkas as farkas
     import sklearn_ntp._generators as generators
+    import sklearn_ntp._limit as limit
+    import sklearn_ntp._restricted_loss as restricted
+    import sklearn_ntp._separable_pairs as pairs
     import sklearn_ntp._subspace as subspace
     import sklearn_ntp._svm as svm
     import sklearn_ntp._tracking as tracking
-    for module, name in [(svm, "ntp_svm"), (tracking, "ntp_svm"),
-                         (tracking, "implicit_bias_reference"), (subspace, "log_odds_solution"),
+    for module, name in [(svm, "ntp_svm"), (limit, "implicit_bias_limit"),
+                         (limit, "ntp_svm"), (tracking, "implicit_bias_limit"),
+                         (tracking, "DataSubspace"), (subspace, "log_odds_solution"),
                          (subspace, "data_subspace"), (subspace, "DataSubspace"),
-                         (tracking, "DataSubspace"), (generators, "GramSolver"),
-                         (generators, "PairGenerators")]:
-        monkeypatch.setattr(module, name, _refuse)
+                         (limit, "DataSubspace"), (pairs, "separable_pairs"),
+                         (limit, "separable_pairs"), (farkas, "separability_certificate"),
+                         (restricted, "RestrictedLoss"), (limit, "RestrictedLoss"),
+                         (generators, "GramSolver"), (generators, "PairGenerators")]:
+        monkeypatch.setattr(module, name, _refuse, raising=False)
     X, Y, w = make_ntp_data(random_state=3, n_contexts=20, n_features=25)
     clf = NTPLinearClassifier(solver="accelerated", max_iter=50,
                               compute_implicit_bias=False).fit(X, Y, sample_weight=w)

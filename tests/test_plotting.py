@@ -7,6 +7,7 @@ entropy sum), never against the plotting code itself.
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -18,8 +19,13 @@ from _reference import kronecker_log_odds_solution, naive_ntp_svm  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
-from sklearn_ntp import NTPLinearClassifier  # noqa: E402
+from sklearn_ntp import NTPLinearClassifier, NTPSeparabilityWarning  # noqa: E402
 from sklearn_ntp.datasets import make_ntp_data, make_toy_ntp_data  # noqa: E402
+from sklearn_ntp.plotting._implicit_bias import (  # noqa: E402
+    NO_MARGIN_DIRECTION,
+    NOT_TRACKED,
+    TRIVIAL_SUBSPACE,
+)
 from sklearn_ntp.plotting import (  # noqa: E402
     ImplicitBiasDisplay,
     plot_probability_matrix,
@@ -68,10 +74,14 @@ def test_from_estimator_draws_history_in_four_panels(fitted, small_data):
     assert all(isinstance(ax, Axes) for ax in display.ax_)
     assert display.figure_ is display.ax_[0].figure
     assert sorted(display.lines_) == sorted(HISTORY_KEYS[1:])
+    # Iteration 0 has no place on the log axis: every later snapshot is drawn.
+    later = clf.history_["iteration"] > 0
+    assert later.sum() == len(later) - 1
     for key, line in display.lines_.items():
-        np.testing.assert_array_equal(line.get_xdata(), clf.history_["iteration"])
-        np.testing.assert_array_equal(line.get_ydata(), clf.history_[key])
+        np.testing.assert_array_equal(line.get_xdata(), clf.history_["iteration"][later])
+        np.testing.assert_array_equal(line.get_ydata(), clf.history_[key][later])
     assert [len(curve_lines(ax)) for ax in display.ax_] == [1, 1, 2, 1]
+    assert all(ax.get_ylabel() for ax in display.ax_)
     # The dashed line is the entropy bound, computed here from the raw data.
     assert display.entropy_line_.get_linestyle() == "--"
     assert display.entropy_line_.get_ydata()[0] == pytest.approx(naive_entropy(*small_data[1:]))
@@ -116,9 +126,41 @@ def test_history_without_implicit_bias_leaves_panels_marked(small_data):
         X, Y, sample_weight=w)
     display = ImplicitBiasDisplay.from_estimator(clf)
     assert np.isnan(display.lines_["alignment"].get_ydata()).all()
-    assert [t.get_text() for t in display.ax_[2].texts] == ["not available"]
-    assert [t.get_text() for t in display.ax_[3].texts] == ["not available"]
+    for ax in display.ax_[2:]:
+        assert [t.get_text() for t in ax.texts] == [NOT_TRACKED]
     assert not display.ax_[0].texts
+
+
+def test_non_separable_history_explains_the_missing_direction():
+    """Contexts 1 and 2 on a line followed by tokens 0 and 1: no off-support pair
+    is separable (the logit gap would need both signs), so there is no U~ and
+    gradient descent converges to W~, above the entropy, at L*."""
+    X, y = np.array([[1.0], [2.0]]), np.array([0, 1])
+    clf = NTPLinearClassifier(max_iter=50).fit(X, y)
+    display = ImplicitBiasDisplay.from_estimator(clf, title="two contexts on a line")
+    assert [t.get_text() for t in display.ax_[2].texts] == [NO_MARGIN_DIRECTION]
+    assert "$T$ is empty" in NO_MARGIN_DIRECTION
+    assert display.infimum_line_.get_ydata()[0] == clf.loss_infimum_ > clf.entropy_ == 0
+    assert not display.ax_[3].texts  # the distance to W~ is drawn
+    assert display.figure_.get_suptitle() == "two contexts on a line"
+
+
+def test_one_hot_separable_history_explains_a_zero_subspace_error():
+    """One next token per context and every other token separable: G = {0}."""
+    clf = NTPLinearClassifier(max_iter=50).fit(np.eye(2), [0, 1])
+    assert np.all(clf.history_["subspace_error"] == 0)
+    display = ImplicitBiasDisplay.from_estimator(clf)
+    assert [t.get_text() for t in display.ax_[3].texts] == [TRIVIAL_SUBSPACE]
+    assert display.infimum_line_ is None  # L* = H
+
+
+def test_y_limits_fit_the_drawn_curves():
+    """Iteration 0 (a huge initial loss here) is not drawn on the log axis, so it
+    must not stretch the y-range either."""
+    k = np.arange(0, 101)
+    history = {"iteration": k, "loss": np.r_[1e3, 1 + 1 / k[1:]], "norm": np.log1p(k)}
+    ax = ImplicitBiasDisplay.from_history(history).ax_
+    assert ax[0].get_ylim()[1] < 3
 
 
 def test_plot_without_entropy_or_name():
@@ -185,8 +227,10 @@ def toy():
 
 def test_word_embeddings_draw_the_rows_of_w_mm_and_w_star(toy):
     X, Y, w, P = toy
-    axes = plot_word_embeddings(X, Y, sample_weight=w)
+    axes = plot_word_embeddings(X, Y, sample_weight=w, title="toy data")
     assert axes.shape == (2,)
+    assert axes[0].figure.get_suptitle() == "toy data"
+    assert all(ax.get_ylabel() and "$" in ax.get_title() for ax in axes)
     W_mm = naive_ntp_svm(X, P)[0]
     W_star = kronecker_log_odds_solution(X, P)
     # Tokens 3 and 4 follow the same contexts, so W^mm has one shared row for them.
@@ -197,7 +241,7 @@ def test_word_embeddings_draw_the_rows_of_w_mm_and_w_star(toy):
     np.testing.assert_allclose(as_sorted_rows(arrow_tips(axes[1])),
                                as_sorted_rows(W_star), atol=1e-8)
     labels = {t.get_text() for t in axes[0].texts}
-    assert {"{0,1,2}", "{0,3,4}", "{1,3,4}", "w_3=w_4"} <= labels
+    assert {"{0,1,2}", "{0,3,4}", "{1,3,4}", "$w_{3}=w_{4}$"} <= labels
     points = axes[0].collections[0].get_offsets()
     np.testing.assert_allclose(as_sorted_rows(np.asarray(points)), as_sorted_rows(X))
 
@@ -231,10 +275,11 @@ def test_word_embeddings_reject_bad_input(toy):
 
 def test_probability_matrix_heatmap(toy):
     *_, P = toy
-    ax = plot_probability_matrix(P)
+    ax = plot_probability_matrix(P, title="toy data")
     np.testing.assert_allclose(ax.images[0].get_array(), P)
     assert len(ax.texts) == np.count_nonzero(P)
-    assert ax.get_xlabel() == "token z" and ax.get_ylabel() == "context j"
+    assert ax.get_xlabel() == "token $z$" and ax.get_ylabel() == "context $j$"
+    assert ax.get_title() == "toy data"
 
 
 def test_probability_matrix_accepts_sparse(toy):

@@ -105,7 +105,9 @@ def test_lbfgs_does_not_claim_convergence_short_of_tol():
 @pytest.mark.parametrize("solver", ["lbfgs", "gd"])
 def test_huge_embeddings_get_a_meaningful_reason(solver):
     X, Y, w = make_ntp_data(random_state=0, n_contexts=10, n_features=12)
-    clf = NTPLinearClassifier(solver=solver, compute_implicit_bias=False, max_iter=50)
+    # A given step (learning_rate="auto" would scale it to the data).
+    clf = NTPLinearClassifier(solver=solver, compute_implicit_bias=False, max_iter=50,
+                              learning_rate=0.5)
     with pytest.warns(ConvergenceWarning) as record:
         clf.fit(X * 1e150, Y, sample_weight=w)
     message = str(record[0].message)

@@ -18,8 +18,8 @@ from sklearn_ntp import NTPLinearClassifier
     [
         NTPLinearClassifier(max_iter=50),
         NTPLinearClassifier(solver="lbfgs", alpha=1e-2, max_iter=50),
-        NTPLinearClassifier(solver="adam", learning_rate=0.05, max_iter=50,
-                            compute_implicit_bias=False),
+        NTPLinearClassifier(solver="adam", max_iter=50, compute_implicit_bias=False),
+        NTPLinearClassifier(solver="ngd", fit_intercept=True, max_iter=50),
     ],
 )
 # The checks' data are low-dimensional (d < m): not NTP-separable, as reported.

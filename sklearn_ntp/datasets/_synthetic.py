@@ -25,7 +25,7 @@ TOY_MAX_DRAWS = 100
 
 def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
                   n_sequences=5000, *, concentration=1.0, random_state=None,
-                  return_pairs=False):
+                  return_pairs=False, sparse_targets=True):
     """Random NTP data with sparse next-token distributions (paper App. A.2).
 
     The construction of the paper's overparameterized experiments:
@@ -70,16 +70,23 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
         Seed of every random draw.
     return_pairs : bool, default=False
         If True, return the raw pairs instead of the distinct contexts.
+    sparse_targets : bool, default=True
+        Return the distributions ``Y`` as a CSR matrix (the sparse ``P`` of
+        the paper, which every function of the library takes as is), or as a
+        dense ndarray if False: scikit-learn's model selection tools
+        (``cross_val_score``, ``GridSearchCV``) refuse sparse targets.
+        Ignored with ``return_pairs=True``.
 
     Returns
     -------
     X : ndarray of shape (n_contexts, n_features) or (n_sequences, n_features)
         Context embeddings; with ``return_pairs=True`` one row per pair (the
         embedding of its context), in random order.
-    Y : scipy.sparse.csr_matrix of shape (n_contexts, vocab_size) or ndarray of shape (n_sequences,)
+    Y : scipy.sparse.csr_matrix or ndarray of shape (n_contexts, vocab_size), or ndarray of shape (n_sequences,)
         Empirical next-token distributions (rows sum to one, exactly
-        ``support_size`` nonzeros each); with ``return_pairs=True`` the integer
-        next-token labels in ``range(vocab_size)``.
+        ``support_size`` nonzeros each; dense with ``sparse_targets=False``);
+        with ``return_pairs=True`` the integer next-token labels in
+        ``range(vocab_size)``.
     sample_weight : ndarray of shape (n_contexts,) or None
         Number of pairs of every context (float); ``None`` with
         ``return_pairs=True`` (every pair counts once), so
@@ -114,6 +121,8 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
     ...                                 random_state=0, return_pairs=True)
     >>> X_raw.shape, y_raw.shape
     ((100, 6), (100,))
+    >>> type(make_ntp_data(random_state=0, sparse_targets=False)[1])  # for cross_val_score
+    <class 'numpy.ndarray'>
     """
     m = check_count(n_contexts, "n_contexts")
     V = check_count(vocab_size, "vocab_size", minimum=2)
@@ -134,11 +143,12 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
             f"concentration must be a positive finite number, got {concentration!r}."
         )
     check_flag(return_pairs, "return_pairs")
+    check_flag(sparse_targets, "sparse_targets")
 
     rng = check_random_state(random_state)
     H = rng.standard_normal((m, d))
     supports = np.sort(np.argsort(rng.random_sample((m, V)), axis=1)[:, :S], axis=1)
-    q = rng.dirichlet(np.full(S, float(concentration)), size=m)
+    q = _dirichlet(rng, float(concentration), S, m)
     extra = rng.multinomial(n - m * S, np.full(m, 1.0 / m))
     # One guaranteed pair per support token, the rest drawn from q_j.
     counts = 1 + np.array([rng.multinomial(extra[j], q[j]) for j in range(m)])
@@ -150,7 +160,23 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
         order = rng.permutation(n)
         return H[pair_rows[order]], pair_tokens[order], None
     Y, weights = empirical_distributions(rows, supports.ravel(), counts.ravel(), (m, V))
-    return H, Y, weights
+    return H, Y if sparse_targets else Y.toarray(), weights
+
+
+def _dirichlet(rng, concentration, size, n_draws):
+    """``n_draws`` samples of the symmetric Dirichlet(concentration) on ``size`` atoms.
+
+    Below 1 the Gamma variates behind numpy's sampler underflow to zero (NaN
+    rows from 1e-3 on), so they are drawn in log space instead, with
+    ``Gamma(a) = Gamma(a + 1) U^(1/a)``: exact for every positive ``a``.
+    """
+    if concentration >= 1.0:
+        return rng.dirichlet(np.full(size, concentration), size=n_draws)
+    shape = (n_draws, size)
+    log_gamma = (np.log(rng.standard_gamma(concentration + 1.0, size=shape))
+                 + np.log(rng.random_sample(shape)) / concentration)
+    q = np.exp(log_gamma - log_gamma.max(axis=1, keepdims=True))
+    return q / q.sum(axis=1, keepdims=True)
 
 
 def make_toy_ntp_data(random_state=0):

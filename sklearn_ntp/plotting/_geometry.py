@@ -2,24 +2,14 @@
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import check_array
 
-from .._data import aggregate_contexts, check_targets
+from .._data import aggregate_contexts, check_decoder, check_targets
 from .._subspace import log_odds_solution
 from .._svm import ntp_svm
 from ._axes import check_axes
 
 #: Heatmaps with at most this many cells print their probabilities.
 _MAX_ANNOTATED_CELLS = 300
-
-
-def _check_decoder(W, data, name):
-    W = check_array(W, input_name=name)
-    expected = (data.n_tokens, data.n_features)
-    if W.shape != expected:
-        raise ValueError(f"{name} must have shape {expected} (n_tokens, n_features), "
-                         f"got {W.shape}.")
-    return W
 
 
 def _support_label(data, j):
@@ -40,11 +30,12 @@ def _draw_geometry(ax, data, W, title):
         color = colors(first[g] % 10)
         ax.annotate("", xy=w, xytext=(0, 0),
                     arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.5})
-        ax.annotate("=".join(f"w_{t}" for t in tokens), xy=w, xytext=(4, -10),
-                    textcoords="offset points", color=color)
+        label = "=".join(f"w_{{{t}}}" for t in tokens)
+        ax.annotate(f"${label}$", xy=w, xytext=(4, -10), textcoords="offset points",
+                    color=color)
     H = data.embeddings
     ax.scatter(H[:, 0], H[:, 1], marker="s", color="0.25", zorder=3,
-               label="context h_j, labelled S_j")
+               label="context $h_j$, labelled $S_j$")
     for j, h in enumerate(H):
         ax.annotate(_support_label(data, j), xy=h, xytext=(5, 5), textcoords="offset points")
     # Arrows do not take part in autoscaling: fit the limits to every drawn point.
@@ -52,13 +43,15 @@ def _draw_geometry(ax, data, W, title):
     low, high = points.min(axis=0), points.max(axis=0)
     pad = 0.15 * max(float(np.max(high - low)), 1e-12)
     ax.set(xlim=(low[0] - pad, high[0] + pad), ylim=(low[1] - pad, high[1] + pad),
-           aspect="equal", title=title)
+           aspect="equal", title=title, xlabel="first coordinate",
+           ylabel="second coordinate")
     ax.axhline(0, color="0.85", linewidth=0.8, zorder=0)
     ax.axvline(0, color="0.85", linewidth=0.8, zorder=0)
     ax.legend(loc="best", fontsize="small")
 
 
-def plot_word_embeddings(X, y, *, W_star=None, W_mm=None, sample_weight=None, ax=None):
+def plot_word_embeddings(X, y, *, W_star=None, W_mm=None, sample_weight=None, ax=None,
+                         title=None):
     """Draw 2-D context embeddings and the word embeddings of ``W^mm`` and ``W*``.
 
     The paper's Fig. 1-2: the rows of the max-margin solution ``W^mm`` depend
@@ -84,6 +77,8 @@ def plot_word_embeddings(X, y, *, W_star=None, W_mm=None, sample_weight=None, ax
         Row weights (rows of zero weight are not drawn).
     ax : array-like of 2 matplotlib Axes, default=None
         Panels for ``W^mm`` and ``W*``; by default a new figure.
+    title : str, default=None
+        Title of the figure, e.g. the data set's name.
 
     Returns
     -------
@@ -103,8 +98,9 @@ def plot_word_embeddings(X, y, *, W_star=None, W_mm=None, sample_weight=None, ax
     >>> from sklearn_ntp.plotting import plot_word_embeddings
     >>> X, Y, w = make_toy_ntp_data()
     >>> axes = plot_word_embeddings(X, Y, sample_weight=w)
-    >>> [ax.get_title() for ax in axes]
-    ['rows of W^mm (max-margin)', 'rows of W* (finite component)']
+    >>> print(*[ax.get_title() for ax in axes], sep="\\n")
+    rows of $W^{mm}$ (max-margin)
+    rows of $W^\\star$ (finite component)
     """
     data = aggregate_contexts(X, y, sample_weight)
     if data.n_features != 2:
@@ -112,17 +108,19 @@ def plot_word_embeddings(X, y, *, W_star=None, W_mm=None, sample_weight=None, ax
             f"X must hold 2-D embeddings (n_features=2) to be drawn in the plane; "
             f"got n_features={data.n_features}."
         )
-    W_mm = ntp_svm(data) if W_mm is None else _check_decoder(W_mm, data, "W_mm")
+    W_mm = ntp_svm(data) if W_mm is None else check_decoder(W_mm, data, "W_mm")
     if W_star is None:
         W_star = log_odds_solution(data, allow_inexact=True)
-    W_star = _check_decoder(W_star, data, "W_star")
-    axes, _ = check_axes(ax, 2, figsize=(11, 5), caller="plot_word_embeddings")
-    _draw_geometry(axes[0], data, W_mm, "rows of W^mm (max-margin)")
-    _draw_geometry(axes[1], data, W_star, "rows of W* (finite component)")
+    W_star = check_decoder(W_star, data, "W_star")
+    axes, figure = check_axes(ax, 2, figsize=(11, 5), caller="plot_word_embeddings")
+    _draw_geometry(axes[0], data, W_mm, "rows of $W^{mm}$ (max-margin)")
+    _draw_geometry(axes[1], data, W_star, "rows of $W^\\star$ (finite component)")
+    if title is not None:
+        figure.suptitle(title)
     return axes
 
 
-def plot_probability_matrix(y, *, ax=None):
+def plot_probability_matrix(y, *, ax=None, title="next-token probabilities"):
     """Heatmap of next-token probabilities, one row per context (paper Fig. 1).
 
     Parameters
@@ -131,6 +129,8 @@ def plot_probability_matrix(y, *, ax=None):
         Probability rows (nonnegative, summing to one within ``1e-6``).
     ax : matplotlib Axes, default=None
         Axes to draw on; by default a new figure.
+    title : str, default="next-token probabilities"
+        Title of the heatmap, e.g. naming the data set.
 
     Returns
     -------
@@ -143,7 +143,7 @@ def plot_probability_matrix(y, *, ax=None):
     >>> from sklearn_ntp.plotting import plot_probability_matrix
     >>> ax = plot_probability_matrix(np.array([[0.5, 0.5, 0.0], [0.0, 0.1, 0.9]]))
     >>> ax.get_xlabel(), ax.get_ylabel()
-    ('token z', 'context j')
+    ('token $z$', 'context $j$')
     """
     if not (sp.issparse(y) or np.ndim(y) == 2):
         raise ValueError(
@@ -158,11 +158,11 @@ def plot_probability_matrix(y, *, ax=None):
     )
     ax = axes[0]
     image = ax.imshow(P, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
-    figure.colorbar(image, ax=ax, label="p_jz")
+    figure.colorbar(image, ax=ax, label="$p_{j,z}$")
     if P.size <= _MAX_ANNOTATED_CELLS:
         for j, z in zip(*np.nonzero(P)):
             ax.text(z, j, f"{P[j, z]:.2f}", ha="center", va="center", fontsize="small",
                     color="white" if P[j, z] > 0.6 else "black")
-    ax.set(xlabel="token z", ylabel="context j", title="next-token probabilities",
+    ax.set(xlabel="token $z$", ylabel="context $j$", title=title,
            xticks=np.arange(n_tokens), yticks=np.arange(n_contexts))
     return ax
