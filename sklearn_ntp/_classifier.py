@@ -51,14 +51,21 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    solver : {"gd", "ngd", "adam", "lbfgs"}, default="gd"
+    solver : {"gd", "ngd", "adam", "lbfgs", "sgd", "accelerated"}, default="gd"
         Optimizer:
 
         - ``"gd"``: gradient descent ``W <- W - eta grad``;
         - ``"ngd"``: normalized gradient descent ``W <- W - eta grad / ||grad||_F``;
         - ``"adam"``: Adam with bias-corrected moments;
         - ``"lbfgs"``: ``scipy.optimize.minimize(method="L-BFGS-B")``; meant
-          for ``alpha > 0`` (the ridge path of Theorem 1).
+          for ``alpha > 0`` (the ridge path of Theorem 1);
+        - ``"sgd"``: stochastic gradient descent with step ``learning_rate``
+          over ``batch_size`` samples drawn as ``sampling`` says;
+        - ``"accelerated"``: damped Newton steps on the in-support loss and
+          steps of size ``margin_step`` on the log of the off-support loss
+          (see :ref:`accelerated`); reaches the implicit-bias limit in
+          hundreds of iterations. Needs ``alpha=0``; ``tol`` bounds both the
+          in-support gradient norm and the direction residual.
 
     learning_rate : "auto" or float, default="auto"
         Step size ``eta`` of gd, ngd and adam (ignored by lbfgs). ``"auto"``
@@ -101,6 +108,19 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         Adam's second-moment decay (the paper uses 0.99).
     epsilon : float, default=1e-8
         Adam's denominator offset.
+    batch_size : int, default=None
+        Samples per ``sgd`` step (None: every context, i.e. gradient descent).
+    sampling : {"contexts", "tokens"}, default="contexts"
+        What ``sgd`` samples: distinct contexts with probability ``pi_j``,
+        each with its full next-token distribution (``batch_size >=
+        n_contexts`` is exactly gd), or raw (context, next token) pairs with
+        probability ``pi_j p_jz`` and one-hot targets.
+    step_schedule : {"constant", "inverse_sqrt"}, default="constant"
+        ``sgd`` step at update ``k``: ``learning_rate`` or
+        ``learning_rate / sqrt(k)``.
+    margin_step : float, default=64.0
+        Step of ``"accelerated"`` on ``log`` of the off-support loss, in units
+        of ``1 / max_j ||h_j||^2`` (so it is invariant to the scale of ``X``).
     compute_implicit_bias : bool, default=True
         Compute the limit of gradient descent (finite part ``W~``, direction
         ``U~ / ||U~||`` and loss infimum ``L*``, see
@@ -117,7 +137,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     warm_start : bool, default=False
         Start from the previous ``coef_`` (instead of ``init``) when refitting.
     random_state : int, RandomState instance or None, default=None
-        Seed of the ``"lecun"`` initialization.
+        Seed of the ``"lecun"`` initialization and of ``sgd``'s sampling.
     verbose : int, default=0
         If positive, print progress lines (iteration, excess loss ``CE - L*``,
         ``||W||`` and the alignment with ``U~``): about ten per fit with
@@ -174,8 +194,9 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     converged_ : bool
         Whether the stopping criterion (see ``tol``) was met.
     stop_reason_ : str
-        ``"tol"``, ``"max_iter"``, ``"diverged"`` or, for lbfgs, scipy's
-        termination message.
+        ``"tol"``, ``"max_iter"``, ``"diverged"`` or, for lbfgs,
+        ``"stalled"`` (no decrease at machine precision) or ``"line search
+        failed"``.
 
     See Also
     --------
@@ -187,13 +208,16 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
-    A :class:`~sklearn.exceptions.ConvergenceWarning` is raised when a run
-    diverges (non-finite objective, or an objective above 1.5 times
-    ``max(1, f(W_0))``, which stable runs never reach: the step is too large;
-    ``coef_`` is then the last accepted iterate), when ``alpha > 0`` and the gradient test is not met within
-    ``max_iter``, and when lbfgs stops without converging. With ``alpha=0``
-    reaching ``max_iter`` is not warned about for gd, ngd and adam: the
-    loss infimum is in general only reached asymptotically.
+    Each solver owns its divergence rule and decides what it warns about
+    (a :class:`~sklearn.exceptions.ConvergenceWarning`, with ``coef_`` the
+    last accepted iterate when a run diverges): gd diverges when the
+    objective increases (a stable step never increases it); ngd, adam and
+    sgd, whose objective need not decrease, when it is non-finite or stays
+    above 1.5 times ``max(1, f(W_0))`` for 50 consecutive iterations. A run
+    that reaches ``max_iter`` is warned about when ``alpha > 0``, and lbfgs
+    whenever it stops short of ``tol``. With ``alpha=0`` reaching
+    ``max_iter`` is not warned about for the other solvers: the loss infimum
+    is in general only reached asymptotically.
 
     With ``fit_intercept=True`` the implicit-bias attributes describe the
     decoder ``[W, b]`` of the augmented embeddings ``[h_j, 1]``:
@@ -248,6 +272,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "sampling": [StrOptions({"contexts", "tokens"})],
+        "step_schedule": [StrOptions({"constant", "inverse_sqrt"})],
+        "margin_step": [Interval(Real, 0, None, closed="neither")],
         "compute_implicit_bias": ["boolean"],
         "history_every": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
@@ -268,6 +296,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
+        batch_size=None,
+        sampling="contexts",
+        step_schedule="constant",
+        margin_step=64.0,
         compute_implicit_bias=True,
         history_every=10,
         warm_start=False,
@@ -284,6 +316,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
+        self.batch_size = batch_size
+        self.sampling = sampling
+        self.step_schedule = step_schedule
+        self.margin_step = margin_step
         self.compute_implicit_bias = compute_implicit_bias
         self.history_every = history_every
         self.warm_start = warm_start
@@ -336,13 +372,17 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             max_iter=self.max_iter, tol=self.tol,
             learning_rate=self.learning_rate_ or 1.0,  # None for lbfgs, which ignores it
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+            batch_size=self.batch_size, sampling=self.sampling,
+            step_schedule=self.step_schedule, margin_step=self.margin_step,
+            random_state=self.random_state,
         )
         objective = Objective(NTPLoss(data, xp=xp, device=device), L2Penalty(self.alpha),
                               infimum)
         W0 = self._initial_coef(data.classes, data.n_features, data.embeddings.dtype)
         W0 = W0 if device is None else xp.asarray(W0, device=device)
         result = SOLVERS[self.solver](objective, W0, options, tracker)
-        self._warn_if_unconverged(result)
+        if result.warning:  # each solver knows which outcomes deserve one
+            warnings.warn(result.warning, ConvergenceWarning, stacklevel=3)
 
         X_xp, _, X_device = get_namespace_and_device(X)
         self.classes_ = np.array(data.classes)  # writeable, unlike NTPData's
@@ -429,20 +469,6 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                              "(n_tokens, n_features"
                              f"{' + 1 with the intercept' if self.fit_intercept else ''}).")
         return np.array(W, dtype=dtype)
-
-    def _warn_if_unconverged(self, result):
-        if result.stop_reason == "diverged":
-            # No fold-dependent numbers: a grid search shows it once per candidate.
-            message = (f"The objective diverged: learning_rate={self.learning_rate_:g} is "
-                       f"too large for {self.solver} on these data (learning_rate='auto' "
-                       "derives a stable step from them). coef_ is the last finite "
-                       "iterate, after n_iter_ updates.")
-        elif result.converged or (self.alpha == 0.0 and self.solver != "lbfgs"):
-            return  # alpha = 0: L* is in general only reached asymptotically
-        else:
-            message = (f"{self.solver} did not converge in {result.n_iter} iterations "
-                       f"({result.stop_reason}); increase max_iter or tol.")
-        warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -59,6 +59,7 @@ class NTPLoss:
         # sum_j pi_j p_j h_j^T: the part of the gradient that does not depend on W.
         target_term = np.asarray(
             (sp.csr_matrix((target, P.indices, P.indptr), shape=P.shape).T @ H), dtype=dtype)
+        self.data = data
         self.entropy = data.entropy
         self.shape = (data.n_tokens, data.n_features)
         self._on_host = xp is None or _is_numpy_namespace(xp)

@@ -34,6 +34,14 @@ OPTIMIZERS = {
     "NGD": {"solver": "ngd", "learning_rate": 0.01},
     "Adam": {"solver": "adam", "learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99},
 }
+#: Beyond the paper: SGD over contexts and the accelerated solver, for the rate
+#: study (the accelerated solver needs no more than 1000 iterations).
+RATE_OPTIMIZERS = {
+    "SGD": {"solver": "sgd", "learning_rate": 0.5, "batch_size": 10},
+    "Accelerated": {"solver": "accelerated", "margin_step": 64.0, "max_iter": 1000},
+}
+#: Thresholds of cos(W - W*, W^mm) whose first-hit iteration the tables report.
+THRESHOLDS = (0.99, 0.999)
 #: The toy of Fig. 1-2 is trained with gradient descent only.
 TOY_OPTIMIZERS = {"GD": OPTIMIZERS["GD"]}
 #: Snapshots per run: enough for smooth curves, few enough to cost nothing.
@@ -54,6 +62,7 @@ FIGURES = {
     "toy_probabilities": "toy_probabilities.png",
     "toy_training": "toy_training.png",
     "optimizers": "optimizers.png",
+    "rates": "rates.png",
     "beyond_separability": "beyond_separability.png",
 }
 
@@ -117,11 +126,24 @@ def _snapshot(clf, index):
     return {key: _number(values.get(key, np.nan)) for key, _ in COLUMNS}
 
 
+def _step(params):
+    """The step of a run: its learning rate, or the accelerated solver's margin step."""
+    return params.get("learning_rate", params.get("margin_step"))
+
+
+def iterations_to(history, threshold):
+    """First recorded iteration with ``cos(W - W~, U~) >= threshold`` (None if never)."""
+    hits = np.flatnonzero(np.nan_to_num(history["corrected_alignment"]) >= threshold)
+    return int(history["iteration"][hits[0]]) if hits.size else None
+
+
 def _fit(name, params, data, iterations, seed, stream, verbose):
     """Fit one optimizer from the seeded LeCun-normal initialization."""
     X, Y, w = data
+    params = {"max_iter": iterations, **params}
+    iterations = min(iterations, params["max_iter"])
     clf = NTPLinearClassifier(
-        **params, max_iter=iterations, tol=0.0, init="lecun", random_state=seed,
+        **{**params, "max_iter": iterations}, tol=0.0, init="lecun", random_state=seed,
         history_every=max(1, iterations // N_SNAPSHOTS), verbose=verbose,
     )
     if verbose:
@@ -132,7 +154,7 @@ def _fit(name, params, data, iterations, seed, stream, verbose):
         clf.fit(X, Y, sample_weight=w)
     seconds = time.perf_counter() - start
     excess = clf.history_["loss"][-1] - clf.loss_infimum_
-    print(f"  {name} (step {params['learning_rate']:g}): {clf.n_iter_} iterations, "
+    print(f"  {name} (step {_step(params):g}): {clf.n_iter_} iterations, "
           f"CE - L* = {excess:.3g}, done ({seconds:.1f} s)", file=stream, flush=True)
     return clf, {
         **{key: value for key, value in params.items() if key != "solver"},
@@ -140,6 +162,7 @@ def _fit(name, params, data, iterations, seed, stream, verbose):
         "fit_seconds": round(seconds, 3),
         "initial": _snapshot(clf, 0),
         "final": _snapshot(clf, -1),
+        "iterations_to": {str(t): iterations_to(clf.history_, t) for t in THRESHOLDS},
     }
 
 
@@ -174,12 +197,18 @@ def _experiment(title, data, optimizers, iterations, seed, stream, verbose):
 
 def _table_cells(optimizers):
     """Header and rows of the result table (final metrics of every optimizer)."""
-    header = ["optimizer", "step", *(label for _, label in COLUMNS), "fit time (s)"]
-    rows = [[name, f"{result['learning_rate']:g}",
+    header = ["optimizer", "step", *(label for _, label in COLUMNS),
+              *(f"k to {t:g}" for t in THRESHOLDS), "fit time (s)"]
+    rows = [[name, f"{_step(result):g}",
              *(_format(result["final"][key]) for key, _ in COLUMNS),
+             *(_count(result.get("iterations_to", {}).get(str(t))) for t in THRESHOLDS),
              f"{result['fit_seconds']:.2f}"]
             for name, result in optimizers.items()]
     return header, rows
+
+
+def _count(value):
+    return "not reached" if value is None else str(value)
 
 
 def _format(value):
@@ -244,20 +273,32 @@ def summary_markdown(summary):
     return "\n".join(lines) + "\n"
 
 
+def _rate_curves(fits, data, report, seed):
+    """Margin gap and alignment error of every App. A.2 fit on a grid of budgets."""
+    from .plotting import convergence_rate_curve
+
+    return {name: convergence_rate_curve(clf.get_params(), data, clf.n_iter_,
+                              report.finite_component, report.max_margin_solution,
+                              seed=seed)
+            for name, clf in fits.items() if clf.n_iter_ > 0}
+
+
 #: Data-set names in the figures' titles.
 TOY_TITLE = "Toy data (paper Fig. 1-2): m = 3 contexts, V = 5 tokens, d = 2"
 MAIN_TITLE = ("Overparameterized data (paper App. A.2): m = {n_contexts} contexts, "
-              "V = {n_tokens} tokens, d = {n_features}; GD, NGD and Adam")
+              "V = {n_tokens} tokens, d = {n_features}; GD, NGD, Adam, SGD, accelerated")
 PARTIAL_FIGURE_TITLE = ("Partially separable data: m = {n_contexts} contexts, "
                         "V = {n_tokens} tokens, d = {n_features}; GD against (L*, W~, U~)")
 
 
-def _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits, titles):
+def _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits, titles,
+                   curves):
     """Draw the five figures; returns their file names."""
     import matplotlib.pyplot as plt
 
     from .plotting import (
         ImplicitBiasDisplay,
+        plot_convergence_rates,
         plot_probability_matrix,
         plot_word_embeddings,
     )
@@ -274,6 +315,7 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits, titl
     for name, clf in fits.items():
         ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name, title=titles[0]).ax_
     figures["optimizers"] = ax[0].figure
+    figures["rates"] = plot_convergence_rates(curves)[0].figure
     figures["beyond_separability"] = ImplicitBiasDisplay.from_estimator(
         partial_fits["GD"], name="GD", title=titles[1]).figure_
     for key, figure in figures.items():
@@ -333,18 +375,21 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None, verb
     toy, toy_report, toy_fits = _experiment(
         "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream,
         verbose)
-    main, _, fits = _experiment(
-        "Overparameterized data (paper App. A.2)", make_ntp_data(random_state=seed),
-        OPTIMIZERS, iterations, seed, stream, verbose)
+    data = make_ntp_data(random_state=seed)
+    main, report, fits = _experiment(
+        "Overparameterized data (paper App. A.2)", data,
+        {**OPTIMIZERS, **RATE_OPTIMIZERS}, iterations, seed, stream, verbose)
     partial, _, partial_fits = _experiment(
         PARTIAL_TITLE, partially_separable_data(random_state=seed), TOY_OPTIMIZERS,
         iterations, seed, stream, verbose)
     drawn = []
     if figures and _has_matplotlib():
+        with _progress("Rate study (refits on a grid of budgets)", stream):
+            curves = _rate_curves(fits, data, report, seed)
         with _progress("Figures", stream):
             drawn = _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits,
                                    (MAIN_TITLE.format(**main),
-                                    PARTIAL_FIGURE_TITLE.format(**partial)))
+                                    PARTIAL_FIGURE_TITLE.format(**partial)), curves)
     summary = {
         "settings": {"iterations": iterations, "seed": seed, "init": "lecun"},
         "toy": toy,

@@ -3,64 +3,37 @@
 Every solver in :data:`SOLVERS` has the signature
 ``solver(objective, W0, options, tracker) -> SolverResult``: it starts at
 ``W0``, calls ``tracker.record`` once per iterate ``W_k`` (``k = 0, 1, ...``)
-and ``tracker.finish`` at the end, and stops when :meth:`Objective.converged`
-holds, after ``options.max_iter`` updates, or when the objective diverges.
+and ``tracker.finish`` at the end. Each solver owns its stopping and
+divergence rules and says in ``SolverResult.warning`` what deserves a warning.
 
 * ``gd``: ``W <- W - eta grad``  (paper Section 5);
 * ``ngd``: ``W <- W - eta grad / ||grad||_F``  (normalized GD, App. A);
 * ``adam``: bias-corrected Adam (Kingma & Ba, 2015);
-* ``lbfgs``: ``scipy.optimize.minimize(method="L-BFGS-B")``.
+* ``lbfgs``: ``scipy.optimize.minimize(method="L-BFGS-B")``;
+* ``sgd``: stochastic gradients over sampled contexts or (context, token) pairs;
+* ``accelerated``: Newton on the in-support loss, normalized steps on the
+  off-support loss (:mod:`sklearn_ntp._accelerated`).
 """
 
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 from scipy.optimize import minimize
 
-from ._array_api import frobenius_norm, in_host_memory, namespace
+from ._accelerated import accelerated
+from ._array_api import frobenius_norm, in_host_memory, namespace, to_host
+from ._solver_api import SolverOptions, SolverResult
+from ._sgd import SGDStep
 
 #: An iterate whose objective exceeds this multiple of ``max(1, f(W_0))``
-#: counts as diverged. Stable runs never exceed ``f(W_0)`` itself: GD with a
-#: suitable step decreases the objective, and normalized GD and Adam move
-#: ``W`` by about ``eta`` per step (measured: a maximum of exactly ``f(W_0)``
-#: for the paper's settings and steps up to 4x larger, against 5x to 7x
-#: ``f(W_0)`` for ``eta = 20``, which is far too large).
+#: counts as an excursion for the solvers whose objective need not decrease
+#: (ngd, adam, sgd): normalized GD and Adam move ``W`` by about ``eta`` per
+#: step, and a large first step can overshoot before they settle.
 DIVERGENCE_FACTOR = 1.5
+#: Consecutive excursion iterations after which such a run counts as diverged.
+DIVERGENCE_PATIENCE = 50
 
-
-@dataclass(frozen=True)
-class SolverOptions:
-    """Hyper-parameters shared by the solvers (each one reads what it needs)."""
-
-    max_iter: int
-    tol: float
-    learning_rate: float = 0.5
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-8
-
-
-@dataclass(frozen=True)
-class SolverResult:
-    """Outcome of a solver run.
-
-    Attributes
-    ----------
-    coef : ndarray of shape (n_tokens, n_features)
-        Final iterate (the last finite one if the run diverged).
-    n_iter : int
-        Number of updates that led to ``coef``.
-    converged : bool
-        Whether the stopping criterion was met.
-    stop_reason : str
-        ``"tol"``, ``"max_iter"``, ``"diverged"`` or L-BFGS-B's message.
-    """
-
-    coef: np.ndarray
-    n_iter: int
-    converged: bool
-    stop_reason: str
+__all__ = ["SOLVERS", "Objective", "SolverOptions", "SolverResult"]
 
 
 class Objective:
@@ -158,49 +131,122 @@ class AdamStep:
 
 
 def _check_initial(value):
-    """Divergence threshold for a run whose initial objective is ``value``."""
+    """Raise if the initial objective is not finite."""
     if not np.isfinite(value):
         raise ValueError(
-            "The initial coefficients give a non-finite objective; use a smaller init."
-        )
-    return DIVERGENCE_FACTOR * max(1.0, value)
+            "The initial coefficients give a non-finite objective; use a smaller init.")
 
 
-def descend(make_step, objective, W, options, tracker):
-    """First-order loop shared by gd, ngd and adam.
+class DescentRule:
+    """Gradient descent's rule: with a stable step the objective never increases.
 
-    ``make_step(options, W0)`` returns ``step(W, grad, t) -> W_new`` (a new
-    array: recorded iterates are never modified in place). A non-finite or
-    exploding objective stops the run at the previous iterate.
+    An increase beyond rounding (``sqrt(eps)`` relative) or a non-finite
+    objective means the step is too large for the curvature.
+    """
+
+    def __init__(self, eps):
+        self.slack = float(np.sqrt(eps))
+        self.previous = np.inf
+
+    def check(self, value):
+        """``"ok"`` or ``"diverged"`` for the next iterate's objective ``value``."""
+        if not value <= self.previous + self.slack * max(1.0, abs(self.previous)):
+            return "diverged"
+        self.previous = value
+        return "ok"
+
+
+class ExcursionRule:
+    """Rule for non-monotone methods (ngd, adam, sgd).
+
+    They may overshoot for a while (Adam's first steps on large embeddings
+    do); the run counts as diverged when the objective is non-finite, or
+    above ``DIVERGENCE_FACTOR * max(1, f(W_0))`` for ``DIVERGENCE_PATIENCE``
+    consecutive iterates.
+    """
+
+    def __init__(self, eps):
+        self.limit, self.excursion = None, 0
+
+    def check(self, value):
+        """``"ok"``, ``"excursion"`` or ``"diverged"`` for the next objective ``value``."""
+        if self.limit is None:
+            self.limit = DIVERGENCE_FACTOR * max(1.0, value)
+        if not np.isfinite(value):
+            return "diverged"
+        if value <= self.limit:
+            self.excursion = 0
+            return "ok"
+        self.excursion += 1
+        return "diverged" if self.excursion >= DIVERGENCE_PATIENCE else "excursion"
+
+
+def _divergence_message(objective, options, name):
+    """Why a first-order run diverged: the step, or embeddings far from unit scale.
+
+    No fold-dependent numbers in the common case: a grid search shows the
+    warning once per candidate.
+    """
+    H = to_host(objective.datafit.H)
+    scale = float(np.max(np.einsum("ij,ij->i", H, H)))
+    tail = "coef_ is the last accepted iterate, after n_iter_ updates."
+    if not 1e-8 <= scale <= 1e8:
+        return (f"The objective diverged: the embeddings have squared norms up to "
+                f"{scale:.0e}, far from unit scale; rescale X (e.g. StandardScaler) or "
+                f"use learning_rate='auto'. {tail}")
+    return (f"The objective diverged: learning_rate={options.learning_rate:g} is too "
+            f"large for {name} on these data (learning_rate='auto' derives a stable "
+            f"step from them). {tail}")
+
+
+def _max_iter_warning(objective, name, n_iter):
+    """With ``alpha = 0`` the infimum is only reached asymptotically: no warning."""
+    if objective.penalty.alpha == 0.0:
+        return ""
+    return (f"{name} did not converge in {n_iter} iterations; increase max_iter or tol.")
+
+
+def descend(make_step, rule, name, objective, W, options, tracker):
+    """First-order loop shared by gd, ngd, adam and sgd.
+
+    ``make_step(options, W0)`` returns ``step(W, grad, t) -> W_new``
+    (a new array: recorded iterates are never modified in place);
+    ``rule(eps)`` (``eps`` the machine epsilon of the iterates) decides
+    divergence, and the run then stops at the last iterate the rule accepted.
     """
     step = make_step(options, W)
+    xp, _ = namespace(W)
+    rule = rule(float(xp.finfo(W.dtype).eps))
     # Iterates in host memory are tested at every step. On a device the tests
     # (a scalar transfer each) run every ``tracker.every`` steps only, so a run
     # stops at the first *tested* iterate that meets ``tol``, and a diverged
-    # run returns the last tested finite iterate.
+    # run returns the last tested iterate the rule accepted.
     period = 1 if in_host_memory(W) else tracker.every
-    previous, result = None, None
-    # Overflow is expected when a too-large step diverges; it is caught below.
+    accepted, result = None, None
+    # Overflow is expected when a too-large step diverges; the rule catches it.
     with np.errstate(over="ignore", invalid="ignore"):
         for k in range(options.max_iter + 1):
             value, ce, grad = objective(W)
             if k == 0:
-                limit = _check_initial(float(value))
+                _check_initial(float(value))
             tested = k % period == 0 or k == options.max_iter
-            if tested and not float(value) <= limit:  # also catches NaN
-                tracker.rewind(*previous)
-                result = SolverResult(previous[1], previous[0], False, "diverged")
+            status = rule.check(float(value)) if tested else "untested"
+            if status == "diverged":
+                tracker.rewind(*accepted)
+                result = SolverResult(accepted[1], accepted[0], False, "diverged",
+                                      _divergence_message(objective, options, name))
                 break
+            if status == "ok":
+                accepted = (k, W, ce)
             tracker.record(k, W, value, ce)
             if tested and objective.converged(ce, grad, options.tol):
                 result = SolverResult(W, k, True, "tol")
                 break
-            if tested:
-                previous = (k, W, ce)
             if k < options.max_iter:
                 W = step(W, grad, k + 1)
     tracker.finish()
-    return result or SolverResult(W, options.max_iter, False, "max_iter")
+    return result or SolverResult(W, options.max_iter, False, "max_iter",
+                                  _max_iter_warning(objective, name, options.max_iter))
 
 
 class _LBFGSRun:
@@ -237,32 +283,63 @@ class _LBFGSRun:
             raise StopIteration
 
 
+def _lbfgs_outcome(run, res, objective, options):
+    """``(stop_reason, warning)`` of an L-BFGS-B run that did not meet ``tol``."""
+    _, _, _, ce, grad = run._last
+    where = (f"at ||grad|| = {np.linalg.norm(grad):.3g}, CE - L* = "
+             f"{ce - objective.loss_infimum:.3g} (tol = {options.tol:g})")
+    if res.status == 1:
+        return "max_iter", (f"lbfgs did not converge in {options.max_iter} iterations "
+                            f"({where}); increase max_iter or tol.")
+    if res.success:  # scipy's ftol: the relative decrease reached machine precision
+        return "stalled", (f"lbfgs stalled {where}: the objective no longer decreases "
+                           "at machine precision; tol is below what float64 can resolve.")
+    scale = float(np.max(np.einsum("ij,ij->i", objective.datafit.H, objective.datafit.H)))
+    return "line search failed", (
+        f"lbfgs: the line search found no decrease {where}. The objective is flat "
+        f"to machine precision or badly scaled (squared context norms up to "
+        f"{scale:.3g}); rescale X or loosen tol.")
+
+
 def lbfgs(objective, W0, options, tracker):
     """L-BFGS-B on the flattened matrix, with the same stopping test as the others.
 
     scipy's own tests are kept tight (``gtol=0``, ``ftol=64 eps``) so that the
-    estimator's criterion decides, unless the relative decrease of the
-    objective stalls at machine precision (then the run counts as converged).
+    estimator's criterion decides; a run that scipy stops first (stall at
+    machine precision, failed line search) is reported as not converged, with
+    its reason.
     """
     run = _LBFGSRun(objective, W0, options, tracker)
     x0 = W0.ravel().astype(np.float64)
     _check_initial(run.fun(x0)[0])
     converged = run.visit(x0)
-    reason = "tol" if converged else "max_iter"
+    reason, warning = ("tol", "") if converged else ("max_iter", "")
     if not converged and options.max_iter > 0:
-        res = minimize(run.fun, x0, jac=True, method="L-BFGS-B", callback=run.callback,
-                       options={"maxiter": options.max_iter, "gtol": 0.0,
-                                "ftol": 64 * np.finfo(float).eps, "maxls": 50})
-        converged = run.converged or bool(res.success)
-        reason = "tol" if run.converged else f"lbfgs: {res.message}"
+        with np.errstate(over="ignore", invalid="ignore"):
+            res = minimize(run.fun, x0, jac=True, method="L-BFGS-B", callback=run.callback,
+                           options={"maxiter": options.max_iter, "gtol": 0.0,
+                                    "ftol": 64 * np.finfo(float).eps, "maxls": 50})
+        converged = run.converged
+        reason, warning = ("tol", "") if converged else _lbfgs_outcome(
+            run, res, objective, options)
+    elif not converged:
+        warning = _max_iter_warning(objective, "lbfgs", 0)
     tracker.finish()
-    return SolverResult(run.W, run.k, converged, reason)
+    return SolverResult(run.W, run.k, converged, reason, warning)
+
+
+def sgd(objective, W0, options, tracker):
+    """Stochastic gradient descent (:class:`~sklearn_ntp._sgd.SGDStep`)."""
+    return descend(partial(SGDStep, objective.datafit), ExcursionRule, "sgd",
+                   objective, W0, options, tracker)
 
 
 #: Solver registry used by :class:`~sklearn_ntp.NTPLinearClassifier`.
 SOLVERS = {
-    "gd": partial(descend, gd_step),
-    "ngd": partial(descend, ngd_step),
-    "adam": partial(descend, AdamStep),
+    "gd": partial(descend, gd_step, DescentRule, "gd"),
+    "ngd": partial(descend, ngd_step, ExcursionRule, "ngd"),
+    "adam": partial(descend, AdamStep, ExcursionRule, "adam"),
     "lbfgs": lbfgs,
+    "sgd": sgd,
+    "accelerated": accelerated,
 }

@@ -258,6 +258,9 @@ class HistoryTracker:
     def rewind(self, k, W, ce):
         """Forget the records after iterate ``k`` (a snapshot iterate ``W`` with ``ce``)."""
         del self._losses[k + 1:]
+        kept = sum(1 for row in self._snapshots if row[0] <= k)
+        del self._snapshots[kept:]
+        del self._coordinates[kept:]  # empty without a reference
         self._last = (k, W, ce)
 
     def finish(self):

@@ -23,7 +23,7 @@ from sklearn_ntp.datasets import load_python_tokens, make_ntp_data, make_toy_ntp
 
 ITERATIONS = 30
 SEED = 3
-OPTIMIZERS = ["GD", "NGD", "Adam"]
+OPTIMIZERS = ["GD", "NGD", "Adam", "SGD", "Accelerated"]
 METRICS = ["excess_loss", "norm", "alignment", "corrected_alignment", "subspace_error"]
 
 
@@ -93,8 +93,9 @@ def test_reproduce_optimizer_results_are_consistent(reproduced):
     results = summary["overparameterized"]["optimizers"]
     assert list(results) == OPTIMIZERS
     assert list(summary["toy"]["optimizers"]) == ["GD"]
-    steps = {name: result["learning_rate"] for name, result in results.items()}
-    assert steps == {"GD": 0.5, "NGD": 0.01, "Adam": 0.01}
+    steps = {name: result.get("learning_rate") for name, result in results.items()}
+    assert steps == {"GD": 0.5, "NGD": 0.01, "Adam": 0.01, "SGD": 0.5, "Accelerated": None}
+    assert results["Accelerated"]["margin_step"] == 64.0
     assert (results["Adam"]["beta_1"], results["Adam"]["beta_2"]) == (0.9, 0.99)
     for part in (summary["toy"], summary["overparameterized"]):
         for result in part["optimizers"].values():
@@ -103,6 +104,11 @@ def test_reproduce_optimizer_results_are_consistent(reproduced):
             assert 0 <= final["excess_loss"] < initial["excess_loss"]  # loss >= entropy
             assert final["subspace_error"] >= 0 and final["norm"] > 0
             assert -1 <= final["alignment"] <= 1 and -1 <= final["corrected_alignment"] <= 1
+    for result in results.values():  # first iteration reaching each threshold
+        for threshold, k in result["iterations_to"].items():
+            reached = result["final"]["corrected_alignment"] >= float(threshold)
+            assert k is None or 0 <= k <= result["n_iter"]
+            assert not reached or k is not None
     # Same seed, same LeCun initialization for every optimizer.
     initials = [results[name]["initial"] for name in OPTIMIZERS]
     assert all(i == initials[0] for i in initials)

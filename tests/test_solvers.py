@@ -9,7 +9,7 @@ from scipy.special import softmax
 from sklearn_ntp._data import aggregate_contexts
 from sklearn_ntp._loss import NTPLoss
 from sklearn_ntp._penalty import L2Penalty
-from sklearn_ntp._solvers import DIVERGENCE_FACTOR, SOLVERS, Objective, SolverOptions
+from sklearn_ntp._solvers import SOLVERS, Objective, SolverOptions
 from sklearn_ntp._tracking import HistoryTracker
 
 
@@ -37,8 +37,8 @@ def run(name, objective, W0, **options):
     return result, tracker
 
 
-def test_the_registry_holds_the_four_solvers():
-    assert set(SOLVERS) == {"gd", "ngd", "adam", "lbfgs"}
+def test_the_registry_holds_the_six_solvers():
+    assert set(SOLVERS) == {"gd", "ngd", "adam", "lbfgs", "sgd", "accelerated"}
 
 
 def test_l2_penalty_value_and_gradient():
@@ -147,15 +147,17 @@ def test_divergence_returns_the_last_acceptable_iterate(problem):
     result, tracker = run("gd", objective, np.zeros((5, 9)), max_iter=1000, tol=0.0,
                           learning_rate=1.4)
     assert result.stop_reason == "diverged" and not result.converged
-    assert 0 < result.n_iter < 1000
-    # Independent replay: the returned matrix is W_{n_iter} and the next one explodes.
+    assert 0 <= result.n_iter < 1000
+    # Independent replay: the returned matrix is W_{n_iter}, and the next
+    # step increases the objective (gradient descent's divergence rule).
     W = np.zeros((5, 9))
     for _ in range(result.n_iter):
         W = W - 1.4 * reference_grad(W, H, P, pi, 1.0)
     np.testing.assert_allclose(result.coef, W, rtol=1e-10)
     W_next = W - 1.4 * reference_grad(W, H, P, pi, 1.0)
-    limit = DIVERGENCE_FACTOR * np.log(5)
-    assert cross_entropy(W_next, H, P, pi) + 0.5 * np.sum(W_next ** 2) > limit
+    def f(W):
+        return cross_entropy(W, H, P, pi) + 0.5 * np.sum(W ** 2)
+    assert f(W_next) > f(W) * (1 + 1e-6)
     assert tracker.loss_curve.shape == (result.n_iter + 1,)
 
 

@@ -7,6 +7,8 @@
 * :func:`plot_probability_matrix` — heatmap of next-token probabilities;
 * :class:`PhaseDiagramDisplay` — heat map of a separability phase diagram
   over ``d / m`` and ``m``.
+* :func:`convergence_rate_curve` and :func:`plot_convergence_rates` — margin
+  gap and ``1 - cos(W_k - W~, U~)`` against iterations, on log-log axes.
 
 matplotlib is imported only when a plot is drawn.
 """
@@ -14,10 +16,13 @@ matplotlib is imported only when a plot is drawn.
 from ._geometry import plot_probability_matrix, plot_word_embeddings
 from ._implicit_bias import ImplicitBiasDisplay
 from ._phase_diagram import PhaseDiagramDisplay
+from ._rates import convergence_rate_curve, plot_convergence_rates
 
 __all__ = [
     "ImplicitBiasDisplay",
     "PhaseDiagramDisplay",
+    "convergence_rate_curve",
+    "plot_convergence_rates",
     "plot_probability_matrix",
     "plot_word_embeddings",
 ]

@@ -1,0 +1,78 @@
+"""Stochastic gradient steps for the NTP loss (paper footnote 8).
+
+Two ways to sample the data, both unbiased for ``grad CE``:
+
+* ``"contexts"``: ``batch_size`` distinct contexts drawn with probability
+  ``pi_j`` (with replacement, repeats merged into weights), each with its full
+  next-token distribution ``p_j``: ``g = sum_b w_b (softmax(W h_b) - p_b) h_b^T``.
+  With ``batch_size >= n_contexts`` every context is used with weight ``pi_j``:
+  the step is exactly gradient descent.
+* ``"tokens"``: ``batch_size`` raw (context, next token) pairs drawn with
+  probability ``pi_j p_jz``, each with its one-hot target, as language-model
+  training on sequences does: ``g = mean_b (softmax(W h_b) - e_{z_b}) h_b^T``.
+
+The step is ``eta`` (``"constant"``) or ``eta / sqrt(k)`` at step ``k``
+(``"inverse_sqrt"``, the Robbins-Monro schedule that averages the noise out).
+"""
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from ._loss import softmax
+
+
+class SGDStep:
+    """``step(W, grad, t)`` that replaces ``grad`` by a sampled gradient.
+
+    Parameters
+    ----------
+    datafit : NTPLoss
+        The full loss (its data are sampled).
+    options : SolverOptions
+        ``learning_rate``, ``batch_size``, ``sampling``, ``step_schedule``,
+        ``random_state``.
+    W0 : ndarray
+        Initial matrix (for the dtype).
+    """
+
+    def __init__(self, datafit, options, W0):
+        data = datafit.data
+        self.options = options
+        self.H = datafit.H
+        self.P = data.probabilities
+        self.rng = check_random_state(options.random_state)
+        m = data.n_contexts
+        self.batch_size = m if options.batch_size is None else options.batch_size
+        self.full_batch = options.sampling == "contexts" and self.batch_size >= m
+        if options.sampling == "contexts":
+            self.probabilities = np.asarray(data.weights, dtype=np.float64)
+        else:  # (context, token) pairs, in the order of P's nonzeros
+            rows = np.repeat(np.arange(m), np.diff(self.P.indptr))
+            self.pair_rows, self.pair_tokens = rows, self.P.indices
+            self.probabilities = np.asarray(data.weights, dtype=np.float64)[rows] * self.P.data
+        self.probabilities = self.probabilities / self.probabilities.sum()
+
+    def _eta(self, t):
+        eta = self.options.learning_rate
+        return eta / np.sqrt(t) if self.options.step_schedule == "inverse_sqrt" else eta
+
+    def _sample(self):
+        """Rows of ``H``, their targets (dense) and weights summing to one."""
+        draws = self.rng.choice(len(self.probabilities), size=self.batch_size,
+                                p=self.probabilities)
+        picked, counts = np.unique(draws, return_counts=True)
+        weights = counts / self.batch_size
+        if self.options.sampling == "contexts":
+            return picked, self.P[picked].toarray(), weights
+        rows = self.pair_rows[picked]
+        targets = np.zeros((len(picked), self.P.shape[1]))
+        targets[np.arange(len(picked)), self.pair_tokens[picked]] = 1.0
+        return rows, targets, weights
+
+    def __call__(self, W, grad, t):
+        if self.full_batch:
+            return W - self._eta(t) * grad
+        rows, targets, weights = self._sample()
+        H = self.H[rows]
+        residual = (softmax(H @ W.T) - targets) * weights[:, None]
+        return W - self._eta(t) * (residual.T @ H).astype(W.dtype, copy=False)

@@ -1,0 +1,132 @@
+"""SGD over contexts and tokens; the solvers' own stopping and divergence rules."""
+
+import warnings
+
+import numpy as np
+import pytest
+from _reference import cross_entropy, random_ntp_problem
+from scipy.special import softmax
+from sklearn.exceptions import ConvergenceWarning
+
+import sklearn_ntp._classifier as classifier
+from sklearn_ntp import NTPLinearClassifier
+from sklearn_ntp._data import aggregate_contexts
+from sklearn_ntp._loss import NTPLoss
+from sklearn_ntp._sgd import SGDStep
+from sklearn_ntp._solver_api import SolverOptions, SolverResult
+from sklearn_ntp.datasets import make_ntp_data
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(5)
+    H, P = random_ntp_problem(rng, 12, 6, 15, 3)
+    return H, P, rng.dirichlet(np.ones(12))
+
+
+def fit(problem, **params):
+    H, P, pi = problem
+    params = {"max_iter": 200, "tol": 0.0, "compute_implicit_bias": False, **params}
+    return NTPLinearClassifier(**params).fit(H, P, sample_weight=pi)
+
+
+@pytest.mark.parametrize("batch_size", [12, 100])
+def test_full_batch_context_sgd_is_exactly_gd(problem, batch_size):
+    gd = fit(problem, solver="gd", learning_rate=0.7)
+    sgd = fit(problem, solver="sgd", learning_rate=0.7, batch_size=batch_size)
+    np.testing.assert_array_equal(sgd.coef_, gd.coef_)
+    np.testing.assert_array_equal(sgd.loss_curve_, gd.loss_curve_)
+
+
+@pytest.mark.parametrize("sampling", ["contexts", "tokens"])
+def test_sgd_is_repeatable_under_a_seed(problem, sampling):
+    params = dict(solver="sgd", batch_size=4, sampling=sampling, learning_rate=0.5)
+    a = fit(problem, random_state=3, **params)
+    b = fit(problem, random_state=3, **params)
+    c = fit(problem, random_state=4, **params)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert not np.array_equal(a.coef_, c.coef_)
+
+
+@pytest.mark.parametrize("sampling", ["contexts", "tokens"])
+def test_sampled_gradients_are_unbiased(problem, sampling):
+    H, P, pi = problem
+    data = aggregate_contexts(H, P, pi)
+    W = np.random.default_rng(0).standard_normal((6, 15)) / 4
+    options = SolverOptions(max_iter=1, tol=0.0, learning_rate=1.0, batch_size=3,
+                            sampling=sampling, random_state=0)
+    step = SGDStep(NTPLoss(data), options, W)
+    mean = np.mean([W - step(W, None, 1) for _ in range(5000)], axis=0)
+    full = ((softmax(H @ W.T, axis=1) - P) * pi[:, None]).T @ H  # the definition
+    np.testing.assert_allclose(mean, full, atol=0.06 * np.abs(full).max())
+
+
+def test_decaying_steps_follow_inverse_sqrt(problem):
+    H, P, pi = problem
+    gd_like = fit(problem, solver="sgd", learning_rate=0.8, step_schedule="inverse_sqrt",
+                  max_iter=3)
+    W = np.zeros((6, 15))
+    for k in range(1, 4):
+        W = W - 0.8 / np.sqrt(k) * ((softmax(H @ W.T, axis=1) - P) * pi[:, None]).T @ H
+    np.testing.assert_allclose(gd_like.coef_, W, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("solver", ["adam", "ngd"])
+def test_non_monotone_solvers_survive_an_initial_overshoot(solver):
+    # Embeddings of scale 10: the first steps overshoot f(W_0), then descend.
+    X, Y, w = make_ntp_data(random_state=0)
+    clf = NTPLinearClassifier(solver=solver, learning_rate=0.1, max_iter=300, tol=0.0,
+                              compute_implicit_bias=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf.fit(10 * X, Y, sample_weight=w)
+    assert clf.stop_reason_ == "max_iter" and clf.n_iter_ == 300
+    data = aggregate_contexts(10 * X, Y, w)
+    ce = cross_entropy(clf.coef_, np.asarray(data.embeddings),
+                       data.probabilities.toarray(), np.asarray(data.weights))
+    assert ce < np.log(Y.shape[1]) - 0.5  # well below f(W_0) = log V
+
+
+def test_lbfgs_does_not_claim_convergence_short_of_tol():
+    rng = np.random.default_rng(1)
+    H, P = random_ntp_problem(rng, 30, 6, 8, 3)
+    pi = rng.dirichlet(np.ones(30))
+    clf = NTPLinearClassifier(solver="lbfgs", alpha=1e-2, tol=1e-10, max_iter=10_000,
+                              compute_implicit_bias=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(H, P, sample_weight=pi)
+    W = clf.coef_
+    grad = ((softmax(H @ W.T, axis=1) - P) * pi[:, None]).T @ H + 1e-2 * W
+    assert clf.converged_ == (np.linalg.norm(grad) <= 1e-10)
+    assert clf.converged_ or clf.stop_reason_ in {"stalled", "line search failed", "max_iter"}
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "gd"])
+def test_huge_embeddings_get_a_meaningful_reason(solver):
+    X, Y, w = make_ntp_data(random_state=0, n_contexts=10, n_features=12)
+    # A given step (learning_rate="auto" would scale it to the data).
+    clf = NTPLinearClassifier(solver=solver, compute_implicit_bias=False, max_iter=50,
+                              learning_rate=0.5)
+    with pytest.warns(ConvergenceWarning) as record:
+        clf.fit(X * 1e150, Y, sample_weight=w)
+    message = str(record[0].message)
+    assert "learning_rate is too large" not in message and "rescale X" in message
+    assert "ABNORMAL" not in clf.stop_reason_ and clf.stop_reason_ != "lbfgs: "
+    assert np.all(np.isfinite(clf.coef_))
+
+
+def test_the_estimator_warns_exactly_when_the_solver_says(problem, monkeypatch):
+    def fake(objective, W0, options, tracker):
+        tracker.record(0, W0, 1.0, 1.0)
+        tracker.finish()
+        return SolverResult(W0, 0, False, "max_iter", message)
+
+    monkeypatch.setitem(classifier.SOLVERS, "gd", fake)
+    message = "custom reason"
+    with pytest.warns(ConvergenceWarning, match="custom reason"):
+        fit(problem, alpha=1.0)
+    message = ""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        fit(problem, alpha=1.0)  # not converged, alpha > 0: the solver decided
