@@ -18,6 +18,7 @@ The step is ``eta`` (``"constant"``) or ``eta / sqrt(k)`` at step ``k``
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._array_api import from_host, namespace
 from ._loss import softmax
 
 
@@ -73,6 +74,15 @@ class SGDStep:
         if self.full_batch:
             return W - self._eta(t) * grad
         rows, targets, weights = self._sample()
-        H = self.H[rows]
-        residual = (softmax(H @ W.T) - targets) * weights[:, None]
-        return W - self._eta(t) * (residual.T @ H).astype(W.dtype, copy=False)
+        xp, on_host = namespace(W)
+        if on_host:
+            H = self.H[rows]
+            residual = (softmax(H @ W.T) - targets) * weights[:, None]
+            return W - self._eta(t) * (residual.T @ H).astype(W.dtype, copy=False)
+        # The draw is made on the host (a few indices); the step runs on W's
+        # device, with host-to-device copies only (no synchronization).
+        H = xp.take(self.H, xp.asarray(rows, device=W.device), axis=0)
+        targets = from_host(targets, xp, W.device, W.dtype)
+        weights = from_host(weights[:, None], xp, W.device, W.dtype)
+        residual = (softmax(H @ W.T) - targets) * weights
+        return W - self._eta(t) * (residual.T @ H)

@@ -62,7 +62,10 @@ def fit_both(xp, data, dtype=np.float64, **params):
     {"solver": "ngd", "learning_rate": 0.1, "max_iter": 200},
     {"solver": "gd", "learning_rate": 0.5, "max_iter": 500, "alpha": 0.01, "tol": 1e-3},
     {"solver": "lbfgs", "alpha": 0.01, "max_iter": 50},
-], ids=["gd", "adam", "ngd", "gd-ridge", "lbfgs"])
+    {"solver": "sgd", "batch_size": 5, "max_iter": 100, "random_state": 0},
+    {"solver": "sgd", "batch_size": 5, "sampling": "tokens", "max_iter": 100,
+     "random_state": 0},
+], ids=["gd", "adam", "ngd", "gd-ridge", "lbfgs", "sgd-contexts", "sgd-tokens"])
 def test_same_results_as_numpy_float64(xp, data, params):
     if params["solver"] == "ngd" and xp is not xps:
         # torch rounds its norms differently, and normalized GD at a fixed step
