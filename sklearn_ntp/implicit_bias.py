@@ -11,7 +11,7 @@ The objects the paper's theorems are about, computed exactly:
 """
 
 from ._data import NTPData, aggregate_contexts
-from ._exceptions import NotNTPCompatibleError, NotNTPSeparableError
+from ._exceptions import CertificationError, NotNTPCompatibleError, NotNTPSeparableError
 from ._objective import entropy_lower_bound, ntp_loss, ntp_loss_gradient
 from ._report import SeparabilityReport, check_ntp_separability
 from ._subspace import DataSubspace, data_subspace, log_odds_solution
@@ -22,6 +22,7 @@ __all__ = [
     "aggregate_contexts",
     "NotNTPCompatibleError",
     "NotNTPSeparableError",
+    "CertificationError",
     "entropy_lower_bound",
     "ntp_loss",
     "ntp_loss_gradient",
