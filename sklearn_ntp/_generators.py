@@ -57,7 +57,12 @@ class PairGenerators:
 
     def combine(self, coef):
         """``sum_g coef[g] (e_plus - e_minus) h_g^T`` as a (n_tokens, n_features) array."""
-        return np.asarray(self.dual_matrix(coef) @ self.H)
+        # A dense (V, m) dual matrix turns the product into one BLAS-3 call,
+        # far faster than a sparse-dense product on a thin H.
+        A = np.zeros((self.n_tokens, self.H.shape[0]))
+        np.add.at(A, (self.plus, self.context), coef)
+        np.add.at(A, (self.minus, self.context), -coef)
+        return A @ self.H
 
     def inner(self, W):
         """``<(e_plus - e_minus) h_g^T, W>`` for every generator ``g``.

@@ -45,8 +45,11 @@ __all__ = ["embedding_rank", "kkt_violation", "ntp_svm"]
 WELL_CONDITIONED = 1e-4
 #: Relative ridges of the lifted embeddings tried for degenerate Gram matrices.
 LIFTS = (1e-7, 1e-9, 1e-11)
-#: ``method="auto"`` uses the interior point up to this many contexts.
-INTERIOR_POINT_MAX_CONTEXTS = 150
+#: ``method="auto"`` uses the interior point up to this many contexts ...
+INTERIOR_POINT_MAX_CONTEXTS = 100
+#: ... and, for ``d < m``, the cvxpy primal up to this many variables ``V d``
+#: (the sequential dual method converges slowly on such hard-margin duals).
+PRIMAL_MAX_VARIABLES = 20_000
 #: Largest Farkas LP (``n_tokens * (n_contexts - rank)`` variables) run before the
 #: sequential dual method; larger ones only run if that method fails.
 EAGER_LP_VARIABLES = 50_000
@@ -147,11 +150,22 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
         _raise_zero_embeddings(data)
     scale *= float(np.linalg.norm(H / scale, axis=1).max())
     scaled = replace(data, embeddings=H / scale)
-    if method == "auto":
-        method = ("interior-point" if data.n_contexts <= INTERIOR_POINT_MAX_CONTEXTS
-                  else "dual-cd")
-    A = _SOLVERS[method](scaled, verbose)
+    m, d = data.n_contexts, data.n_features
+    with kernel_threads(data.n_tokens * m * min(m, d)):
+        A = _SOLVERS[_choose_method(method, data)](scaled, verbose)
     return (A @ scaled.embeddings) / scale
+
+
+def _choose_method(method, data):
+    """The path that ``method="auto"`` takes (documented in :func:`ntp_svm`)."""
+    if method != "auto":
+        return method
+    m, d = data.n_contexts, data.n_features
+    if m <= INTERIOR_POINT_MAX_CONTEXTS:
+        return "interior-point"
+    if d < m and data.n_tokens * d <= PRIMAL_MAX_VARIABLES:
+        return "primal-scs"
+    return "dual-cd"
 
 
 def _raise_zero_embeddings(data):
@@ -239,12 +253,11 @@ def _solve_interior_point(data, verbose):
     else:
         _raise_if_infeasible(data, rank)
     A_ipm = None
-    with kernel_threads(m ** 3):
-        for K_lift in lifts:
-            A_ipm = interior_point(K_lift, off)
-            A = _certified(data, H, A_ipm)
-            if A is not None:
-                return A
+    for K_lift in lifts:
+        A_ipm = interior_point(K_lift, off)
+        A = _certified(data, H, A_ipm)
+        if A is not None:
+            return A
     _refuse(data, A_ipm, "interior-point")
 
 
@@ -260,22 +273,21 @@ def _solve_dual_cd(data, verbose):
     off = ~data.support_mask.T
     data_z = replace(data, embeddings=Z)
     A = None
-    with kernel_threads(V * Z.shape[1] * 64):
-        for epoch in range(EPOCHS_PER_CHECK, MAX_EPOCHS + 1, EPOCHS_PER_CHECK):
-            A, R = sequential_dual(Z, off, A=A, n_epochs=EPOCHS_PER_CHECK, random_state=epoch)
-            violation = certify(A, data_z).primal
-            if verbose:
-                print(f"ntp_svm dual-cd: epoch {epoch}, primal infeasibility {violation:.2e}")
-            if violation <= POLISH_RTOL:
-                A_exact = _certified(data, Z, A)
-                if A_exact is not None:
-                    return A_exact
+    for epoch in range(EPOCHS_PER_CHECK, MAX_EPOCHS + 1, EPOCHS_PER_CHECK):
+        A, _ = sequential_dual(Z, off, A=A, n_epochs=EPOCHS_PER_CHECK, random_state=epoch)
+        violation = certify(A, data_z).primal
+        if verbose:
+            print(f"ntp_svm dual-cd: epoch {epoch}, primal infeasibility {violation:.2e}")
+        if violation <= POLISH_RTOL:
+            A_exact = _certified(data, Z, A)
+            if A_exact is not None:
+                return A_exact
     if not full_rank:
         _raise_if_infeasible(data, embedding_rank(H)[1] if rank is None else rank)
     _refuse(data, A, "dual-cd")
 
 
-def _solve_cvxpy(data, verbose):
+def _solve_cvxpy(data, verbose, solver="CLARABEL"):
     """The row-space primal in cvxpy (Clarabel by default), then the polish.
 
     ``W^mm = A H`` lies in the row space of ``H``; with ``H = Z Q^T``
@@ -295,7 +307,7 @@ def _solve_cvxpy(data, verbose):
     if z.size:
         constraints.append(logits[j * V + z] == logits[j * V + z0])
     problem = cp.Problem(cp.Minimize(cp.sum_squares(W_z)), constraints)
-    solver = cp.CLARABEL if cp.CLARABEL in cp.installed_solvers() else None
+    solver = solver if solver in cp.installed_solvers() else None
     try:
         problem.solve(solver=solver, verbose=verbose > 1)
     except cp.SolverError as exc:
@@ -316,8 +328,22 @@ def _solve_cvxpy(data, verbose):
     return A_exact
 
 
+def _solve_primal_scs(data, verbose):
+    """The cvxpy primal solved to moderate accuracy by SCS, then polished.
+
+    A first-order conic solver finds the support vectors much faster than an
+    interior point on many constraints; the polish makes the result exact.
+    If it cannot be certified, Clarabel solves the same problem.
+    """
+    try:
+        return _solve_cvxpy(data, verbose, solver="SCS")
+    except CertificationError:
+        return _solve_cvxpy(data, verbose)
+
+
 _SOLVERS = {
     "interior-point": _solve_interior_point,
     "dual-cd": _solve_dual_cd,
     "cvxpy": _solve_cvxpy,
+    "primal-scs": _solve_primal_scs,
 }

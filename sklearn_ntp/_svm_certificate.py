@@ -14,9 +14,13 @@ result is then certified by its KKT residuals and its duality gap.
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as la
+from scipy.optimize import lsq_linear
 from scipy.sparse.linalg import LinearOperator, cg
+from sklearn import get_config
+from sklearn.utils import gen_batches
 
-from ._generators import GramSolver, PairGenerators, margin_pairs, support_pairs
+from ._generators import RANK_RTOL, GramSolver, PairGenerators, margin_pairs, support_pairs
 
 #: Relative primal infeasibility (ties and margins) accepted, vs the logit scale.
 FEASIBILITY_RTOL = 1e-8
@@ -25,7 +29,7 @@ GAP_RTOL = 1e-6
 #: Generators up to which the polish factors their dense Gram matrix.
 DENSE_GENERATORS = 3000
 #: Active-set corrections tried before giving up.
-MAX_ROUNDS = 20
+MAX_ROUNDS = 50
 
 
 @dataclass(frozen=True)
@@ -109,12 +113,38 @@ def _solve_generators(gens, rhs, A0):
     c0[n_ties:] = -A0[gens.minus[n_ties:], gens.context[n_ties:]]
     operator = LinearOperator((n, n), matvec=lambda c: gens.inner(gens.combine(c)),
                               dtype=np.float64)
-    c, _ = cg(operator, rhs, x0=c0, rtol=1e-14, atol=0.0, maxiter=20 * int(np.sqrt(n)) + 200)
+    c, _ = cg(operator, rhs, x0=c0, rtol=1e-12, atol=0.0, maxiter=20 * int(np.sqrt(n)) + 200)
     return c
+
+
+def _nonnegative_multipliers(gens, rhs, c):
+    """Other coefficients of the same ``W``, with nonnegative margin multipliers.
+
+    With more active constraints than independent generators (degenerate
+    data, ``m > d``), the minimum-norm coefficients may have negative margin
+    multipliers although nonnegative ones exist. A bounded least-squares fit
+    ``min ||B^T (c' - c)||`` in the whitened Gram metric finds them (dense
+    regime only); returns None if they do not exist.
+    """
+    if len(gens) > DENSE_GENERATORS:
+        return None
+    vals, vecs = la.eigh(gens.gram())
+    keep = vals > RANK_RTOL * max(float(vals[-1]), np.finfo(float).tiny)
+    M = np.sqrt(vals[keep])[:, None] * vecs[:, keep].T
+    target = M @ c
+    lower = np.where(rhs == 0.0, -np.inf, 0.0)
+    fit = lsq_linear(M, target, bounds=(lower, np.inf), method="bvls")
+    if np.linalg.norm(M @ fit.x - target) > 1e-10 * max(np.linalg.norm(target), 1e-300):
+        return None
+    return fit.x
 
 
 def polish(data, Z, A, margin_tol=1e-6):
     """Exact dual matrix for the active set of ``A``, corrected until consistent.
+
+    Each round solves the equality-constrained problem of the active set; it
+    adds the worst violated margins while there are any, and otherwise drops
+    the margins whose multipliers must be negative.
 
     Parameters
     ----------
@@ -123,6 +153,9 @@ def polish(data, Z, A, margin_tol=1e-6):
         Embeddings or a factor with the same Gram matrix.
     A : ndarray of shape (n_tokens, n_contexts)
         Approximate dual solution.
+    margin_tol : float
+        Multipliers above ``margin_tol`` times the largest mark the initial
+        active set.
 
     Returns
     -------
@@ -132,22 +165,30 @@ def polish(data, Z, A, margin_tol=1e-6):
     off = ~data.support_mask.T
     lam = np.where(off, -A, 0.0)
     active = lam > margin_tol * max(float(lam.max(initial=0.0)), 1e-300)
+    z0, v, j = margin_pairs(data)
     for _ in range(MAX_ROUNDS):
         gens, rhs = _active_generators(data, Z, active)
-        A_exact = gens.dual_matrix(_solve_generators(gens, rhs, A)).toarray()
-        W = A_exact @ Z
-        logits = Z @ W.T
-        z0, v, j = margin_pairs(data)
+        c = _solve_generators(gens, rhs, A)
+        A = gens.dual_matrix(c).toarray()
+        logits = Z @ (A @ Z).T
         slack = np.full(off.shape, np.inf)
         slack[v, j] = logits[j, z0] - logits[j, v] - 1.0
         logit_scale = max(1.0, float(np.abs(logits).max(initial=0.0)))
-        scale = max(1.0, float(np.abs(A_exact).max(initial=0.0)))
-        negative = active & (A_exact > FEASIBILITY_RTOL * scale)
-        violated = off & ~active & (slack < -FEASIBILITY_RTOL * logit_scale)
-        if not negative.any() and not violated.any():
-            return A_exact
-        active = (active & ~negative) | violated
-        A = A_exact
+        violated = off & (slack < -FEASIBILITY_RTOL * logit_scale)
+        if (violated & active).any():
+            return None  # inconsistent active set (dependent generators)
+        if violated.any():
+            # The worst half only: adding every violated margin overshoots
+            # and makes the active set cycle.
+            active |= violated & (slack <= 0.5 * float(slack[violated].min()))
+            continue
+        negative = active & (A > FEASIBILITY_RTOL * max(1.0, float(np.abs(A).max())))
+        if not negative.any():
+            return A
+        c_nonneg = _nonnegative_multipliers(gens, rhs, c)
+        if c_nonneg is not None:
+            return gens.dual_matrix(c_nonneg).toarray()
+        active &= ~negative
     return None
 
 
@@ -156,14 +197,12 @@ def degenerate_pair(data):
 
     Computed in row chunks of scikit-learn's ``working_memory``.
     """
-    from sklearn.utils import gen_batches, get_chunk_n_rows
-
     H = np.asarray(data.embeddings, dtype=np.float64)
     norms = np.linalg.norm(H, axis=1)
     Hn = H / np.where(norms > 0, norms, 1.0)[:, None]
     keys = np.unique(data.support_mask, axis=0, return_inverse=True)[1].ravel()
     best, pair = -1.0, (0, 0)
-    chunk = get_chunk_n_rows(row_bytes=8 * H.shape[0], max_n_rows=H.shape[0])
+    chunk = max(1, int(get_config()["working_memory"] * 2**20 // (8 * H.shape[0])))
     for rows in gen_batches(H.shape[0], chunk):
         cos = np.abs(Hn[rows] @ Hn.T)
         cos[keys[rows][:, None] == keys[None, :]] = -1.0
@@ -175,7 +214,10 @@ def degenerate_pair(data):
 
 def degenerate_message(data):
     """Sentence naming the most nearly collinear pair of contexts."""
-    (i, j), cos = degenerate_pair(data)
+    (i, j), _ = degenerate_pair(data)
+    H = np.asarray(data.embeddings, dtype=np.float64)[[i, j]]
+    u, w = H / np.linalg.norm(H, axis=1, keepdims=True)
+    angle = min(np.linalg.norm(u - w), np.linalg.norm(u + w))
     return (f"Contexts {i} and {j} have different supports and nearly collinear "
-            f"embeddings (|cos| = 1 - {1.0 - cos:.1e}); the NTP margin they allow is "
+            f"embeddings (angle {angle:.1e} rad); the NTP margin they allow is "
             "below what double precision resolves.")
