@@ -9,13 +9,15 @@ Each size runs ``ntp_svm(method="auto")`` (the new size rule) beside the exact
 interior point and the cvxpy (Clarabel) formulation, each where it runs in
 reasonable time (a skipped path is reported with the reason), and prints the
 ratios measured in the same run. Peak memory is the tracemalloc peak of the
-call (numpy buffers included). Rows are appended to ``--csv`` for
+call (numpy buffers included), or the process's peak resident size for
+calls over a minute. Rows are appended to ``--csv`` for
 ``plot_scale.py``.
 """
 
 import argparse
 import csv
 import multiprocessing
+import resource
 import sys
 import time
 import tracemalloc
@@ -47,20 +49,30 @@ BIG = [((5000, 50, 6000, 8), ("auto",)), ((10000, 200, 256, 8), ("auto",))]
 HUGE = [((100_000, 1000, 128, 8), ("auto",))]
 
 
-def measure(method, data):
-    """Seconds, peak MiB and outcome of one ``ntp_svm`` call."""
-    tracemalloc.start()
-    start = time.perf_counter()
+def _call(method, data):
     try:
         W = ntp_svm(data, method=method)
-        outcome = f"margin {1 / np.linalg.norm(W):.4g}"
+        return W, f"margin {1 / np.linalg.norm(W):.4g}"
     except NotNTPSeparableError:
-        W, outcome = None, "not separable (certificate)"
+        return None, "not separable (certificate)"
     except CertificationError as exc:
-        W, outcome = None, f"refused: {exc.status}"
+        return None, f"refused: {exc.status}"
+
+
+def measure(method, data):
+    """Seconds, peak MiB and outcome of ``ntp_svm``: timed without tracing, then
+    traced once for the peak if that takes under a minute (else the process's
+    peak resident size so far, an upper bound)."""
+    start = time.perf_counter()
+    W, outcome = _call(method, data)
     seconds = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
+    if seconds < 60:
+        tracemalloc.start()
+        _call(method, data)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     return seconds, peak, outcome, W
 
 

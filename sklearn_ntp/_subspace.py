@@ -35,7 +35,7 @@ class DataSubspace:
     ``method="krylov"`` never forms it and solves by LSQR on the generator
     map started at 0, so every solution stays in ``F`` (each iteration costs
     two ``n_contexts x n_tokens x n_features`` products). ``"auto"`` is dense
-    up to N = 4,000 and Krylov above.
+    up to N = 8,000 and Krylov above.
 
     Parameters
     ----------

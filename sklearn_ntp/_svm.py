@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg as la
 
 from ._data import as_ntp_data
-from ._dual_cd import sequential_dual
+from ._dual_cd import MAX_BLOCK, sequential_dual
 from ._exceptions import CertificationError, NotNTPSeparableError
 from ._farkas import separability_certificate
 from ._generators import RANK_RTOL, margin_pairs, support_pairs
@@ -89,10 +89,14 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
         ``n_tokens`` (m, m) factorizations per step (exact and fastest for
         small ``m``). ``"dual-cd"``: the sequential dual method (block
         coordinate descent over contexts), matrix-free, each epoch costing
-        about two ``n_tokens x m x min(m, d)`` products. ``"cvxpy"``: the same
-        row-space dual handed to cvxpy's Clarabel solver (the default cvxpy
-        solver if Clarabel is not installed). ``"auto"`` uses the interior
-        point up to 150 distinct contexts and the sequential dual method above.
+        about two ``n_tokens x m x min(m, d)`` products. ``"cvxpy"``: the primal
+        in row-space coordinates (``n_tokens x min(m, d)`` variables) handed
+        to cvxpy's Clarabel solver (the default cvxpy solver if Clarabel is
+        not installed). ``"auto"`` uses the interior point up to 100 distinct
+        contexts; above, when ``d < m`` and ``n_tokens * d <= 20,000``, the
+        same primal solved by SCS to moderate accuracy (then Clarabel if
+        needed), and otherwise the sequential dual method (which suits
+        full-row-rank embeddings; on ``d < m`` it converges slowly).
         Every method ends with the same exact polish and certificate.
     verbose : int, default=0
         Print the progress of the sequential dual method if positive.
@@ -274,7 +278,8 @@ def _solve_dual_cd(data, verbose):
     data_z = replace(data, embeddings=Z)
     A = None
     for epoch in range(EPOCHS_PER_CHECK, MAX_EPOCHS + 1, EPOCHS_PER_CHECK):
-        A, _ = sequential_dual(Z, off, A=A, n_epochs=EPOCHS_PER_CHECK, random_state=epoch)
+        with kernel_threads(V * Z.shape[1] * MAX_BLOCK):  # one block's products
+            A, _ = sequential_dual(Z, off, A=A, n_epochs=EPOCHS_PER_CHECK, random_state=epoch)
         violation = certify(A, data_z).primal
         if verbose:
             print(f"ntp_svm dual-cd: epoch {epoch}, primal infeasibility {violation:.2e}")
