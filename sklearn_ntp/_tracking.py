@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._exceptions import NotNTPSeparableError
+from ._exceptions import CertificationError, NotNTPSeparableError
 from ._subspace import DataSubspace
 from ._svm import ntp_svm
 
@@ -80,6 +80,9 @@ def implicit_bias_reference(data):
     except NotNTPSeparableError:
         W_mm = None
         issues.append("The data are not NTP-separable: there is no max-margin direction.")
+    except CertificationError as exc:
+        W_mm = None
+        issues.append(f"The max-margin direction could not be certified: {exc}")
     if W_mm is not None and not np.any(W_mm):
         W_mm = None
         issues.append("Every context supports every token: the loss attains its "
