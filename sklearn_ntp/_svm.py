@@ -31,6 +31,7 @@ from ._farkas import separability_certificate
 from ._generators import RANK_RTOL, margin_pairs, support_pairs
 from ._interior_point import interior_point
 from ._svm_certificate import (
+    DENSE_GENERATORS,
     certify,
     degenerate_message,
     degenerate_pair,
@@ -56,8 +57,11 @@ EAGER_LP_VARIABLES = 50_000
 #: Epochs of the sequential dual method between certificate attempts, and in all.
 EPOCHS_PER_CHECK = 10
 MAX_EPOCHS = 3000
-#: Primal infeasibility of a dual iterate below which polishing is attempted.
+#: Primal infeasibility of a dual iterate below which polishing is attempted:
+#: early for the dense polish (cheap), late for the conjugate-gradient one,
+#: whose iterations each cost as much as half an epoch.
 POLISH_RTOL = 1e-2
+POLISH_RTOL_CG = 1e-5
 METHODS = ("auto", "interior-point", "dual-cd", "cvxpy")
 
 
@@ -276,6 +280,9 @@ def _solve_dual_cd(data, verbose):
         _raise_if_infeasible(data, rank)
     off = ~data.support_mask.T
     data_z = replace(data, embeddings=Z)
+    # Ties plus about one support vector per context: sum_j S_j generators.
+    dense = int(data.support_sizes.sum()) <= DENSE_GENERATORS
+    gate = POLISH_RTOL if dense else POLISH_RTOL_CG
     A = None
     for epoch in range(EPOCHS_PER_CHECK, MAX_EPOCHS + 1, EPOCHS_PER_CHECK):
         with kernel_threads(V * Z.shape[1] * MAX_BLOCK):  # one block's products
@@ -283,7 +290,7 @@ def _solve_dual_cd(data, verbose):
         violation = certify(A, data_z).primal
         if verbose:
             print(f"ntp_svm dual-cd: epoch {epoch}, primal infeasibility {violation:.2e}")
-        if violation <= POLISH_RTOL:
+        if violation <= gate:
             A_exact = _certified(data, Z, A)
             if A_exact is not None:
                 return A_exact
