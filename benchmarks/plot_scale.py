@@ -3,7 +3,7 @@
     python benchmarks/bench_scale.py --big && python benchmarks/plot_scale.py
 
 Reads ``benchmarks/scale_results.csv``; writes ``docs/_static/scale.png`` and
-the table ``docs/_static/scale_table.rst`` included by the user guide.
+the table ``docs/_static/scale_table.inc`` included by the user guide.
 """
 
 import argparse
@@ -33,7 +33,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default="benchmarks/scale_results.csv")
     parser.add_argument("--out", default="docs/_static/scale.png")
-    parser.add_argument("--table", default="docs/_static/scale_table.rst")
+    parser.add_argument("--table", default="docs/_static/scale_table.inc")
     args = parser.parse_args()
     series = defaultdict(list)
     with open(args.csv) as f:
