@@ -53,3 +53,25 @@ class NTPSeparabilityWarning(UserWarning):
     >>> issubclass(NTPSeparabilityWarning, UserWarning)
     True
     """
+
+
+class CertificationError(RuntimeError):
+    """A geometric result could not be certified, so it is not returned.
+
+    Raised by :func:`~sklearn_ntp.implicit_bias.ntp_svm` when no candidate
+    meets its optimality certificate (KKT residuals and duality gap), when a
+    linear program fails, or when the data are numerically degenerate (two
+    nearly collinear contexts with different supports, named in the message).
+    ``status`` names the cause and ``residuals`` holds what was measured.
+
+    Examples
+    --------
+    >>> from sklearn_ntp.implicit_bias import CertificationError
+    >>> issubclass(CertificationError, RuntimeError)
+    True
+    """
+
+    def __init__(self, message, status=None, residuals=None):
+        super().__init__(message)
+        self.status = status
+        self.residuals = residuals

@@ -5,12 +5,38 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from ._exceptions import CertificationError
+from ._svm_certificate import degenerate_message
+
 #: A dual direction with objective below this certifies non-separability.
 CERTIFICATE_ATOL = 1e-7
+#: Largest ``||A H||_F / |sum_off A|`` (an upper bound on the NTP margin of
+#: unit-norm decoders, with rows of ``H`` scaled to norm <= 1) accepted as a
+#: certificate that the margin is zero rather than merely tiny.
+MARGIN_BOUND_ATOL = 1e-10
+#: HiGHS outcomes (``scipy.optimize.linprog`` status codes). The LP is
+#: feasible (A = 0) and bounded below (by -1), so only 0 is a valid outcome.
+LP_STATUS = {
+    0: "optimal",
+    1: "iteration or time limit reached",
+    2: "reported infeasible",
+    3: "reported unbounded",
+    4: "numerical difficulties",
+}
 
 
-def separability_certificate(data, rank):
-    """Farkas certificate that (6a)-(6b) are infeasible, or ``None``.
+def margin_bound(A, H):
+    """``||A H||_F / |sum of off-support entries|``: the margin that ``A`` allows.
+
+    For any ``W`` meeting (6a)-(6b), ``<A H, W> >= -sum_off A``, hence
+    ``1 / ||W|| <= margin_bound`` (0 for an exact Farkas certificate).
+    """
+    total = -float(np.sum(np.minimum(A, 0.0)))
+    return float(np.linalg.norm(A @ H)) / max(total, np.finfo(float).tiny)
+
+
+def separability_certificate(data, rank, options=None):
+    """Verified Farkas certificate that (6a)-(6b) are infeasible, or ``None``.
 
     The constraints are infeasible exactly when some dual matrix ``A`` (zero-sum
     columns, nonpositive off the supports) has ``A H = 0`` and a negative sum of
@@ -23,11 +49,17 @@ def separability_certificate(data, rank):
     ``e_i - sum_b c_ib e_b`` (``h_i = sum_b c_ib h_b``). The sign constraint of
     an out-of-support pair of a non-basis context is then a simple bound, and
     only pairs of the ``r`` basis contexts need LP rows.
+
+    ``options`` are passed to HiGHS (e.g. ``{"time_limit": 60}``). A failed LP
+    raises :class:`CertificationError` (never read as "no certificate"), and so
+    does a direction whose residual ``A H`` is too large to be a certificate:
+    the data are then numerically degenerate.
     """
     off = ~data.support_mask.T  # (V, m)
     if rank == data.n_contexts or not off.any():
         return None
     H = np.asarray(data.embeddings, dtype=np.float64)
+    H = H / max(float(np.linalg.norm(H, axis=1).max()), np.finfo(float).tiny)
     V, m = off.shape
     pivots = la.qr(H.T, mode="economic", pivoting=True)[2]
     basis, rest = pivots[:rank], pivots[rank:]
@@ -58,7 +90,26 @@ def separability_certificate(data, rank):
         b_eq=np.zeros(k),
         bounds=np.c_[np.full(V * k, -np.inf), upper],
         method="highs",
+        options=options or {},
     )
-    if res.status != 0 or res.fun > -CERTIFICATE_ATOL:
+    if res.status != 0:
+        raise CertificationError(
+            "The linear program deciding NTP-separability failed "
+            f"(HiGHS: {LP_STATUS.get(res.status, res.status)}; {res.message}).",
+            status=f"lp_{res.status}",
+        )
+    if res.fun > -CERTIFICATE_ATOL:
         return None
-    return res.x.reshape(V, k) @ N.T
+    A = res.x.reshape(V, k) @ N.T
+    # Exact signs and zero column sums (the anchor token absorbs the rounding).
+    A = np.where(off, np.minimum(A, 0.0), A)
+    P = data.probabilities
+    A[P.indices[P.indptr[:-1]], np.arange(m)] -= A.sum(axis=0)
+    bound = margin_bound(A, H)
+    if bound > MARGIN_BOUND_ATOL:
+        raise CertificationError(
+            "Separability cannot be decided: the best Farkas direction still allows "
+            f"a margin of {bound:.2g}. " + degenerate_message(data),
+            status="degenerate", residuals={"margin_bound": bound},
+        )
+    return A

@@ -29,20 +29,13 @@ from ._data import NTPData, as_ntp_data, with_support
 from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
 from ._separable_pairs import SeparablePairsError, separable_pairs
 from ._subspace import DataSubspace
-from ._svm import (
-    KKT_ATOL,
-    _constraint_residuals,
-    _generator_polish,
-    embedding_rank,
-    kkt_violation,
-    ntp_svm,
-)
+from ._exceptions import CertificationError, NotNTPSeparableError
+from ._svm import embedding_rank, solve_ntp_svm
+from ._svm_certificate import GAP_RTOL
 
 #: Largest certified margin of a unit-norm direction on a pair outside ``T``,
 #: relative to ``max_j ||h_j||`` (the largest margin a unit direction can have).
 FARKAS_RTOL = 1e-6
-#: Slack (relative to the largest logit) below which a margin counts as active.
-ACTIVE_RTOL = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,7 +76,8 @@ class ImplicitBiasLimit:
         Numerical rank of the embedding matrix ``H``.
     certificate : dict
         ``"stationarity"``: ``||grad CE~(W~)||_F / sqrt(sum_j pi_j ||h_j||^2)``
-        (at most ``1e-8``); ``"kkt_violation"``: of ``U~`` (at most ``1e-8``,
+        (at most ``1e-8``); ``"kkt_violation"``: largest residual of ``U~``'s certificate
+        (relative infeasibility at most ``1e-8``, duality gap at most ``1e-6``;
         0 when ``T`` is empty); ``"farkas_bound"``: largest margin a unit
         direction of the cone can have on a pair outside ``T``, relative to
         ``max_j ||h_j||`` (at most ``1e-6``, unless the LP is optimal);
@@ -301,21 +295,20 @@ def _separable_pairs(data, rank, method, W_star):
 
 
 def _max_margin_solution(data, effective, T):
-    """``(U~, KKT violation)``; ``(None, 0.0)`` when ``T`` is empty.
+    """``(U~, KKT residual)``; ``(None, 0.0)`` when ``T`` is empty.
 
-    ``ntp_svm`` finds the solution; its support vectors (active margins) then
-    give the exact dual matrix by the generator-form polish, whose KKT
-    violation certifies it.
+    ``U~`` is the NTP-SVM of the effective supports; :func:`ntp_svm` returns
+    it only with its certificate holding, whose largest residual (relative
+    infeasibility, duality gap) is reported. A refusal leaves ``U~`` unknown:
+    ``(None, inf)``, which the status names.
     """
     if not T.any():
         return None, 0.0
-    effective_data = with_support(data, effective)
-    U = ntp_svm(effective_data)
-    off = T.T
-    _, slack, scale = _constraint_residuals(U, effective_data)
-    active = off & (slack <= ACTIVE_RTOL * scale)
-    A = _generator_polish(effective_data, None, off, active)
-    return A @ np.asarray(data.embeddings, dtype=np.float64), kkt_violation(A, effective_data)
+    try:
+        U, certificate = solve_ntp_svm(with_support(data, effective))
+    except (CertificationError, NotNTPSeparableError):
+        return None, np.inf
+    return U, max(certificate.primal, certificate.dual, certificate.gap)
 
 
 def _farkas_bound(data, loss, W, T, grad_norm):
@@ -338,7 +331,7 @@ def _farkas_bound(data, loss, W, T, grad_norm):
 
 
 def _status(certificate):
-    limits = {"stationarity": STATIONARITY_RTOL, "kkt_violation": KKT_ATOL,
+    limits = {"stationarity": STATIONARITY_RTOL, "kkt_violation": GAP_RTOL,
               "farkas_bound": FARKAS_RTOL}
     names = {"stationarity": "finite component W~ (stationarity",
              "kkt_violation": "max-margin solution U~ (KKT violation",

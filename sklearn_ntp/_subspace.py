@@ -10,23 +10,45 @@ import numpy as np
 
 from ._data import as_ntp_data
 from ._exceptions import NotNTPCompatibleError
-from ._generators import GramSolver, PairGenerators, support_log_odds, support_pairs
+from ._generators import (
+    GramSolver,
+    KrylovSolver,
+    PairGenerators,
+    support_log_odds,
+    support_pairs,
+)
 
 #: Largest violation of a log-odds equation accepted as an exact solution,
 #: relative to ``max(1, max |log-odds|)``.
 LOG_ODDS_RTOL = 1e-8
+#: Generators up to which ``method="auto"`` factors the dense Gram matrix.
+DENSE_MAX_GENERATORS = 8000
+SUBSPACE_METHODS = ("auto", "dense", "krylov")
 
 
 class DataSubspace:
     """The subspace ``F`` of (n_tokens, n_features) matrices, with projections.
 
-    Built by :func:`data_subspace`; projections cost two passes over the
-    ``sum_j (S_j - 1)`` generators and one triangular (or eigen) solve.
+    Built by :func:`data_subspace`. With ``N = sum_j (S_j - 1)`` generators,
+    ``method="dense"`` factors their (N, N) Gram matrix (projections then cost
+    two passes over the generators and one triangular solve);
+    ``method="krylov"`` never forms it and solves by LSQR on the generator
+    map started at 0, so every solution stays in ``F`` (each iteration costs
+    two ``n_contexts x n_tokens x n_features`` products). ``"auto"`` is dense
+    up to N = 8,000 and Krylov above.
+
+    Parameters
+    ----------
+    data : NTPData
+        Aggregated data.
+    method : {"auto", "dense", "krylov"}, default="auto"
+        Linear-algebra path (see above).
 
     Attributes
     ----------
-    dim : int
-        Dimension of ``F`` (0 for one-hot data).
+    dim : int or None
+        Dimension of ``F`` (0 for one-hot data); None on the Krylov path,
+        which never forms the Gram matrix whose rank it is.
     n_generators : int
         Number of in-support equations ``sum_j (S_j - 1)``.
 
@@ -43,15 +65,25 @@ class DataSubspace:
     True
     """
 
-    def __init__(self, data):
+    def __init__(self, data, method="auto"):
+        if method not in SUBSPACE_METHODS:
+            raise ValueError(f"method must be one of {SUBSPACE_METHODS}, got {method!r}.")
         self.data = data
         self.generators = PairGenerators(*support_pairs(data), data.embeddings,
                                          data.n_tokens)
-        self._solver = GramSolver(self.generators.gram())
-        self.dim = self._solver.rank
         self.n_generators = len(self.generators)
+        if method == "auto":
+            method = "dense" if self.n_generators <= DENSE_MAX_GENERATORS else "krylov"
+        if method == "dense":
+            self._solver = GramSolver(self.generators.gram())
+            self.dim = self._solver.rank
+        else:
+            self._solver = KrylovSolver(self.generators)
+            self.dim = None
 
     def _solve(self, rhs):
+        if isinstance(self._solver, KrylovSolver):
+            return self._solver.solve_matrix(rhs)
         return self.generators.combine(self._solver.solve(rhs))
 
     def project(self, W):
@@ -77,6 +109,8 @@ class DataSubspace:
         distances : ndarray of shape (n_matrices,)
         """
         diff = np.atleast_2d(coordinates) - self.coordinates(W_ref)
+        if isinstance(self._solver, KrylovSolver):
+            return np.array([np.linalg.norm(self._solve(row)) for row in diff])
         return np.linalg.norm(self._solver.whiten(diff.T), axis=0)
 
     def project_orthogonal(self, W):
@@ -100,7 +134,7 @@ class DataSubspace:
         return residual <= LOG_ODDS_RTOL * scale
 
 
-def data_subspace(X, y=None, sample_weight=None):
+def data_subspace(X, y=None, sample_weight=None, *, method="auto"):
     """Build the data subspace ``F`` spanned by in-support token differences.
 
     Parameters
@@ -111,6 +145,8 @@ def data_subspace(X, y=None, sample_weight=None):
         Hard or soft next-token targets.
     sample_weight : array-like of shape (n_samples,), default=None
         Row weights (they do not change ``F``, only which rows count).
+    method : {"auto", "dense", "krylov"}, default="auto"
+        Dense Gram factorization or matrix-free LSQR (see :class:`DataSubspace`).
 
     Returns
     -------
@@ -132,10 +168,10 @@ def data_subspace(X, y=None, sample_weight=None):
            [0., 0.],
            [0., 0.]])
     """
-    return DataSubspace(as_ntp_data(X, y, sample_weight))
+    return DataSubspace(as_ntp_data(X, y, sample_weight), method=method)
 
 
-def log_odds_solution(X, y=None, sample_weight=None, *, allow_inexact=False):
+def log_odds_solution(X, y=None, sample_weight=None, *, allow_inexact=False, method="auto"):
     """Finite component ``W*``: the log-odds solution inside the data subspace.
 
     ``W*`` is the unique matrix in ``F`` with
@@ -154,6 +190,10 @@ def log_odds_solution(X, y=None, sample_weight=None, *, allow_inexact=False):
         If the equations have no exact solution (the data are not
         NTP_H-compatible), return the least-squares solution in ``F`` instead
         of raising.
+    method : {"auto", "dense", "krylov"}, default="auto"
+        Dense Gram factorization (up to 8,000 equations with ``"auto"``) or
+        matrix-free LSQR started at 0 (see :class:`DataSubspace`). Both give
+        the same decision through the same residual test.
 
     Returns
     -------
@@ -175,8 +215,10 @@ def log_odds_solution(X, y=None, sample_weight=None, *, allow_inexact=False):
     >>> W = log_odds_solution(X, Y)
     >>> float(W[0, 0] - W[1, 0]), float(np.log(3))
     (1.0986..., 1.0986...)
+    >>> bool(np.allclose(log_odds_solution(X, Y, method="krylov"), W))
+    True
     """
-    subspace = data_subspace(X, y, sample_weight)
+    subspace = data_subspace(X, y, sample_weight, method=method)
     W, residual = subspace.log_odds_solution()
     if not allow_inexact and not subspace.is_exact(residual):
         raise NotNTPCompatibleError(

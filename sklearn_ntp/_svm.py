@@ -11,149 +11,69 @@ The dual is therefore a QP over the (n_tokens, n_contexts) matrix ``A``:
     minimize   1/2 tr(A K A^T) + sum_{v not in S_j} A_vj
     subject to sum_v A_vj = 0,   A_vj <= 0 for v not in S_j,
 
-with ``K = H H^T``. A primal-dual interior point (:mod:`._interior_point`)
-solves it with one (m, m) system per token plus an (m, m) Schur complement per
-step, so no matrix indexed by (constraint, token x feature) is ever built.
-Infeasibility is decided by a Farkas certificate (:mod:`._farkas`). The support vectors it finds
-then define an equality-constrained problem that is solved exactly; the
-result is returned only once the KKT conditions certify it (else the
-interior-point solution, with a warning if it is not accurate to ``1e-6``).
+with ``K = H H^T``. Three solvers reach its neighbourhood: a primal-dual
+interior point (:mod:`._interior_point`, small problems), the sequential dual
+method (:mod:`._dual_cd`, large ones) and any cvxpy QP solver. All of them
+then go through the same exact polish of the support vectors and the same
+certificate (:mod:`._svm_certificate`); an uncertified result is refused.
+Infeasibility is decided by a verified Farkas certificate (:mod:`._farkas`).
 """
 
-import warnings
+from dataclasses import replace
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
+import scipy.linalg as la
 
 from ._data import as_ntp_data
-from ._exceptions import NotNTPSeparableError
+from ._dual_cd import MAX_BLOCK, sequential_dual
+from ._exceptions import CertificationError, NotNTPSeparableError
 from ._farkas import separability_certificate
-from ._generators import (
-    RANK_RTOL,
-    GramSolver,
-    PairGenerators,
-    margin_pairs,
-    support_pairs,
+from ._generators import RANK_RTOL, margin_pairs, support_pairs
+from ._interior_point import interior_point
+from ._svm_certificate import (
+    DENSE_GENERATORS,
+    Certificate,
+    certify,
+    degenerate_message,
+    degenerate_pair,
+    kkt_violation,
+    polish,
 )
-from ._interior_point import interior_point, psd_inverse
+from ._threads import kernel_threads
 
-#: Constraint violations accepted while refining the support vectors.
-FEASIBILITY_ATOL = 1e-9
-#: KKT violation below which a polished solution is certified optimal.
-KKT_ATOL = 1e-8
-#: Smallest singular-value ratio of H for the structured (full-rank) path.
+__all__ = ["embedding_rank", "kkt_violation", "ntp_svm"]
+
+#: Smallest singular-value ratio of H for the interior point on K itself.
 WELL_CONDITIONED = 1e-4
 #: Relative ridges of the lifted embeddings tried for degenerate Gram matrices.
 LIFTS = (1e-7, 1e-9, 1e-11)
+#: ``method="auto"`` uses the interior point up to this many contexts ...
+INTERIOR_POINT_MAX_CONTEXTS = 100
+#: ... and, for ``d < m``, the cvxpy primal up to this many variables ``V d``
+#: (the sequential dual method converges slowly on such hard-margin duals).
+PRIMAL_MAX_VARIABLES = 20_000
+#: Largest Farkas LP (``n_tokens * (n_contexts - rank)`` variables) run before the
+#: sequential dual method; larger ones only run if that method fails.
+EAGER_LP_VARIABLES = 50_000
+#: Epochs of the sequential dual method between certificate attempts, and in all.
+EPOCHS_PER_CHECK = 10
+MAX_EPOCHS = 3000
+#: Primal infeasibility of a dual iterate below which polishing is attempted:
+#: early for the dense polish (cheap), late for the conjugate-gradient one,
+#: whose iterations each cost as much as half an epoch.
+POLISH_RTOL = 1e-2
+POLISH_RTOL_CG = 1e-5
+METHODS = ("auto", "interior-point", "dual-cd", "cvxpy")
 
 
 def embedding_rank(H):
     """Return ``(s, rank)``: singular values of ``H`` and its numerical rank."""
     s = np.linalg.svd(H, compute_uv=False)
-    rank = int(np.sum(s > np.sqrt(RANK_RTOL) * s[0])) if s.size else 0
+    rank = int(np.sum(s > np.sqrt(RANK_RTOL) * s[0])) if s.size and s[0] > 0 else 0
     return s, rank
 
 
-def _structured_polish(data, K, off, active):
-    """Exact dual for a guessed support-vector set, inactive entries fixed at 0.
-
-    Per token ``v`` the free entries ``F_v`` (supports and active pairs) solve
-    ``K_FF a_F = -(c_F + nu_F)``; the column sums fix ``nu`` through an
-    (m, m) Schur complement. Needs ``K`` definite (full-rank embeddings).
-    """
-    V, m = off.shape
-    free = ~off | active
-    S = np.zeros((m, m))
-    b = np.zeros(m)
-    inverses = []
-    for v in range(V):
-        F = np.flatnonzero(free[v])
-        K_inv = psd_inverse(K[np.ix_(F, F)])
-        S[np.ix_(F, F)] += K_inv
-        b[F] += K_inv @ off[v, F]
-        inverses.append((F, K_inv))
-    nu = -psd_inverse(S) @ b
-    A = np.zeros((V, m))
-    for v, (F, K_inv) in enumerate(inverses):
-        A[v, F] = -K_inv @ (off[v, F] + nu[F])
-    return A
-
-
-def _generator_polish(data, K, off, active):
-    """Exact dual for a guessed support-vector set, in generator form.
-
-    Minimum-norm ``W`` with in-support logit differences 0 and active margins 1,
-    as a combination of the constraint generators (any rank of ``H``).
-    """
-    eq = support_pairs(data)
-    z0, v, j = margin_pairs(data)
-    pick = active[v, j]
-    gens = PairGenerators(np.r_[eq[0], z0[pick]], np.r_[eq[1], v[pick]],
-                          np.r_[eq[2], j[pick]], data.embeddings, data.n_tokens)
-    rhs = np.r_[np.zeros(eq[0].size), np.ones(int(pick.sum()))]
-    return gens.dual_matrix(GramSolver(gens.gram()).solve(rhs)).toarray()
-
-
-def _refine_active_set(data, K, off, A, polish, max_rounds=20):
-    """Primal-dual active set from the interior point's support vectors.
-
-    Each round solves the equality-constrained problem exactly, then adds the
-    violated margins and drops the negative multipliers, until neither exists.
-    """
-    lam = np.where(off, -A, 0.0)
-    active = lam > 1e-6 * max(float(lam.max(initial=0.0)), 1e-300)
-    H = np.asarray(data.embeddings, dtype=np.float64)
-    for _ in range(max_rounds):
-        A_exact = polish(data, K, off, active)
-        _, slack, logit_scale = _constraint_residuals(A_exact @ H, data)
-        negative = active & (A_exact > FEASIBILITY_ATOL * max(1.0, np.abs(A_exact).max()))
-        violated = off & ~active & (slack < -FEASIBILITY_ATOL * logit_scale)
-        if not negative.any() and not violated.any():
-            return A_exact
-        active = (active & ~negative) | violated
-    return None
-
-
-def kkt_violation(A, data):
-    """Largest KKT violation of ``W = A H`` for the NTP-SVM with dual matrix ``A``.
-
-    Checks primal feasibility (6a)-(6b) relative to the largest logit, dual
-    feasibility (zero column sums, nonpositive out-of-support entries)
-    relative to the largest multiplier, and complementary slackness relative
-    to their product (each scale at least 1): nearly non-separable data have
-    a huge ``W^mm``, whose rounding errors grow with it.
-    """
-    off = ~data.support_mask.T
-    W = A @ np.asarray(data.embeddings, dtype=np.float64)
-    ties, slack, logit_scale = _constraint_residuals(W, data)
-    primal = max(float(np.max(np.abs(ties), initial=0.0)),
-                 float(np.max(-slack[off], initial=0.0)))
-    dual_scale = max(1.0, float(np.abs(A).max()))
-    return max(
-        primal / logit_scale,
-        float(np.abs(A.sum(axis=0)).max()) / dual_scale,
-        float(np.max(A[off], initial=0.0)) / dual_scale,
-        float(np.max(np.abs(A[off] * slack[off]), initial=0.0)) / (dual_scale * logit_scale),
-    )
-
-
-def _constraint_residuals(W, data):
-    """Residuals of (6a) and (6b) from one logits matrix of ``W``.
-
-    Returns the in-support logit differences ``l_zj - l_z0j`` (zero when (6a)
-    holds), the margin slacks ``l_z0j - l_vj - 1`` as a (V, m) array (+inf on
-    the supports; nonnegative when (6b) holds), and ``max(1, max |logit|)``.
-    """
-    logits = np.asarray(data.embeddings, dtype=np.float64) @ W.T  # (m, V)
-    z, z0, j = support_pairs(data)
-    ties = logits[j, z] - logits[j, z0]
-    z0, v, j = margin_pairs(data)
-    slack = np.full(logits.T.shape, np.inf)
-    slack[v, j] = logits[j, z0] - logits[j, v] - 1.0
-    return ties, slack, max(1.0, float(np.abs(logits).max(initial=0.0)))
-
-
-def ntp_svm(X, y=None, sample_weight=None):
+def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
     """Max-margin direction: the NTP-SVM solution ``W^mm`` (paper Definition 3).
 
     ``W^mm = argmin ||W||_F`` subject to equal logits on each support
@@ -169,6 +89,22 @@ def ntp_svm(X, y=None, sample_weight=None):
         Hard or soft next-token targets.
     sample_weight : array-like of shape (n_samples,), default=None
         Row weights (only which rows have positive weight matters).
+    method : {"auto", "interior-point", "dual-cd", "cvxpy"}, default="auto"
+        Solver of the dual QP. ``"interior-point"``: primal-dual interior point,
+        ``n_tokens`` (m, m) factorizations per step (exact and fastest for
+        small ``m``). ``"dual-cd"``: the sequential dual method (block
+        coordinate descent over contexts), matrix-free, each epoch costing
+        about two ``n_tokens x m x min(m, d)`` products. ``"cvxpy"``: the primal
+        in row-space coordinates (``n_tokens x min(m, d)`` variables) handed
+        to cvxpy's Clarabel solver (the default cvxpy solver if Clarabel is
+        not installed). ``"auto"`` uses the interior point up to 100 distinct
+        contexts; above, when ``d < m`` and ``n_tokens * d <= 20,000``, the
+        same primal solved by SCS to moderate accuracy (then Clarabel if
+        needed), and otherwise the sequential dual method (which suits
+        full-row-rank embeddings; on ``d < m`` it converges slowly).
+        Every method ends with the same exact polish and certificate.
+    verbose : int, default=0
+        Print the progress of the sequential dual method if positive.
 
     Returns
     -------
@@ -179,16 +115,23 @@ def ntp_svm(X, y=None, sample_weight=None):
     Raises
     ------
     NotNTPSeparableError
-        If the constraints are infeasible; the error carries a Farkas
-        certificate computed by a linear program.
+        If the constraints are infeasible; the error carries a verified Farkas
+        certificate (``A`` with ``A H = 0`` to rounding).
+    CertificationError
+        If no solution meets the certificate (feasibility to ``1e-8`` relative
+        to the largest logit, relative duality gap ``<= 1e-6``), for instance
+        on numerically degenerate data (the message names the pair of
+        contexts involved) or when a linear program fails.
 
     Notes
     -----
-    Solved as a dual QP over the (n_tokens, n_contexts) matrix ``A`` with
-    ``W = A H`` (row-space form), by an interior point whose Newton steps cost
-    ``n_tokens`` inversions of (m, m) matrices. The support vectors it finds are
-    then refined into the exact solution, which is certified by the KKT
-    conditions to ``1e-8`` (relative to the largest logit and multiplier).
+    The embeddings are rescaled to unit largest row norm internally, and the
+    solution scaled back (``W^mm(H) = W^mm(H / s) / s``), so embeddings of any
+    floating-point scale give the same answer. Whatever the method, the
+    support vectors found are refined into the exact solution of the
+    equality-constrained problem they define (a dense or conjugate-gradient
+    solve in the span of the constraint generators, so no matrix indexed by
+    (token, feature) pairs is formed), which is returned only once certified.
 
     Examples
     --------
@@ -200,56 +143,225 @@ def ntp_svm(X, y=None, sample_weight=None):
     array([[ 0.3333, -0.3333],
            [ 0.3333, -0.3333],
            [-0.6667,  0.6667]])
+    >>> ntp_svm(X, Y, method="dual-cd").round(4)
+    array([[ 0.3333, -0.3333],
+           [ 0.3333, -0.3333],
+           [-0.6667,  0.6667]])
     """
-    data = as_ntp_data(X, y, sample_weight)
+    return solve_ntp_svm(as_ntp_data(X, y, sample_weight), method=method, verbose=verbose)[0]
+
+
+def solve_ntp_svm(data, *, method="auto", verbose=0):
+    """``(W^mm, certificate)``: :func:`ntp_svm` of aggregated data, with the
+    :class:`~._svm_certificate.Certificate` that its dual matrix holds."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if data.support_mask.all():
-        return np.zeros((data.n_tokens, data.n_features))
+        return np.zeros((data.n_tokens, data.n_features)), Certificate(0.0, 0.0, 0.0)
     H = np.asarray(data.embeddings, dtype=np.float64)
+    scale = float(np.abs(H).max())
+    if scale == 0.0:
+        _raise_zero_embeddings(data)
+    scale *= float(np.linalg.norm(H / scale, axis=1).max())
+    scaled = replace(data, embeddings=H / scale)
+    m, d = data.n_contexts, data.n_features
+    with kernel_threads(data.n_tokens * m * min(m, d)):
+        A = _SOLVERS[_choose_method(method, data)](scaled, verbose)
+    return (A @ scaled.embeddings) / scale, certify(A, scaled)
+
+
+def _choose_method(method, data):
+    """The path that ``method="auto"`` takes (documented in :func:`ntp_svm`)."""
+    if method != "auto":
+        return method
+    m, d = data.n_contexts, data.n_features
+    if m <= INTERIOR_POINT_MAX_CONTEXTS:
+        return "interior-point"
+    if d < m and data.n_tokens * d <= PRIMAL_MAX_VARIABLES:
+        return "primal-scs"
+    return "dual-cd"
+
+
+def _raise_zero_embeddings(data):
+    """All-zero embeddings: every margin is 0; one off-support pair certifies it."""
+    off = ~data.support_mask
+    j, v = np.argwhere(off)[0]
+    A = np.zeros((data.n_tokens, data.n_contexts))
+    A[v, j] = -1.0
+    A[data.probabilities.indices[data.probabilities.indptr[j]], j] = 1.0
+    raise NotNTPSeparableError(
+        "The data are not NTP-separable: every embedding is zero, so every margin is 0.",
+        certificate=A,
+    )
+
+
+def _raise_if_infeasible(data, rank):
+    """Raise :class:`NotNTPSeparableError` with its certificate if the LP finds one."""
+    certificate = separability_certificate(data, rank)
+    if certificate is not None:
+        raise NotNTPSeparableError(
+            "The data are not NTP-separable: no W gives every in-support token "
+            "equal logits and a positive margin over every out-of-support token "
+            "(a Farkas certificate was found by linear programming).",
+            certificate=certificate,
+        )
+
+
+def _certified(data, Z, A_approx):
+    """The polished (else the given) dual matrix if its certificate holds, else None."""
+    for A in (polish(data, Z, A_approx), A_approx):
+        if A is not None and np.all(np.isfinite(A)) and certify(A, data).holds:
+            return A
+    return None
+
+
+def _refuse(data, A, method):
+    """Raise :class:`CertificationError` for an uncertified result of ``method``."""
+    residual = kkt_violation(A, data) if A is not None and np.all(np.isfinite(A)) else np.inf
+    cos = degenerate_pair(data)[1]
+    message = (f"The NTP-SVM solution of method {method!r} could not be certified "
+               f"(KKT residual {residual:.2g}).")
+    if cos > 1.0 - 1e-6:
+        message += " " + degenerate_message(data)
+        status = "degenerate"
+    else:
+        status = "not_converged"
+    raise CertificationError(message, status=status, residuals={"kkt": residual})
+
+
+def _factor(H):
+    """Embeddings with the Gram matrix of ``H`` and ``min(m, d)`` columns.
+
+    Returns ``(Z, full_rank)``: the Cholesky factor of ``H H^T`` when
+    ``d > m`` and it is definite (then ``rank(H) = m``), else ``H`` itself
+    (``full_rank`` False: not known to have full row rank).
+    """
+    m, d = H.shape
+    if d > m:
+        with np.errstate(all="ignore"):
+            try:
+                L = la.cholesky(H @ H.T, lower=True)
+                if np.min(np.diag(L)) ** 2 > RANK_RTOL * np.max(np.diag(L)) ** 2:
+                    return L, True
+            except la.LinAlgError:
+                pass
+    return H, False
+
+
+def _solve_interior_point(data, verbose):
+    """Interior point on ``K`` (well-conditioned full rank), then on lifted embeddings.
+
+    A rank-deficient (or nearly so) ``K`` makes the dual degenerate; the lifted
+    problem ``[H, eps I]`` is full rank with the same constraints, and its
+    solution tends to ``W^mm`` as ``eps -> 0``. It only has to reveal the
+    support vectors: the polish that follows is exact for ``H`` itself.
+    """
+    H = data.embeddings
+    m = data.n_contexts
     sing, rank = embedding_rank(H)
     K = H @ H.T
     off = ~data.support_mask.T
-    if rank == data.n_contexts and sing[-1] > WELL_CONDITIONED * sing[0]:
-        candidates = _definite_candidates(data, K, off, sing[0] ** 2)
+    lifts = [K + lift * sing[0] ** 2 * np.eye(m) for lift in LIFTS]
+    if rank == m and sing[-1] > WELL_CONDITIONED * sing[0]:
+        lifts.insert(0, K)
     else:
-        certificate = separability_certificate(data, rank)
-        if certificate is not None:
-            raise NotNTPSeparableError(
-                "The data are not NTP-separable: no W gives every in-support token "
-                "equal logits and a positive margin over every out-of-support token "
-                "(a Farkas certificate was found by linear programming).",
-                certificate=certificate,
-            )
-        candidates = _lifted_candidates(data, K, off, sing[0] ** 2)
-    best, best_violation = None, np.inf
-    for A_ipm, A_exact in candidates:
-        if A_exact is not None and kkt_violation(A_exact, data) <= KKT_ATOL:
-            return A_exact @ H
-        violation = kkt_violation(A_ipm, data)
-        if violation < best_violation:
-            best, best_violation = A_ipm, violation
-    if best_violation > 1e-6:
-        warnings.warn(
-            "The NTP-SVM solution meets its optimality (KKT) conditions only to "
-            f"{best_violation:.2g}.", ConvergenceWarning, stacklevel=2,
-        )
-    return best @ H
+        _raise_if_infeasible(data, rank)
+    A_ipm = None
+    for K_lift in lifts:
+        A_ipm = interior_point(K_lift, off)
+        A = _certified(data, H, A_ipm)
+        if A is not None:
+            return A
+    _refuse(data, A_ipm, "interior-point")
 
 
-def _definite_candidates(data, K, off, scale):
-    """Interior point on ``K`` itself with the structured polish, then the fallbacks."""
-    A_ipm = interior_point(K, off)
-    yield A_ipm, _refine_active_set(data, K, off, A_ipm, _structured_polish)
-    yield from _lifted_candidates(data, K, off, scale)
+def _solve_dual_cd(data, verbose):
+    """Sequential dual method, polished and certified every few epochs."""
+    H = data.embeddings
+    V, m = data.n_tokens, data.n_contexts
+    Z, full_rank = _factor(H)
+    rank = None
+    if not full_rank and V * (m - min(m, H.shape[1])) <= EAGER_LP_VARIABLES:
+        rank = embedding_rank(H)[1]
+        _raise_if_infeasible(data, rank)
+    off = ~data.support_mask.T
+    data_z = replace(data, embeddings=Z)
+    # Ties plus about one support vector per context: sum_j S_j generators.
+    dense = int(data.support_sizes.sum()) <= DENSE_GENERATORS
+    gate = POLISH_RTOL if dense else POLISH_RTOL_CG
+    A = None
+    for epoch in range(EPOCHS_PER_CHECK, MAX_EPOCHS + 1, EPOCHS_PER_CHECK):
+        with kernel_threads(V * Z.shape[1] * MAX_BLOCK):  # one block's products
+            A, _ = sequential_dual(Z, off, A=A, n_epochs=EPOCHS_PER_CHECK, random_state=epoch)
+        violation = certify(A, data_z).primal
+        if verbose:
+            print(f"ntp_svm dual-cd: epoch {epoch}, primal infeasibility {violation:.2e}")
+        if violation <= gate:
+            A_exact = _certified(data, Z, A)
+            if A_exact is not None:
+                return A_exact
+    if not full_rank:
+        _raise_if_infeasible(data, embedding_rank(H)[1] if rank is None else rank)
+    _refuse(data, A, "dual-cd")
 
 
-def _lifted_candidates(data, K, off, scale):
-    """Interior points on lifted embeddings ``[H, eps I]``, ``eps`` shrinking.
+def _solve_cvxpy(data, verbose, solver="CLARABEL"):
+    """The row-space primal in cvxpy (Clarabel by default), then the polish.
 
-    A rank-deficient (or nearly so) ``K`` makes the dual degenerate; the lifted
-    problem is full rank with the same constraints, and its solution tends to
-    ``W^mm`` as ``eps -> 0``. It only has to reveal the support vectors: the
-    generator-form polish that follows is exact for ``H`` itself.
+    ``W^mm = A H`` lies in the row space of ``H``; with ``H = Z Q^T``
+    (``Q`` orthonormal) the variable is ``W_Z = W Q`` of shape
+    (n_tokens, min(m, d)), with the same norm and logits ``Z W_Z^T``.
     """
-    for lift in LIFTS:
-        A_ipm = interior_point(K + lift * scale * np.eye(K.shape[0]), off)
-        yield A_ipm, _refine_active_set(data, K, off, A_ipm, _generator_polish)
+    import cvxpy as cp
+
+    H = data.embeddings
+    Z, full_rank = _factor(H)
+    V = data.n_tokens
+    W_z = cp.Variable((V, Z.shape[1]))
+    logits = cp.vec(Z @ W_z.T, order="C")  # logit of token z in context j at j * V + z
+    z, z0, j = support_pairs(data)
+    a, v, i = margin_pairs(data)
+    constraints = [logits[i * V + a] - logits[i * V + v] >= 1]
+    if z.size:
+        constraints.append(logits[j * V + z] == logits[j * V + z0])
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(W_z)), constraints)
+    solver = solver if solver in cp.installed_solvers() else None
+    try:
+        problem.solve(solver=solver, verbose=verbose > 1)
+    except cp.SolverError as exc:
+        raise CertificationError(f"cvxpy failed on the NTP-SVM: {exc}",
+                                 status="cvxpy_error") from exc
+    if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE) and not full_rank:
+        _raise_if_infeasible(data, embedding_rank(H)[1])
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        raise CertificationError(
+            f"cvxpy ({problem.solver_stats.solver_name}) ended with status "
+            f"{problem.status!r} on the NTP-SVM.", status=f"cvxpy_{problem.status}")
+    # Minus the margin multipliers: the polish needs only the support vectors.
+    A = np.zeros(data.support_mask.T.shape)
+    A[v, i] = -constraints[0].dual_value
+    A_exact = _certified(data, Z, A)
+    if A_exact is None:
+        _refuse(data, A, "cvxpy")
+    return A_exact
+
+
+def _solve_primal_scs(data, verbose):
+    """The cvxpy primal solved to moderate accuracy by SCS, then polished.
+
+    A first-order conic solver finds the support vectors much faster than an
+    interior point on many constraints; the polish makes the result exact.
+    If it cannot be certified, Clarabel solves the same problem.
+    """
+    try:
+        return _solve_cvxpy(data, verbose, solver="SCS")
+    except CertificationError:
+        return _solve_cvxpy(data, verbose)
+
+
+_SOLVERS = {
+    "interior-point": _solve_interior_point,
+    "dual-cd": _solve_dual_cd,
+    "cvxpy": _solve_cvxpy,
+    "primal-scs": _solve_primal_scs,
+}

@@ -12,7 +12,7 @@ The objects the paper's theorems are about, computed exactly:
 """
 
 from ._data import NTPData, aggregate_contexts
-from ._exceptions import NotNTPCompatibleError, NotNTPSeparableError
+from ._exceptions import CertificationError, NotNTPCompatibleError, NotNTPSeparableError
 from ._limit import ImplicitBiasLimit, implicit_bias_limit
 from ._metrics import entropy_lower_bound
 from ._objective import ntp_loss, ntp_loss_gradient
@@ -26,6 +26,7 @@ __all__ = [
     "aggregate_contexts",
     "NotNTPCompatibleError",
     "NotNTPSeparableError",
+    "CertificationError",
     "entropy_lower_bound",
     "ntp_loss",
     "ntp_loss_gradient",

@@ -1,0 +1,151 @@
+"""Time and peak memory of the NTP-SVM paths as the number of contexts grows.
+
+    python benchmarks/bench_scale.py              # m up to 1,000 (a few minutes)
+    python benchmarks/bench_scale.py --big        # also m = 5,000 (d = 6,000) and m = 10,000
+    python benchmarks/bench_scale.py --huge       # also m = 100,000, V = 1,000, d = 128
+    python benchmarks/bench_scale.py --busy       # thread limits with one core kept busy
+
+Each size runs ``ntp_svm(method="auto")`` (the new size rule) beside the exact
+interior point and the cvxpy (Clarabel) formulation, each where it runs in
+reasonable time (a skipped path is reported with the reason), and prints the
+ratios measured in the same run. Peak memory is the tracemalloc peak of the
+call (numpy buffers included), or the process's peak resident size for
+calls over a minute. Rows are appended to ``--csv`` for
+``plot_scale.py``.
+"""
+
+import argparse
+import csv
+import multiprocessing
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _reference import random_ntp_problem  # noqa: E402
+
+import sklearn_ntp._threads as threads  # noqa: E402
+from sklearn_ntp.implicit_bias import (  # noqa: E402
+    CertificationError,
+    NotNTPSeparableError,
+    aggregate_contexts,
+    ntp_svm,
+)
+
+#: (m, V, d, S) and the paths run at that size (the others are skipped: the
+#: interior point costs V m^3 per step, the cvxpy model m V constraints on V d variables).
+SIZES = [
+    ((100, 20, 120, 5), ("auto", "interior-point", "cvxpy")),
+    ((200, 50, 250, 8), ("auto", "interior-point", "cvxpy")),
+    ((500, 50, 600, 8), ("auto", "interior-point")),
+    ((1000, 50, 1200, 8), ("auto",)),
+]
+BIG = [((5000, 50, 6000, 8), ("auto",)), ((10000, 200, 256, 8), ("auto",))]
+HUGE = [((100_000, 1000, 128, 8), ("auto",))]
+
+
+def _call(method, data):
+    try:
+        W = ntp_svm(data, method=method)
+        return W, f"margin {1 / np.linalg.norm(W):.4g}"
+    except NotNTPSeparableError:
+        return None, "not separable (certificate)"
+    except CertificationError as exc:
+        return None, f"refused: {exc.status}"
+
+
+def measure(method, data):
+    """Seconds, peak MiB and outcome of ``ntp_svm``: timed without tracing, then
+    traced once for the peak if that takes under a minute (else the process's
+    peak resident size so far, an upper bound)."""
+    start = time.perf_counter()
+    W, outcome = _call(method, data)
+    seconds = time.perf_counter() - start
+    if seconds < 60:
+        tracemalloc.start()
+        _call(method, data)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    return seconds, peak, outcome, W
+
+
+def bench(sizes, rows):
+    rng = np.random.default_rng(0)
+    for (m, V, d, S), methods in sizes:
+        data = aggregate_contexts(*random_ntp_problem(rng, m, V, d, S))
+        results = {method: measure(method, data) for method in methods}
+        t_auto, _, _, W_auto = results["auto"]
+        for method, (seconds, peak, outcome, W) in results.items():
+            line = f"m={m:>6} V={V:>4} d={d:>5} S={S}  {method:<15} {seconds:8.2f} s {peak:8.0f} MiB  {outcome}"
+            if method != "auto":
+                line += f"  (auto is {seconds / t_auto:.1f}x faster"
+                if W is not None and W_auto is not None:
+                    line += f", rel. diff {np.linalg.norm(W - W_auto) / np.linalg.norm(W):.1e}"
+                line += ")"
+            print(line, flush=True)
+            rows.append({"m": m, "V": V, "d": d, "S": S, "method": method,
+                         "seconds": seconds, "peak_mib": peak, "outcome": outcome})
+        skipped = {"auto", "interior-point", "cvxpy"} - set(methods)
+        if skipped:
+            print(f"{'':32}skipped at this size: {', '.join(sorted(skipped))}")
+
+
+def _spin(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def bench_busy():
+    """m=100, V=20, d=120 while another process keeps one core busy."""
+    rng = np.random.default_rng(1)
+    data = aggregate_contexts(*random_ntp_problem(rng, 100, 20, 120, 5))
+    busy = multiprocessing.Process(target=_spin, args=(120.0,))
+    busy.start()
+    try:
+        for label, limit in (("library thread rule", None), ("2 BLAS threads forced", 2)):
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                if limit is None:
+                    ntp_svm(data, method="interior-point")
+                else:
+                    saved, threads.SMALL_KERNEL_FLOPS = threads.SMALL_KERNEL_FLOPS, 0.0
+                    try:
+                        with threadpool_limits(limits=limit):
+                            ntp_svm(data, method="interior-point")
+                    finally:
+                        threads.SMALL_KERNEL_FLOPS = saved
+                times.append(time.perf_counter() - start)
+            print(f"one core busy, {label}: best {min(times):.2f} s, worst {max(times):.2f} s")
+    finally:
+        busy.terminate()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--big", action="store_true", help="m = 5,000 and 10,000")
+    parser.add_argument("--huge", action="store_true", help="m = 100,000 (long)")
+    parser.add_argument("--busy", action="store_true", help="thread limits on a busy machine")
+    parser.add_argument("--csv", default="benchmarks/scale_results.csv")
+    args = parser.parse_args()
+    if args.busy:
+        bench_busy()
+        return
+    rows = []
+    bench(SIZES + (BIG if args.big else []) + (HUGE if args.huge else []), rows)
+    with open(args.csv, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()
