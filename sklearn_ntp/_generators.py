@@ -172,7 +172,8 @@ def support_log_odds(data):
     """``log(p_jz / p_jz0)`` for the pairs of :func:`support_pairs`, in the same order."""
     P = data.probabilities
     _, anchor_pos, rest = _anchor_layout(P)
-    return np.log(P.data[rest] / P.data[anchor_pos[rest]])
+    # A difference of logs: the quotient overflows when p_z0 is subnormal.
+    return np.log(P.data[rest]) - np.log(P.data[anchor_pos[rest]])
 
 
 def margin_pairs(data):

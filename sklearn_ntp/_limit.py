@@ -233,13 +233,14 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
         data, effective, W_star)
     timings["finite_component"] += time.perf_counter() - start
     start = time.perf_counter()
-    U, kkt = _max_margin_solution(data, effective, T)
+    U, kkt, refusal = _max_margin_solution(data, effective, T)
     timings["max_margin_solution"] = time.perf_counter() - start
     certificate = {
         "stationarity": grad_norm / max(loss.scale, np.finfo(float).tiny),
         "kkt_violation": kkt,
         "farkas_bound": _farkas_bound(data, loss, W, T, grad_norm),
         "separable_pairs_lp": lp,
+        "max_margin_refusal": refusal,
     }
     if verbose:
         print("implicit_bias_limit: " + ", ".join(
@@ -295,20 +296,20 @@ def _separable_pairs(data, rank, method, W_star):
 
 
 def _max_margin_solution(data, effective, T):
-    """``(U~, KKT residual)``; ``(None, 0.0)`` when ``T`` is empty.
+    """``(U~, KKT residual, refusal)``; ``(None, 0.0, "")`` when ``T`` is empty.
 
     ``U~`` is the NTP-SVM of the effective supports; :func:`ntp_svm` returns
     it only with its certificate holding, whose largest residual (relative
     infeasibility, duality gap) is reported. A refusal leaves ``U~`` unknown:
-    ``(None, inf)``, which the status names.
+    ``(None, inf, why)``, and the status quotes why.
     """
     if not T.any():
-        return None, 0.0
+        return None, 0.0, ""
     try:
         U, certificate = solve_ntp_svm(with_support(data, effective))
-    except (CertificationError, NotNTPSeparableError):
-        return None, np.inf
-    return U, max(certificate.primal, certificate.dual, certificate.gap)
+    except (CertificationError, NotNTPSeparableError) as exc:
+        return None, np.inf, str(exc)
+    return U, max(certificate.primal, certificate.dual, certificate.gap), ""
 
 
 def _farkas_bound(data, loss, W, T, grad_norm):
@@ -342,4 +343,6 @@ def _status(certificate):
               for key, limit in limits.items() if not certificate[key] <= limit]
     if certificate["separable_pairs_lp"].startswith("failed"):
         failed.append(f"separable pairs T (LP {certificate['separable_pairs_lp']})")
+    if certificate["max_margin_refusal"]:
+        failed.append(certificate["max_margin_refusal"])
     return "certified" if not failed else "uncertified: " + "; ".join(failed)

@@ -96,6 +96,8 @@ class SeparabilityReport:
                          "off-support pairs separable")
         elif np.isinf(self.margin):
             separable = "trivially: every context has full support (no inequality, no margin)"
+        elif np.isnan(self.margin):
+            separable = "yes, but W^mm could not be certified (see certificates)"
         else:
             separable = f"yes, max margin 1/||W^mm|| = {self.margin:.6g}"
         lemma = "yes (d > m, rank H = m: Lemma 1 applies)" if self.overparameterized else "no"
