@@ -4,8 +4,9 @@ Beyond the paper's two conditions the same picture holds with effective
 supports (docs, "Beyond separability"):
 
 1. ``T``, the separable off-support pairs: every off-support pair when ``H``
-   has full row rank; none when the minimizer of ``CE`` itself certifies that
-   (the Farkas bound below); else by one LP (:mod:`._separable_pairs`);
+   has full row rank or the NTP-SVM of the data is feasible; none when the
+   minimizer of ``CE`` itself certifies that (the Farkas bound below); else
+   by one LP (:mod:`._separable_pairs`);
 2. ``S~_j = S_j`` plus the off-support tokens of ``j`` outside ``T``, and the
    subspace ``G`` their in-support differences span;
 3. ``W~``, the minimizer in ``G`` of the cross-entropy restricted to ``S~``
@@ -19,7 +20,7 @@ a pair outside ``T`` (from the stationarity of ``W~``, without an LP).
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -30,7 +31,7 @@ from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
 from ._separable_pairs import SeparablePairsError, separable_pairs
 from ._subspace import DataSubspace
 from ._exceptions import CertificationError, NotNTPSeparableError
-from ._svm import embedding_rank, solve_ntp_svm
+from ._svm import EAGER_LP_VARIABLES, embedding_rank, solve_ntp_svm
 from ._svm_certificate import GAP_RTOL
 
 #: Largest certified margin of a unit-norm direction on a pair outside ``T``,
@@ -180,10 +181,13 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
     sample_weight : array-like of shape (n_samples,), default=None
         Row weights.
     method : {"auto", "lp"}, default="auto"
-        How ``T`` is found: ``"auto"`` skips the linear program when ``H``
-        has full row rank (then ``T`` is every off-support pair) and when the
-        minimizer of the loss certifies that no pair is separable (then
-        ``T`` is empty); ``"lp"`` always solves it.
+        How ``T`` is found. ``"auto"`` skips the linear program for ``T``
+        when ``H`` has full row rank (then ``T`` is every off-support pair),
+        when a certified NTP-SVM exists (then ``T`` is every off-support pair
+        too; tried first when the Farkas LP of :func:`ntp_svm` has at most
+        50,000 variables, ``n_tokens * (n_contexts - rank(H))``), and when the
+        minimizer of the loss certifies that no pair is separable (then ``T``
+        is empty); otherwise it solves it. ``"lp"`` always solves it.
     verbose : int, default=0
         Print the time of each part when positive.
 
@@ -223,7 +227,7 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
     timings["finite_component"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    T, probe, lp = _separable_pairs(data, rank, method, W_star)
+    T, probe, lp, svm = _separable_pairs(data, rank, method, W_star)
     effective = data.support_mask | ~T
     is_separable = bool(np.array_equal(T, ~data.support_mask))
     timings["separable_pairs"] = time.perf_counter() - start
@@ -233,7 +237,7 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
         data, effective, W_star)
     timings["finite_component"] += time.perf_counter() - start
     start = time.perf_counter()
-    U, kkt, refusal = _max_margin_solution(data, effective, T)
+    U, kkt, refusal = svm or _max_margin_solution(data, effective, T)
     timings["max_margin_solution"] = time.perf_counter() - start
     certificate = {
         "stationarity": grad_norm / max(loss.scale, np.finfo(float).tiny),
@@ -258,18 +262,37 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
     )
 
 
-def _finite_part(data, effective, W_star):
-    """``(loss, W~, ||grad||_F)`` for the effective supports, from ``W*`` (in ``F``, so in ``G``)."""
+def _finite_part(data, effective, W0, max_iter=200):
+    """``(loss, W~, ||grad||_F)``: the minimizer in ``G`` of ``CE~`` for the
+    supports ``effective``, from ``W0`` in ``G`` (e.g. ``W*``, which lies in ``F``).
+
+    Newton-CG on the contexts as given; when badly scaled features stop it
+    short of stationarity, again on contexts with unit root-mean-square
+    columns (a change of variables that keeps the logits), the result
+    projected back onto ``G`` (which keeps them too).
+    """
     loss = RestrictedLoss(data, effective)
-    W, grad_norm = W_star, float(np.linalg.norm(loss.gradient(W_star)))
+    W, grad_norm = W0, float(np.linalg.norm(loss.gradient(W0)))
     if grad_norm > STATIONARITY_RTOL * loss.scale:
-        W, grad_norm = loss.minimize(W_star)
-    return loss, W, grad_norm
+        W, grad_norm = loss.minimize(W0, max_iter=max_iter)
+    if grad_norm <= STATIONARITY_RTOL * loss.scale:
+        return loss, W, grad_norm
+    H = np.asarray(data.embeddings, dtype=np.float64)
+    s = np.sqrt(np.mean(H ** 2, axis=0))
+    s[s == 0] = 1.0
+    scaled = RestrictedLoss(replace(data, embeddings=H / s), effective)
+    W_scaled = scaled.minimize(W * s, max_iter=max_iter)[0] / s
+    G = (CenteredRowSpace(H, embedding_rank(H)[1]) if effective.all()
+         else DataSubspace(with_support(data, effective)))
+    W_scaled = G.project(W_scaled)
+    norm = float(np.linalg.norm(loss.gradient(W_scaled)))
+    return (loss, W_scaled, norm) if norm < grad_norm else (loss, W, grad_norm)
 
 
 def _separable_pairs(data, rank, method, W_star):
-    """``(T, probe, lp)``: the separable pairs, the finite part for ``T`` empty
-    when it was computed (``(loss, W, ||grad||)`` or None), and the LP's status.
+    """``(T, probe, lp, svm)``: the separable pairs, the finite part for ``T``
+    empty when it was computed (``(loss, W, ||grad||)`` or None), the LP's
+    status, and ``U~`` when it was computed (as :func:`_max_margin_solution`).
 
     With rank-deficient embeddings ``T`` is often empty. Then ``CE`` itself
     has a minimizer, and the Farkas bound at it shows that no off-support
@@ -277,22 +300,29 @@ def _separable_pairs(data, rank, method, W_star):
     pair is separable, Newton diverges along it and the bound fails; then the
     LP decides. If the LP fails, ``T`` is left empty and the status says so.
     """
-    empty = np.zeros_like(data.support_mask)
-    if not (~data.support_mask).any() or (rank == data.n_contexts and method == "auto"):
-        return ~data.support_mask, None, "not needed"
+    empty, off = np.zeros_like(data.support_mask), ~data.support_mask
+    if not off.any() or (rank == data.n_contexts and method == "auto"):
+        return off, None, "not needed", None
+    if method == "auto" and data.n_tokens * (data.n_contexts - rank) <= EAGER_LP_VARIABLES:
+        # A small Farkas LP decides whether T = O for the price of one NTP-SVM,
+        # which is then U~ itself (classification data are often separable,
+        # where the probe below would chase a diverging minimizer).
+        svm = _max_margin_solution(data, data.support_mask, off)
+        if svm[0] is not None:
+            return off, None, "not needed", svm
     probe = None
     if method == "auto":
-        loss = RestrictedLoss(data, np.ones_like(data.support_mask))
-        probe = (loss, *loss.minimize(W_star, max_iter=50))
+        probe = _finite_part(data, np.ones_like(data.support_mask), W_star, max_iter=50)
+        loss = probe[0]
         if (probe[2] <= STATIONARITY_RTOL * loss.scale
                 and _farkas_bound(data, loss, probe[1], empty, probe[2]) <= FARKAS_RTOL):
-            return empty, probe, "not needed"
+            return empty, probe, "not needed", None
     try:
-        return separable_pairs(data, rank, always_solve=True), probe, "optimal"
+        return separable_pairs(data, rank, always_solve=True), probe, "optimal", None
     except SeparablePairsError as exc:
         if probe is None:
             raise
-        return empty, probe, f"failed: {exc}"
+        return empty, probe, f"failed: {exc}", None
 
 
 def _max_margin_solution(data, effective, T):
