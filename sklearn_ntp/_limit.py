@@ -36,7 +36,10 @@ from ._svm_certificate import GAP_RTOL
 
 #: Largest certified margin of a unit-norm direction on a pair outside ``T``,
 #: relative to ``max_j ||h_j||`` (the largest margin a unit direction can have).
-FARKAS_RTOL = 1e-6
+#: The bound is ``||grad|| / (pi_j q~_jv)`` with the gradient at round-off
+#: (about ``1e-15`` relative): with ``pi_j q~_jv`` near ``1e-10`` it cannot go
+#: below ``1e-5``, which is also the scale of the LP's own tolerances.
+FARKAS_RTOL = 1e-5
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,7 +84,7 @@ class ImplicitBiasLimit:
         (relative infeasibility at most ``1e-8``, duality gap at most ``1e-6``;
         0 when ``T`` is empty); ``"farkas_bound"``: largest margin a unit
         direction of the cone can have on a pair outside ``T``, relative to
-        ``max_j ||h_j||`` (at most ``1e-6``, unless the LP is optimal);
+        ``max_j ||h_j||`` (at most ``1e-5``, unless the LP is optimal);
         ``"separable_pairs_lp"``: ``"optimal"`` when ``T`` comes from the
         linear program solved to optimality, which certifies its maximality by
         itself (the Farkas bound is weak when some ``pi_j q~_jv`` is tiny, as
