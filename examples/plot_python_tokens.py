@@ -35,7 +35,7 @@ fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
 for k in (1, 2, 3):
     X, Y, weights, contexts = contexts_from_sequences(lines, context_length=k)
     sizes = np.diff(Y.indptr)  # support size S_j of every context
-    H = entropy_lower_bound(X, Y, weights)
+    H = entropy_lower_bound(Y, X=X, sample_weight=weights)
     print(f"k = {k}: m = {len(contexts):4d} distinct contexts, entropy H = {H:.3f} nats, "
           f"median S_j = {np.median(sizes):g} of V = {Y.shape[1]}, "
           f"{np.mean(sizes == 1):.0%} with a single next token")

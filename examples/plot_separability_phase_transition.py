@@ -26,19 +26,22 @@ which jumps from 0 to 1 around ``d / m = 1/2`` as ``m`` grows.
 # %%
 # Simulation
 # ----------
-# Each trial draws ``m`` Gaussian context embeddings in ``R^d`` and, for every
-# context, a uniformly random support of ``S`` out of ``V`` tokens (the
-# probabilities inside the supports do not matter for separability). It then
-# asks :func:`~sklearn_ntp.implicit_bias.ntp_svm` for the max-margin solution,
-# which raises :class:`~sklearn_ntp.implicit_bias.NotNTPSeparableError` (with
-# a Farkas certificate) when the constraints are infeasible. Only this yes/no
-# answer matters here. The trials run in parallel with joblib.
+# :func:`~sklearn_ntp.studies.separability_phase_diagram` draws, for every
+# pair ``(m, d)``, random data with the construction of
+# :func:`~sklearn_ntp.datasets.make_ntp_data` (Gaussian context embeddings,
+# uniformly random supports of ``S`` out of ``V`` tokens) and checks each draw
+# with :func:`~sklearn_ntp.implicit_bias.check_ntp_separability`, which
+# decides separability exactly (a Farkas certificate when infeasible). The
+# grid cells run in parallel through joblib; inside
+# ``with joblib.parallel_backend("dask"):`` the same call runs on a dask
+# cluster, with the same results (every draw has its own seed derived from
+# ``random_state``).
 import matplotlib.pyplot as plt
 import numpy as np
-from joblib import Parallel, delayed
 from scipy.special import comb
 
-from sklearn_ntp.implicit_bias import NotNTPSeparableError, ntp_svm
+from sklearn_ntp.plotting import PhaseDiagramDisplay
+from sklearn_ntp.studies import separability_phase_diagram
 
 N_CONTEXTS = 24
 N_TRIALS = 20
@@ -46,35 +49,12 @@ DIMENSIONS = np.arange(2, 31, 2)
 #: (vocabulary size V, support size S) of each curve.
 SETTINGS = [(2, 1), (5, 1), (5, 2), (5, 3), (5, 4)]
 
-
-def random_supports(rng, n_contexts, vocab_size, support_size):
-    """Uniform next-token distributions on random supports, one row per context."""
-    Y = np.zeros((n_contexts, vocab_size))
-    for row in Y:
-        row[rng.choice(vocab_size, size=support_size, replace=False)] = 1 / support_size
-    return Y
-
-
-def separable_fraction(n_features, vocab_size, support_size, seed):
-    """Fraction of ``N_TRIALS`` random draws that are NTP-separable."""
-    rng = np.random.default_rng(seed)
-    n_separable = 0
-    for _ in range(N_TRIALS):
-        X = rng.standard_normal((N_CONTEXTS, n_features))
-        Y = random_supports(rng, N_CONTEXTS, vocab_size, support_size)
-        try:
-            ntp_svm(X, Y)
-            n_separable += 1
-        except NotNTPSeparableError:
-            pass
-    return n_separable / N_TRIALS
-
-
-tasks = [(d, V, S) for V, S in SETTINGS for d in DIMENSIONS]
-seeds = np.random.SeedSequence(0).generate_state(len(tasks))
-fractions = Parallel(n_jobs=2)(
-    delayed(separable_fraction)(d, V, S, seed) for (d, V, S), seed in zip(tasks, seeds))
-fractions = np.reshape(fractions, (len(SETTINGS), len(DIMENSIONS)))
+fractions = np.array([
+    separability_phase_diagram(
+        n_contexts=[N_CONTEXTS], n_features=DIMENSIONS, n_tokens=V, support_size=S,
+        n_draws=N_TRIALS, random_state=0, n_jobs=2)["separable_fraction"]
+    for V, S in SETTINGS
+])
 
 # %%
 # Results
@@ -96,6 +76,21 @@ ax.annotate("d = m", xy=(1.0, 0.5), xytext=(5, 0), textcoords="offset points")
 ax.set(xlabel="d / m", ylabel="estimated P(NTP-separable)",
        title=f"NTP-separability of random data, m = {N_CONTEXTS}")
 ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
+plt.show()
+
+# %%
+# The transition sharpens with ``m``
+# ----------------------------------
+# The same study over several ``m`` for binary one-hot data, drawn as a heat
+# map over ``d / m`` and ``m`` by
+# :class:`~sklearn_ntp.plotting.PhaseDiagramDisplay`. The dashed line is
+# Cover's threshold ``d / m = 1/2``, drawn because it applies to binary one-hot
+# data only; the dotted line is ``d = m``.
+binary = separability_phase_diagram(
+    n_contexts=[8, 16, 32], n_features=[2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40],
+    n_tokens=2, support_size=1, n_draws=10, random_state=0, n_jobs=2)
+binary = {k: v[binary["features_per_context"] <= 1.25] for k, v in binary.items()}
+PhaseDiagramDisplay.from_results(binary)
 plt.show()
 
 # %%

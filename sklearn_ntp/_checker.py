@@ -25,12 +25,12 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
 
     At ``fit`` the distinct contexts of ``X`` and their next-token
     distributions are checked against the paper's two conditions (Definitions
-    1 and 2); the finite component ``W*`` and the max-margin direction
-    ``W^mm`` are stored. ``transform`` returns ``X`` unchanged, so the checker
-    can sit in a :class:`~sklearn.pipeline.Pipeline` in front of a classifier
-    and report, at every fit, whether gradient descent is in the paper's
-    regime (loss tending to the entropy bound, ``W`` diverging in the
-    direction of ``W^mm``).
+    1 and 2), and the limit of gradient descent (finite part ``W~``,
+    max-margin solution ``U~``, loss infimum ``L*``; ``W*``, ``W^mm`` and
+    ``H`` in the paper's regime) is stored. ``transform`` returns ``X``
+    unchanged, so the checker can sit in a :class:`~sklearn.pipeline.Pipeline`
+    in front of a classifier and report, at every fit, whether gradient
+    descent is in the paper's regime and where it goes otherwise.
 
     Parameters
     ----------
@@ -59,9 +59,14 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         Max NTP margin ``1 / ||W^mm||`` of a unit-norm decoder; ``inf`` when
         every context has full support, ``nan`` when not separable.
     finite_component_ : ndarray of shape (n_tokens, n_features)
-        ``W*`` (least-squares solution in ``F`` when not compatible).
+        ``W~`` (``W*`` when compatible and separable).
     max_margin_solution_ : ndarray of shape (n_tokens, n_features) or None
-        ``W^mm``, or None when not separable.
+        ``U~`` (``W^mm`` when separable), or None when no pair is separable.
+    loss_infimum_ : float
+        ``L* = inf CE`` (nats).
+    separable_pairs_ : ndarray of bool, shape (n_contexts, n_tokens)
+        ``T``, the off-support pairs some tied direction separates, in the
+        context order of :func:`~sklearn_ntp.implicit_bias.aggregate_contexts`.
     entropy_ : float
         Entropy lower bound ``H`` of the NTP loss (nats).
     n_contexts_ : int
@@ -133,6 +138,8 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         self.finite_component_ = report.finite_component
         self.max_margin_solution_ = report.max_margin_solution
         self.entropy_ = report.entropy
+        self.loss_infimum_ = report.loss_infimum
+        self.separable_pairs_ = report.limit.separable_pairs
         self.n_contexts_ = report.n_contexts
         # After storing: a caller catching the error can still read report_.
         self._handle_failure(report)
@@ -149,9 +156,12 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         if not report.is_separable:
             problems.append(
                 "not NTP-separable: no decoder gives every context equal logits on "
-                "its support and larger ones there than on all other tokens (a "
-                "Farkas certificate exists)"
+                "its support and larger ones there than on all other tokens (only "
+                f"{report.n_separable_pairs} of {report.n_off_support_pairs} "
+                "off-support pairs are separable)"
             )
+        if not report.limit.certified:
+            problems.append(f"the limit of gradient descent is {report.limit.status}")
         if not problems or self.on_failure == "ignore":
             return
         message = ("The training data are " + "; and ".join(problems)
@@ -159,10 +169,12 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         if self.on_failure == "warn":
             # Levels: this method, fit, scikit-learn's fit wrapper, the caller.
             warnings.warn(message, NTPSeparabilityWarning, stacklevel=4)
-        elif report.is_separable:
+        elif not report.is_separable:
+            raise NotNTPSeparableError(message)
+        elif not report.is_compatible:
             raise NotNTPCompatibleError(message, residual=report.compatibility_residual)
         else:
-            raise NotNTPSeparableError(message)
+            raise ValueError(message)
 
     def transform(self, X):
         """Return ``X`` unchanged, after checking it matches the fitted data.

@@ -4,14 +4,18 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state, column_or_1d
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._array_api import (
+    _max_precision_float_dtype,
+    check_same_namespace,
+    get_namespace_and_device,
+)
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._array_api import from_host, namespace, to_host
 from ._data import aggregate_contexts, with_intercept_column
 from ._exceptions import NTPSeparabilityWarning
 from ._loss import NTPLoss, log_softmax, softmax
@@ -19,26 +23,6 @@ from ._penalty import L2Penalty
 from ._solvers import SOLVERS, Objective, SolverOptions
 from ._step_size import auto_learning_rate, smoothness_constant
 from ._tracking import HistoryTracker, implicit_bias_reference
-
-
-def _check_target_kind(y):
-    """Return ``y`` as an ndarray of labels (1-D) or probability rows (2-D).
-
-    1-D labels go through scikit-learn's classification-target check; a
-    single column is read as labels (with a ``DataConversionWarning``), since
-    a probability matrix with one column would describe a single token.
-    """
-    if y is None:
-        raise ValueError("NTPLinearClassifier requires y to be passed, but the "
-                         "target y is None.")
-    if sp.issparse(y) or (hasattr(y, "columns") and y.shape[1] > 1):
-        return y  # a DataFrame keeps its column names: they become classes_
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = column_or_1d(y, warn=True)
-    if y.ndim == 1:
-        check_classification_targets(y)
-    return y
 
 
 class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
@@ -55,11 +39,15 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         \log \mathrm{softmax}_z(W h_j).
 
     With ``alpha=0`` (the default) this is the unregularized NTP loss of
-    Thrampoulidis (NeurIPS 2024), whose infimum is the entropy
-    ``H = -sum_j pi_j sum_z p_jz log p_jz`` and is not attained on
-    NTP-separable data: the iterates diverge in norm, and the estimator
-    tracks how they approach the paper's limit
-    ``W* + ||P_perp(W_k)|| W^mm / ||W^mm||`` (Theorem 2).
+    Thrampoulidis (NeurIPS 2024). Its infimum ``L*`` is at least the entropy
+    ``H = -sum_j pi_j sum_z p_jz log p_jz``, with equality exactly when the
+    data are NTP_H-compatible and NTP-separable; it is not attained when some
+    off-support pair is separable. Gradient descent then diverges in norm, and
+    the estimator tracks how the iterates approach the limit
+    ``W~ + ||P_perp(W_k)|| U~ / ||U~||`` of
+    :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit` (the paper's
+    ``W* + ||P_perp(W_k)|| W^mm / ||W^mm||`` of Theorem 2 when both conditions
+    hold).
 
     Parameters
     ----------
@@ -90,8 +78,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         Maximum number of updates (L-BFGS-B iterations for lbfgs).
     tol : float, default=1e-4
         Stopping tolerance: with ``alpha=0`` the run stops once the excess
-        loss ``CE - H <= tol``; with ``alpha > 0`` once the Frobenius norm of
-        the objective's gradient is ``<= tol``.
+        loss ``CE - L* <= tol`` (``L* = loss_infimum_``; ``H`` when
+        ``compute_implicit_bias=False``); with ``alpha > 0`` once the
+        Frobenius norm of the objective's gradient is ``<= tol`` (also for
+        lbfgs, whose own tests are switched off).
     alpha : float, default=0.0
         Ridge strength. 0 gives the unregularized NTP loss.
     fit_intercept : bool, default=False
@@ -112,21 +102,25 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     epsilon : float, default=1e-8
         Adam's denominator offset.
     compute_implicit_bias : bool, default=True
-        Compute the finite component ``W*`` and the max-margin direction
-        ``W^mm / ||W^mm||`` once per fit and track the iterates against them
-        in ``history_``. This costs a dense solve with the Gram matrix of the
-        ``sum_j (S_j - 1)`` in-support pairs and a quadratic program with
-        ``n_tokens * n_contexts`` variables: set False for large data.
+        Compute the limit of gradient descent (finite part ``W~``, direction
+        ``U~ / ||U~||`` and loss infimum ``L*``, see
+        :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`) once per fit
+        and track the iterates against it in ``history_``. This costs a dense
+        solve with the Gram matrix of the ``sum_j (|S~_j| - 1)`` effective
+        in-support pairs, an LP when ``H`` is rank deficient, and a quadratic
+        program with ``n_tokens * n_contexts`` variables: set False for large
+        data.
     history_every : int, default=10
         Record ``history_`` every ``history_every`` iterations; the initial
-        and the last iterates are always recorded.
+        and the last iterates are always recorded. On a GPU (Array API
+        dispatch) this is also the period of the stopping test.
     warm_start : bool, default=False
         Start from the previous ``coef_`` (instead of ``init``) when refitting.
     random_state : int, RandomState instance or None, default=None
         Seed of the ``"lecun"`` initialization.
     verbose : int, default=0
-        If positive, print progress lines (iteration, excess loss ``CE - H``,
-        ``||W||`` and the alignment with ``W^mm``): about ten per fit with
+        If positive, print progress lines (iteration, excess loss ``CE - L*``,
+        ``||W||`` and the alignment with ``U~``): about ten per fit with
         ``verbose=1``, one per iteration with ``verbose >= 2``.
 
     Attributes
@@ -154,21 +148,28 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         ``coef_``.
     entropy_ : float
         The entropy lower bound ``H`` of the training data.
+    loss_infimum_ : float or None
+        ``L* = inf CE`` of the training data (``H`` when compatible and
+        separable). None if ``compute_implicit_bias=False``.
     finite_component_ : ndarray of shape (n_tokens, n_features) or None
-        ``W*``: the solution in the data subspace ``F`` of the log-odds
-        equations (least-squares, with an ``NTPSeparabilityWarning``, when the
-        data are not NTP_H-compatible). None if ``compute_implicit_bias=False``.
+        ``W~``, the finite part of the limit: ``W*`` when the data are
+        NTP_H-compatible and NTP-separable, in general the minimizer over
+        ``G`` of the cross-entropy restricted to the effective supports.
+        None if ``compute_implicit_bias=False``.
     margin_direction_ : ndarray of shape (n_tokens, n_features) or None
-        ``W^mm / ||W^mm||``, the unit NTP-SVM direction. None (with an
-        ``NTPSeparabilityWarning``) when the data are not NTP-separable or every
-        context supports every token, or if ``compute_implicit_bias=False``.
+        ``U~ / ||U~||``, the unit max-margin direction on the separable
+        pairs (``W^mm / ||W^mm||`` when separable). None when no off-support
+        pair is separable (gradient descent then converges to a finite
+        minimizer), or if ``compute_implicit_bias=False``. An
+        ``NTPSeparabilityWarning`` is issued only when a part of the limit
+        cannot be certified.
     history_ : dict of ndarray
         Snapshots every ``history_every`` iterations, as equal-length arrays:
         ``iteration``, ``loss`` (the cross-entropy ``CE`` without penalty),
         ``norm`` (``||W_k||_F``) and, with ``compute_implicit_bias=True``,
-        ``alignment`` (``cos(W_k, W^mm)``), ``corrected_alignment``
-        (``cos(W_k - W*, W^mm)``) and ``subspace_error``
-        (``||P_F(W_k) - W*||_F``). Alignments are NaN when
+        ``alignment`` (``cos(W_k, U~)``), ``corrected_alignment``
+        (``cos(W_k - W~, U~)``) and ``subspace_error``
+        (``||P_G(W_k) - W~||_F``). Alignments are NaN when
         ``margin_direction_`` is None.
     converged_ : bool
         Whether the stopping criterion (see ``tol``) was met.
@@ -180,6 +181,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     --------
     sklearn.linear_model.LogisticRegression : The same model on hard labels,
         with an intercept and without implicit-bias tracking.
+    sklearn_ntp.implicit_bias.implicit_bias_limit : The limit ``(W~, U~, L*)``.
     sklearn_ntp.implicit_bias.log_odds_solution : The finite component ``W*``.
     sklearn_ntp.implicit_bias.ntp_svm : The max-margin solution ``W^mm``.
 
@@ -191,7 +193,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     ``coef_`` is then the last accepted iterate), when ``alpha > 0`` and the gradient test is not met within
     ``max_iter``, and when lbfgs stops without converging. With ``alpha=0``
     reaching ``max_iter`` is not warned about for gd, ngd and adam: the
-    entropy bound is only reached asymptotically.
+    loss infimum is in general only reached asymptotically.
 
     With ``fit_intercept=True`` the implicit-bias attributes describe the
     decoder ``[W, b]`` of the augmented embeddings ``[h_j, 1]``:
@@ -206,6 +208,16 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     Float32 input is fitted in float32 (``coef_`` float32): losses are then
     accurate to about ``1e-6`` relative, so ``tol`` should not be smaller.
 
+    With ``sklearn.set_config(array_api_dispatch=True)`` (and the environment
+    variable ``SCIPY_ARRAY_API=1``), ``X`` may be a PyTorch, CuPy or other
+    Array API array: gd, ngd and adam then run in its namespace and on its
+    device, and ``coef_``, ``loss_curve_``, ``finite_component_`` and
+    ``margin_direction_`` are arrays of that namespace. Merging identical
+    contexts, the exact geometry (``compute_implicit_bias``), lbfgs and
+    ``score`` run on the host in NumPy, once per call. Off host memory (e.g.
+    on a GPU) the stopping and divergence tests read the device only every
+    ``history_every`` iterations. See the user guide's "Scaling out" section.
+
     Examples
     --------
     >>> import numpy as np
@@ -217,9 +229,9 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     array([[0.5, 0.5, 0. ],
            [0. , 0.2, 0.8],
            [1. , 0. , 0. ]])
-    >>> clf.stop_reason_, clf.n_iter_  # excess loss CE - H reached tol
+    >>> clf.stop_reason_, clf.n_iter_  # excess loss CE - L* reached tol
     ('tol', 3999)
-    >>> float(clf.history_["alignment"][-1])  # cos(W_k, W^mm)
+    >>> float(clf.history_["alignment"][-1])  # cos(W_k, U~), here U~ = W^mm
     0.993...
     >>> round(clf.score(X, Y), 4), round(clf.entropy_, 4)  # -CE and H
     (-0.3979, 0.3978)
@@ -278,6 +290,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the decoder on contexts ``X`` and next-token targets ``y``.
@@ -298,11 +315,17 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        xp, _, device = get_namespace_and_device(X)
         X = validate_data(self, X, accept_sparse=("csr", "csc"),
-                          dtype=[np.float64, np.float32])
-        data = self._contexts(aggregate_contexts(X, _check_target_kind(y), sample_weight))
+                          dtype=[xp.float64, xp.float32])
+        # Aggregation and the exact geometry run on the host, once per fit.
+        data = self._contexts(aggregate_contexts(to_host(X), to_host(y),
+                                                 to_host(sample_weight)))
         self.learning_rate_ = self._learning_rate(data)
+        if self.solver == "lbfgs":  # scipy's L-BFGS-B: NumPy on the host
+            xp, device = namespace(data.embeddings)[0], None
         reference = self._implicit_bias_reference(data)
+        infimum = None if reference is None else reference.loss_infimum
         tracker = HistoryTracker(
             data.entropy, every=self.history_every, reference=reference,
             verbose=self.verbose,
@@ -314,21 +337,35 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             learning_rate=self.learning_rate_ or 1.0,  # None for lbfgs, which ignores it
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
         )
-        objective = Objective(NTPLoss(data), L2Penalty(self.alpha))
-        W0 = self._initial_coef(data.classes, data.n_features, X.dtype)
+        objective = Objective(NTPLoss(data, xp=xp, device=device), L2Penalty(self.alpha),
+                              infimum)
+        W0 = self._initial_coef(data.classes, data.n_features, data.embeddings.dtype)
+        W0 = W0 if device is None else xp.asarray(W0, device=device)
         result = SOLVERS[self.solver](objective, W0, options, tracker)
         self._warn_if_unconverged(result)
 
-        self.classes_ = data.classes
-        self.coef_, self.intercept_ = self._split_coef(result.coef)
+        X_xp, _, X_device = get_namespace_and_device(X)
+        self.classes_ = np.array(data.classes)  # writeable, unlike NTPData's
+        self.coef_, self.intercept_ = self._split_coef(
+            X_xp.asarray(result.coef, device=X_device))
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.stop_reason_ = result.stop_reason
         self.loss_curve_ = tracker.loss_curve
+        if not isinstance(X, np.ndarray):  # float64 like NumPy's, where the device has it
+            self.loss_curve_ = X_xp.asarray(
+                self.loss_curve_, dtype=_max_precision_float_dtype(X_xp, X_device),
+                device=X_device)
         self.history_ = tracker.history
         self.entropy_ = data.entropy
+        self.loss_infimum_ = infimum
         self.finite_component_ = getattr(reference, "finite_component", None)
         self.margin_direction_ = getattr(reference, "margin_direction", None)
+        if not isinstance(X, np.ndarray):  # the limits join the fitted arrays on X's device
+            self.finite_component_, self.margin_direction_ = (
+                None if A is None else from_host(
+                    A, X_xp, X_device, _max_precision_float_dtype(X_xp, X_device))
+                for A in (self.finite_component_, self.margin_direction_))
         return self
 
     def _contexts(self, data):
@@ -337,13 +374,21 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     def _split_coef(self, W):
         """``(coef_, intercept_)`` from a decoder of the (augmented) embeddings."""
-        if self.fit_intercept:
+        xp, on_host = namespace(W)
+        if on_host:
+            if not self.fit_intercept:
+                return W, np.zeros(W.shape[0], dtype=W.dtype)
             return np.ascontiguousarray(W[:, :-1]), W[:, -1].copy()
-        return W, np.zeros(W.shape[0], dtype=W.dtype)
+        if not self.fit_intercept:
+            return W, xp.zeros(W.shape[0], dtype=W.dtype, device=W.device)
+        return xp.asarray(W[:, :-1], copy=True), xp.asarray(W[:, -1], copy=True)
 
     def _full_coef(self):
         """The fitted decoder of the (augmented) embeddings, ``[coef_, intercept_]``."""
-        return np.c_[self.coef_, self.intercept_] if self.fit_intercept else self.coef_
+        if not self.fit_intercept:
+            return self.coef_
+        xp, _ = namespace(self.coef_)
+        return xp.concat([self.coef_, xp.reshape(self.intercept_, (-1, 1))], axis=1)
 
     def _learning_rate(self, data):
         """The step of gd, ngd and adam: ``learning_rate``, or derived from ``L``."""
@@ -369,7 +414,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             if not np.array_equal(self.classes_, classes):
                 raise ValueError("warm_start=True needs the tokens of the previous "
                                  f"fit {self.classes_[:5]}, got {classes[:5]}.")
-            W, name = self._full_coef(), "coef_ (warm_start)"
+            W, name = to_host(self._full_coef()), "coef_ (warm_start)"
         elif isinstance(self.init, str) and self.init == "zeros":
             return np.zeros(shape, dtype=dtype)
         elif isinstance(self.init, str):  # "lecun": variance 1 / fan-in
@@ -393,7 +438,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                        "derives a stable step from them). coef_ is the last finite "
                        "iterate, after n_iter_ updates.")
         elif result.converged or (self.alpha == 0.0 and self.solver != "lbfgs"):
-            return  # alpha = 0: H is only reached asymptotically
+            return  # alpha = 0: L* is in general only reached asymptotically
         else:
             message = (f"{self.solver} did not converge in {result.n_iter} iterations "
                        f"({result.stop_reason}); increase max_iter or tol.")
@@ -404,14 +449,24 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
-    def _validate_X(self, X):
+    def _validate_X(self, X, method):
         check_is_fitted(self)
+        check_same_namespace(X, self, attribute="coef_", method=method)
+        xp, _ = namespace(X)
         return validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
-                             dtype=[np.float64, np.float32])
+                             dtype=[xp.float64, xp.float32])
 
-    def _logits(self, X):
-        logits = self._validate_X(X) @ self.coef_.T
-        return logits + self.intercept_ if self.fit_intercept else logits
+    def _logits(self, X, method):
+        X = self._validate_X(X, method)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+            logits = X @ self.coef_.T
+            if self.fit_intercept:
+                logits = logits + self.intercept_
+        xp, _ = namespace(logits)
+        if not bool(xp.all(xp.isfinite(logits))):  # coef_ is finite: X is too large
+            raise ValueError(f"X has entries up to {float(abs(X).max()):.3g}: its logits "
+                             f"X @ coef_.T overflow {logits.dtype}; rescale X.")
+        return logits
 
     def decision_function(self, X):
         """Logits ``X W^T``, one column per token (a single column for two tokens).
@@ -429,7 +484,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             ``(w_1 - w_0)^T x`` of ``classes_[1]`` over ``classes_[0]`` (its
             sign gives the prediction); ``coef_`` keeps both rows.
         """
-        logits = self._logits(X)
+        logits = self._logits(X, "decision_function")
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X):
@@ -445,7 +500,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_tokens)
             Rows sum to one; columns follow ``classes_``.
         """
-        return softmax(self._logits(X))
+        return softmax(self._logits(X, "predict_proba"))
 
     def predict_log_proba(self, X):
         """Log-probabilities ``log softmax(W h)``, computed by log-sum-exp.
@@ -460,7 +515,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_tokens)
             Finite for every finite ``X``; columns follow ``classes_``.
         """
-        return log_softmax(self._logits(X))
+        return log_softmax(self._logits(X, "predict_log_proba"))
 
     def predict(self, X):
         """Most probable next token.
@@ -475,8 +530,12 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
+        logits = self._logits(X, "predict")
+        xp, on_host = namespace(logits)
+        indices = xp.argmax(logits, axis=1)
+        if on_host or self.classes_.dtype.kind not in "biuf":
+            return self.classes_[to_host(indices)]
+        return xp.take(from_host(self.classes_, xp, logits.device), indices)
 
     def score(self, X, y, sample_weight=None):
         """Mean log-likelihood ``-CE`` of next-token targets (higher is better).
@@ -504,6 +563,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             If ``y`` holds labels outside ``classes_`` or has a number of
             columns other than ``len(classes_)``.
         """
+        check_is_fitted(self)
+        xp, _ = namespace(X)
+        X = validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
+                          dtype=[xp.float64, xp.float32])
         data = self._contexts(aggregate_contexts(
-            self._validate_X(X), _check_target_kind(y), sample_weight, classes=self.classes_))
-        return -NTPLoss(data).value(self._full_coef())
+            to_host(X), to_host(y), to_host(sample_weight), classes=self.classes_))
+        return -NTPLoss(data).value(to_host(self._full_coef()).astype(data.embeddings.dtype))

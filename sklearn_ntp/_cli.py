@@ -4,19 +4,29 @@ Sub-commands:
 
 * ``reproduce`` — the paper's experiments (toy Fig. 1-2, App. A.2 Fig. 3-5);
 * ``check FILE`` — separability report of data in a ``.npz`` or ``.csv`` file;
-* ``corpus`` — the same study on next-token statistics of Python source code.
+* ``corpus`` — the same study on next-token statistics of Python source code;
+* ``phase-diagram`` — separability of random data over ``(m, d)``, locally or
+  on a dask cluster.
 """
 
 import argparse
 import csv
+import math
 import sys
 import zipfile
+import zlib
+from array import array
 from pathlib import Path
 
 import numpy as np
 
 #: Iterations per optimizer of ``reproduce`` (paper App. A.2) and with ``--quick``.
 DEFAULT_ITERATIONS, QUICK_ITERATIONS = 10_000, 1_000
+#: Default of ``check --max-size``: the largest ``.csv`` file, or the largest
+#: total uncompressed size of the arrays read from an ``.npz`` archive.
+DEFAULT_MAX_BYTES = 256 * 2**20
+#: Multipliers of the suffixes accepted by ``--max-size``.
+SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
 
 
 class InputError(Exception):
@@ -32,8 +42,31 @@ def _positive_int(text):
 
 def _positive_float(text):
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def _seed(text):
+    value = int(text)
+    if not 0 <= value < 2**32:  # what numpy's RandomState accepts
+        raise argparse.ArgumentTypeError(f"expected a seed between 0 and 2**32 - 1, "
+                                         f"got {text}")
+    return value
+
+
+def _size(text):
+    """A byte count, optionally with a K, M or G suffix (powers of 1024)."""
+    number, unit = text.strip().upper(), ""
+    if number[-1:] in SIZE_UNITS:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = int(float(number) * SIZE_UNITS[unit])
+    except (ValueError, OverflowError):
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a size in bytes such as 512M or 2G, "
+                                         f"got {text}")
     return value
 
 
@@ -56,7 +89,7 @@ def build_parser():
     rep.add_argument("--iterations", type=_positive_int, default=None, metavar="N",
                      help=f"iterations per optimizer (default: {DEFAULT_ITERATIONS}, "
                           f"or {QUICK_ITERATIONS} with --quick)")
-    rep.add_argument("--seed", type=int, default=0, metavar="S",
+    rep.add_argument("--seed", type=_seed, default=0, metavar="S",
                      help="seed of the data and the initialization (default: 0)")
     rep.add_argument("--quick", action="store_true",
                      help=f"{QUICK_ITERATIONS} iterations per optimizer and no figures "
@@ -68,12 +101,22 @@ def build_parser():
 
     chk = commands.add_parser(
         "check", help="print the NTP separability report of a data file",
-        description="FILE is a .npz archive with arrays X and Y (probability rows) or "
-                    "y (labels), and optionally sample_weight; or a .csv file with one "
+        description="FILE is a .npz archive (np.savez) with .npy arrays X (2-D, "
+                    "numbers) and Y (dense probability rows) or y (labels), and "
+                    "optionally sample_weight; arrays of Python objects (pickles, "
+                    "scipy.sparse matrices) are refused. Or a comma-separated .csv "
+                    "file (UTF-8, optionally with a byte-order mark) with one "
                     "(context, next token) pair per row: feature columns, then the "
-                    "token label in the last column (an optional header row and "
-                    "'#' comment lines are skipped).")
+                    "token label in the last column; '#' comment lines are skipped, "
+                    "and so is a header row: one with a non-numeric feature name, or "
+                    "the column numbers 0, 1, ... that pandas writes, followed by a "
+                    "label name that is not a token. Files larger than --max-size "
+                    "are refused before they are read.")
     chk.add_argument("file", type=Path, help=".npz or .csv data file")
+    chk.add_argument("--max-size", type=_size, default=DEFAULT_MAX_BYTES, metavar="BYTES",
+                     help="largest .csv file, or total uncompressed size of the arrays "
+                          "read from an .npz archive, in bytes or with a K, M or G "
+                          f"suffix (default: {DEFAULT_MAX_BYTES // 2**20}M)")
     chk.set_defaults(handler=_run_check)
 
     cor = commands.add_parser(
@@ -92,23 +135,58 @@ def build_parser():
                      help="Python files to read (default: 50)")
     cor.add_argument("--alpha", type=_positive_float, default=1e-4, metavar="A",
                      help="ridge strength of both fits (default: 1e-4)")
-    cor.add_argument("--seed", type=int, default=0, metavar="S",
+    cor.add_argument("--seed", type=_seed, default=0, metavar="S",
                      help="seed of the embeddings (default: 0)")
     cor.set_defaults(handler=_run_corpus)
+    _add_phase_diagram_parser(commands)
     return parser
 
 
-def _run_reproduce(args):
-    from ._reproduce import format_table, reproduce
+def _add_phase_diagram_parser(commands):
+    pd_ = commands.add_parser(
+        "phase-diagram", help="fraction of separable random data sets over a (m, d) grid",
+        description="Draws random NTP data (make_ntp_data's construction) for every "
+                    "pair of numbers of contexts m and features d and prints the "
+                    "fractions that are NTP-separable and NTP_H-compatible. Runs on "
+                    "local processes, or on a dask.distributed cluster with --scheduler.")
+    pd_.add_argument("--n-contexts", type=_positive_int, nargs="+", default=[10, 20, 40],
+                     metavar="M", help="numbers of contexts m (default: 10 20 40)")
+    pd_.add_argument("--n-features", type=_positive_int, nargs="+",
+                     default=[2, 5, 10, 15, 20, 30, 40], metavar="D",
+                     help="embedding dimensions d (default: 2 5 10 15 20 30 40)")
+    pd_.add_argument("--n-tokens", type=_positive_int, default=5, metavar="V",
+                     help="vocabulary size V (default: 5)")
+    pd_.add_argument("--support-size", type=_positive_int, default=2, metavar="S",
+                     help="support size S of every context (default: 2)")
+    pd_.add_argument("--n-draws", type=_positive_int, default=10, metavar="N",
+                     help="random data sets per (m, d) (default: 10)")
+    pd_.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="seed of all draws (default: 0)")
+    pd_.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                     help="parallel tasks (default: 1; -1 for all cores or workers)")
+    pd_.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="address of a dask.distributed scheduler, e.g. "
+                          "tcp://10.0.0.1:8786: run the draws on its workers")
+    pd_.add_argument("--out", type=Path, default=None, metavar="FILE",
+                     help="also write the table to this .csv file")
+    pd_.set_defaults(handler=_run_phase_diagram)
 
+
+def _run_reproduce(args):
+    from ._reproduce import PARTIAL_TITLE, format_table, reproduce
+
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out {args.out} is a file, not a folder")
     iterations = args.iterations or (QUICK_ITERATIONS if args.quick else DEFAULT_ITERATIONS)
     summary = reproduce(args.out, iterations=iterations, seed=args.seed,
                         verbose=int(args.verbose), figures=not args.quick)
     for key, title in (("toy", "Toy data (paper Fig. 1-2)"),
-                       ("overparameterized", "Overparameterized data (paper App. A.2)")):
+                       ("overparameterized", "Overparameterized data (paper App. A.2)"),
+                       ("partially_separable", PARTIAL_TITLE)):
         part = summary[key]
-        print(f"\n{title}: entropy H = {part['entropy']:.6g} nats; W* in "
-              f"{part['seconds_finite_component']:.3g} s, W^mm in "
+        print(f"\n{title}: entropy H = {part['entropy']:.6g} nats, L* = "
+              f"{part['loss_infimum']:.6g}; W~ in "
+              f"{part['seconds_finite_component']:.3g} s, U~ in "
               f"{part['seconds_max_margin_solution']:.3g} s; {iterations} iterations")
         print(format_table(part["optimizers"]))
     print(f"\nWrote {args.out / 'summary.json'}, {args.out / 'summary.md'} and "
@@ -141,22 +219,58 @@ def _check_npz_array(path, name, array):
     return array
 
 
-def _read_npz(path):
+def _read_npz(path, max_bytes):
     # Anything but a zip archive would reach numpy's .npy or pickle readers and
     # get a message about those formats instead.
     with open(path, "rb") as file:
         if not file.read(4).startswith(ZIP_SIGNATURES):
             raise InputError(f"{path} is not an .npz archive (a zip file of .npy arrays)")
-    with np.load(path, allow_pickle=False) as archive:
-        names = archive.files
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+        names = [name for name in ("X", "Y", "y", "sample_weight")
+                 if name + ".npy" in members or name in members]
         target = next((name for name in ("Y", "y") if name in names), None)
         if "X" not in names or target is None:
             raise InputError(f"{path} must hold arrays 'X' and 'Y' (or 'y'); it holds "
-                             f"{names}")
-        X, y = (_check_npz_array(path, name, archive[name]) for name in ("X", target))
-        weights = (_check_npz_array(path, "sample_weight", archive["sample_weight"])
-                   if "sample_weight" in names else None)
-        return X, y, weights
+                             f"{sorted(members)}")
+        names = ["X", target] + (["sample_weight"] if "sample_weight" in names else [])
+        infos = [_npy_member(path, members, name) for name in names]
+        # Declared sizes bound what decompression may produce: a zip bomb is
+        # refused here, before a byte of it is inflated.
+        total = sum(info.file_size for info in infos)
+        if total > max_bytes:
+            raise InputError(f"the arrays of {path} take {total} bytes uncompressed, more "
+                             f"than --max-size {max_bytes}")
+        arrays = [_check_npz_array(path, name, _read_npy(archive, info, path, name))
+                  for name, info in zip(names, infos)]
+    return arrays[0], arrays[1], arrays[2] if len(arrays) == 3 else None
+
+
+def _npy_member(path, members, name):
+    if name + ".npy" not in members:
+        raise InputError(f"member '{name}' of {path} is not a .npy array (np.savez "
+                         f"writes '{name}.npy')")
+    return members[name + ".npy"]
+
+
+def _read_npy(archive, info, path, name):
+    """Read one ``.npy`` member after checking its header against its declared size."""
+    with archive.open(info) as file:
+        version = np.lib.format.read_magic(file)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(file)
+    if dtype.hasobject:
+        what = (f"a single Python object (e.g. a scipy.sparse matrix given to np.savez): "
+                f"store {name} as a dense array, e.g. {name}.toarray()" if shape == ()
+                else "Python objects")
+        raise InputError(f"array '{name}' in {path} holds {what}; pickled objects are "
+                         "refused (loaded with allow_pickle=False)")
+    if math.prod(shape) * dtype.itemsize > info.file_size:
+        raise InputError(f"array '{name}' in {path} declares shape {shape} of {dtype}, "
+                         f"more than the {info.file_size} bytes it holds")
+    with archive.open(info) as file:
+        return np.lib.format.read_array(file, allow_pickle=False)
 
 
 def _is_number(text):
@@ -167,34 +281,98 @@ def _is_number(text):
     return True
 
 
-def _read_csv(path):
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = [row for row in csv.reader(file)
-                if row and not row[0].lstrip().startswith("#")]
-    if rows and not _is_number(rows[0][0]):
-        rows = rows[1:]  # header
-    if not rows or len({len(row) for row in rows}) != 1 or len(rows[0]) < 2:
-        raise InputError(f"{path} must have rows of equal length: feature columns, then "
-                         "the token label")
+def _check_file_size(path, max_bytes):
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputError(f"{path} has {size} bytes, more than --max-size {max_bytes}")
+
+
+def _read_csv(path, max_bytes):
+    """Stream the rows into a float array and integer token codes.
+
+    Memory stays proportional to the numbers read (8 bytes each), not to
+    Python objects per field.
+    """
+    _check_file_size(path, max_bytes)
+    # utf-8-sig drops the byte-order mark of Excel's "CSV UTF-8".
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        reader = csv.reader(file)
+        records = ((reader.line_num, row) for row in reader
+                   if row and not row[0].lstrip().startswith("#"))
+        first = next(records, None)
+        if first is None:
+            raise InputError(f"{path} has no data rows (it is empty or only comments)")
+        width = len(first[1])
+        if width < 2:
+            raise InputError(_one_column_message(path, first[1][0]))
+        features, codes, tokens = array("d"), array("q"), {}
+        for line, row in records:
+            _append_row(path, line, row, width, features, codes, tokens)
+    if _is_header(first[1], tokens):
+        if not codes:
+            raise InputError(f"{path} has a header row but no data rows")
+    else:
+        head_features, head_codes = array("d"), array("q")
+        _append_row(path, first[0], first[1], width, head_features, head_codes, tokens)
+        features, codes = head_features + features, head_codes + codes
+    X = np.frombuffer(features, dtype=np.float64).reshape(-1, width - 1).copy()
+    return X, _labels(tokens)[np.frombuffer(codes, dtype=np.int64)], None
+
+
+def _one_column_message(path, field):
+    separator = next((name for sep, name in ((";", "';'"), ("\t", "tab"))
+                      if sep in field), None)
+    found = f"; its rows look {separator}-separated" if separator else ""
+    return (f"{path} must have comma-separated feature columns, then the token label "
+            f"(found a single column{found})")
+
+
+def _append_row(path, line, row, width, features, codes, tokens):
+    if len(row) != width:
+        raise InputError(f"{path} line {line} has {len(row)} fields, expected {width} "
+                         "like the first row (feature columns, then the token label)")
     try:
-        X = np.array([[float(value) for value in row[:-1]] for row in rows])
+        features.extend(float(value) for value in row[:-1])
     except ValueError as exc:
-        raise InputError(f"{path} has a non-numeric feature ({exc})") from None
-    labels = [row[-1].strip() for row in rows]
-    y = np.array([int(label) for label in labels] if all(
-        label.lstrip("-").isdigit() for label in labels) else labels)
-    return X, y, None
+        raise InputError(f"{path} line {line} has a non-numeric feature ({exc})") from None
+    codes.append(tokens.setdefault(row[-1].strip(), len(tokens)))
 
 
-def load_data_file(path):
+def _is_header(row, tokens):
+    """Whether the first row names the columns rather than holding data.
+
+    Headers have a non-numeric feature name, or are the column numbers
+    ``0, 1, ...`` written by pandas' ``to_csv`` followed by a label name that
+    no data row uses as a token.
+    """
+    names = [field.strip() for field in row[:-1]]
+    if not all(map(_is_number, names)):
+        return True
+    return names == [str(i) for i in range(len(names))] and row[-1].strip() not in tokens
+
+
+def _labels(tokens):
+    """Token labels in code order: integers if every label is one, else strings."""
+    labels = list(tokens)
+    if all(label.lstrip("-").isdigit() for label in labels):
+        return np.array([int(label) for label in labels])
+    return np.array(labels)
+
+
+def load_data_file(path, max_bytes=DEFAULT_MAX_BYTES):
     """Read ``(X, y, sample_weight)`` from a ``.npz`` or ``.csv`` file.
 
     Parameters
     ----------
     path : path
-        ``.npz`` archive with ``X``, ``Y`` or ``y`` and optional
-        ``sample_weight`` (loaded with ``allow_pickle=False``), or ``.csv``
-        file with feature columns and a last column of token labels.
+        ``.npz`` archive with ``.npy`` arrays ``X``, ``Y`` or ``y`` and
+        optional ``sample_weight`` (read with ``allow_pickle=False``; arrays
+        of Python objects are refused), or comma-separated ``.csv`` file with
+        feature columns and a last column of token labels.
+    max_bytes : int, default=DEFAULT_MAX_BYTES
+        Largest ``.csv`` file, or total uncompressed size of the arrays read
+        from an ``.npz`` archive (declared sizes are checked before anything
+        is decompressed, so zip bombs are refused).
 
     Returns
     -------
@@ -203,7 +381,19 @@ def load_data_file(path):
     Raises
     ------
     InputError
-        If the file cannot be read or does not have the expected layout.
+        If the file cannot be read, is too large, or does not have the
+        expected layout.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from sklearn_ntp._cli import load_data_file
+    >>> path = Path(tempfile.mkdtemp()) / "pairs.csv"
+    >>> _ = path.write_text("0,1,label\\n1.0,0.0,a\\n0.0,1.0,b\\n")
+    >>> X, y, _ = load_data_file(path)
+    >>> X.tolist(), y.tolist()
+    ([[1.0, 0.0], [0.0, 1.0]], ['a', 'b'])
     """
     readers = {".npz": _read_npz, ".csv": _read_csv}
     reader = readers.get(path.suffix.lower())
@@ -211,16 +401,18 @@ def load_data_file(path):
         raise InputError(f"{path}: unsupported file type {path.suffix!r}; "
                          "expected .npz or .csv")
     try:
-        return reader(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
-            csv.Error) as exc:
+        return reader(path, max_bytes)
+    # zipfile raises zlib.error on a corrupted deflate stream, RuntimeError on
+    # an encrypted member and NotImplementedError on an unknown compression.
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError,
+            csv.Error, RuntimeError, NotImplementedError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
 
 
 def _run_check(args):
     from ._report import check_ntp_separability
 
-    X, y, sample_weight = load_data_file(args.file)
+    X, y, sample_weight = load_data_file(args.file, args.max_size)
     try:
         report = check_ntp_separability(X, y, sample_weight)
     except (ValueError, TypeError) as exc:  # TypeError: e.g. a structured dtype
@@ -238,6 +430,58 @@ def _run_corpus(args):
                      seed=args.seed)
     except ValueError as exc:  # settings that leave too little data to study
         raise InputError(f"corpus: {exc}") from None
+    return 0
+
+
+#: Seconds to wait for a dask scheduler before giving up.
+SCHEDULER_TIMEOUT = 10
+
+
+def _dask_client(address):
+    """A ``dask.distributed.Client`` connected to ``address``, or an InputError."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise InputError("--scheduler needs dask.distributed: pip install "
+                         "'dask[distributed]'") from None
+    try:
+        return Client(address, timeout=SCHEDULER_TIMEOUT)
+    except (OSError, ValueError, TypeError) as exc:  # unreachable, or a malformed address
+        raise InputError(f"cannot connect to the dask scheduler at {address}: "
+                         f"{exc}") from None
+
+
+def _phase_diagram(args):
+    from .studies import separability_phase_diagram
+
+    try:
+        return separability_phase_diagram(
+            n_contexts=args.n_contexts, n_features=args.n_features,
+            n_tokens=args.n_tokens, support_size=args.support_size,
+            n_draws=args.n_draws, random_state=args.seed, n_jobs=args.n_jobs)
+    except ValueError as exc:  # e.g. a support larger than the vocabulary
+        raise InputError(f"phase-diagram: {exc}") from None
+
+
+def _run_phase_diagram(args):
+    if args.scheduler is None:
+        results = _phase_diagram(args)
+    else:
+        import joblib
+
+        with _dask_client(args.scheduler), joblib.parallel_backend("dask"):
+            results = _phase_diagram(args)
+    names = list(results)
+    rows = [[f"{results[name][i]:.4g}" for name in names]
+            for i in range(len(results[names[0]]))]
+    widths = [max(len(name), *(len(row[i]) for row in rows)) for i, name in enumerate(names)]
+    for line in [names] + rows:
+        print("  ".join(text.rjust(width) for text, width in zip(line, widths)))
+    if args.out is not None:
+        with open(args.out, "w", newline="", encoding="utf-8") as file:
+            csv.writer(file).writerows(
+                [names] + [list(values) for values in zip(*results.values())])
+        print(f"Wrote {args.out}")
     return 0
 
 

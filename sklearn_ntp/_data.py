@@ -11,8 +11,11 @@ from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import check_array
+from scipy.special import entr
+from sklearn.utils import check_array, column_or_1d
+from sklearn.utils._param_validation import validate_params
 from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight
 
 #: Largest allowed deviation of a soft target row's sum from one.
 PROBA_ATOL = 1e-6
@@ -85,25 +88,34 @@ class NTPData:
     @cached_property
     def entropy(self):
         """Entropy lower bound ``H = -sum_j pi_j sum_z p_jz log p_jz`` (nats)."""
-        p = self.probabilities.data
         rows = np.repeat(np.arange(self.n_contexts), self.support_sizes)
-        # log(1 / p) rather than -log(p): one-hot data give 0.0, not -0.0.
-        return float(np.sum(self.weights[rows] * p * np.log(1.0 / p)))
+        # entr(p) = -p log p stays finite for subnormal p, where 1 / p overflows;
+        # adding 0.0 turns the -0.0 of one-hot data into 0.0.
+        return float(np.sum(self.weights[rows] * entr(self.probabilities.data))) + 0.0
+
+
+def checked_array(array, name, **kwargs):
+    """:func:`sklearn.utils.check_array` whose errors always name the argument.
+
+    Some of scikit-learn's messages (e.g. "could not convert string to float")
+    do not say which argument was wrong.
+    """
+    try:
+        return check_array(array, input_name=name, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"Invalid {name}: {exc}") from exc
 
 
 def check_sample_weight(sample_weight, n_samples):
     """Validate row weights: finite, nonnegative, not all zero (default: ones)."""
     if sample_weight is None:
         return np.ones(n_samples)
-    sample_weight = np.asarray(sample_weight, dtype=np.float64)
-    if sample_weight.ndim != 1 or sample_weight.shape[0] != n_samples:
-        raise ValueError(
-            f"sample_weight must have shape ({n_samples},), got {sample_weight.shape}."
-        )
-    if not np.all(np.isfinite(sample_weight)):
-        raise ValueError("sample_weight contains NaN or infinity.")
-    if np.any(sample_weight < 0):
-        raise ValueError("sample_weight must be nonnegative.")
+    try:
+        sample_weight = _check_sample_weight(sample_weight, np.empty((n_samples, 0)),
+                                             dtype=np.float64, ensure_non_negative=True)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"Invalid sample_weight: {exc}") from exc
+    # Older scikit-learn versions accept all-zero weights.
     if not np.any(sample_weight > 0):
         raise ValueError(
             "sample_weight must have at least one positive entry (all weights are zero)."
@@ -111,18 +123,49 @@ def check_sample_weight(sample_weight, n_samples):
     return sample_weight
 
 
+def check_classes(classes):
+    """Validate token labels fixing the vocabulary; return them as a new 1-D array.
+
+    The copy matters: :class:`NTPData` makes its arrays read-only, which must
+    not reach the caller's array.
+    """
+    classes = np.array(classes)
+    if classes.ndim != 1:
+        raise ValueError(f"classes must be 1-D, got shape {classes.shape}.")
+    if classes.size < 2:
+        raise ValueError(f"classes must name at least two tokens, got {classes.size}.")
+    if np.unique(classes).size != classes.size:
+        raise ValueError("classes must not contain duplicate tokens.")
+    return classes
+
+
 def check_targets(y, n_samples, classes=None):
     """Validate hard or soft targets and return ``(Y, classes)``.
 
-    ``Y`` is a CSR matrix of shape (n_samples, n_tokens) whose rows are
-    probability vectors (normalized exactly); ``classes`` are the token labels.
-    With 1-D ``y`` and ``classes`` given, labels outside ``classes`` raise.
+    ``Y`` is a new CSR matrix of shape (n_samples, n_tokens) whose rows are
+    probability vectors (normalized exactly); ``classes`` are the token labels
+    (a new array; with ``classes`` given, in the given order). With 1-D ``y``
+    and ``classes`` given, labels outside ``classes`` raise. A single column is
+    read as labels (with a ``DataConversionWarning``), as by scikit-learn's
+    classifiers: as probabilities it would describe a single token.
     """
     if y is None:
-        raise ValueError("y is required: pass token labels or a probability matrix.")
-    if hasattr(y, "columns"):  # a DataFrame: its column names are the tokens
+        raise ValueError("y is required: this function requires y to be passed, but "
+                         "the target y is None (pass token labels or a probability "
+                         "matrix).")
+    if classes is not None:
+        classes = check_classes(classes)
+    if hasattr(y, "columns") and y.shape[1] > 1:  # DataFrame: column names are tokens
         y, classes = _frame_targets(y, classes)
-    if sp.issparse(y) or np.ndim(y) == 2:
+    if sp.issparse(y):
+        return _check_soft_targets(y, n_samples, classes)
+    try:
+        y = np.asarray(y)
+    except ValueError as exc:  # e.g. rows of unequal lengths
+        raise ValueError(f"Invalid y: {exc}") from exc
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)
+    if y.ndim == 2:
         return _check_soft_targets(y, n_samples, classes)
     return _check_hard_targets(y, n_samples, classes)
 
@@ -143,9 +186,11 @@ def _frame_targets(frame, classes):
 
 
 def _check_soft_targets(y, n_samples, classes):
-    Y = check_array(y, accept_sparse="csr", dtype=np.float64, ensure_2d=True,
-                    input_name="y")
-    Y = sp.csr_matrix(Y)
+    Y = checked_array(y, "y", accept_sparse=("csr", "csc", "coo"), dtype=np.float64)
+    # A new matrix: the caller's (possibly read-only) arrays are never rewritten
+    # by the removal of explicit zeros.
+    Y = sp.csr_matrix(Y, copy=True)
+    Y.sum_duplicates()
     Y.eliminate_zeros()
     if Y.shape[0] != n_samples:
         raise ValueError(f"y has {Y.shape[0]} rows but X has {n_samples} samples.")
@@ -168,26 +213,19 @@ def _check_soft_targets(y, n_samples, classes):
 
 
 def _check_hard_targets(y, n_samples, classes):
-    y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+    y = checked_array(y, "y", ensure_2d=False, dtype=None)
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D labels or a 2-D probability matrix, got {y.shape}.")
     if y.shape[0] != n_samples:
         raise ValueError(f"y has {y.shape[0]} entries but X has {n_samples} samples.")
     if classes is None:
-        # Tokens are discrete: continuous float labels are a mistake, as for
-        # every scikit-learn classifier.
-        check_classification_targets(y)
-        classes = np.unique(y)
+        classes = _labels_of(y)
         if classes.size < 2:
             raise ValueError(
                 f"y has a single token {str(classes[0])!r} (one class); next-token "
                 "prediction needs at least two tokens."
             )
-    codes = np.searchsorted(classes, y)
-    codes = np.minimum(codes, len(classes) - 1)
-    unknown = classes[codes] != y
-    if np.any(unknown):
-        raise ValueError(f"y contains tokens not in classes: {np.unique(y[unknown])[:5]}.")
+    codes = _encode(y, classes)
     Y = sp.csr_matrix(
         (np.ones(n_samples), codes, np.arange(n_samples + 1)),
         shape=(n_samples, len(classes)),
@@ -195,13 +233,47 @@ def _check_hard_targets(y, n_samples, classes):
     return Y, classes
 
 
-def check_embeddings(X, dtype=(np.float64, np.float32)):
-    """Validate context embeddings: finite, 2-D, numeric, non-empty."""
+def _labels_of(y):
+    """Sorted distinct labels of 1-D ``y``, with errors that name ``y``."""
     try:
-        return check_array(X, dtype=dtype, input_name="X")
-    except ValueError as exc:
-        # scikit-learn's messages do not always name the argument.
-        raise ValueError(f"Invalid X: {exc}") from exc
+        # Tokens are discrete: continuous float labels are a mistake, as for
+        # every scikit-learn classifier.
+        check_classification_targets(y)
+        return np.unique(y)
+    except (ValueError, TypeError) as exc:  # TypeError: unorderable mixed labels
+        raise ValueError(f"Invalid y: {exc}") from exc
+
+
+def _encode(y, classes):
+    """Column of every label of ``y`` in ``classes`` (in any order)."""
+    order = np.argsort(classes, kind="stable")
+    try:
+        position = np.minimum(np.searchsorted(classes[order], y), len(classes) - 1)
+        codes = order[position]
+        unknown = np.asarray(classes[codes] != y, dtype=bool)
+    except TypeError as exc:  # e.g. string labels against integer classes
+        raise ValueError(f"y and classes hold labels of incomparable types: {exc}") from exc
+    if np.any(unknown):
+        raise ValueError(f"y contains tokens not in classes: {np.unique(y[unknown])[:5]}.")
+    return codes
+
+
+def check_embeddings(X, dtype=(np.float64, np.float32)):
+    """Validate context embeddings: finite, 2-D, numeric, non-empty, not too large.
+
+    Every computation uses inner products of rows (``H H^T``, logits): they
+    must not overflow, which bounds the entries by
+    ``sqrt(max float / n_features)`` (about ``1e153`` in float64).
+    """
+    X = checked_array(X, "X", dtype=dtype)
+    bound = np.sqrt(np.finfo(X.dtype).max / X.shape[1])
+    largest = np.max(np.abs(X)) if X.size else 0.0
+    if largest > bound:
+        raise ValueError(
+            f"X has entries up to {largest:.3g}: inner products of its rows overflow "
+            f"{X.dtype} above {bound:.3g}; rescale X (e.g. with StandardScaler)."
+        )
+    return X
 
 
 def check_matrix(W, name):
@@ -209,7 +281,7 @@ def check_matrix(W, name):
     if np.ndim(W) != 2:
         raise ValueError(f"{name} must be a 2-D (n_tokens, n_features) matrix, got "
                          f"{np.ndim(W)} dimensions.")
-    return check_array(W, dtype=np.float64, input_name=name)
+    return checked_array(W, name, dtype=np.float64)
 
 
 def check_decoder(W, data, name="W"):
@@ -265,6 +337,9 @@ def _unique_rows(X):
     return H, order.ravel()[first_seen]
 
 
+@validate_params({"X": ["array-like", "sparse matrix"], "y": ["array-like", "sparse matrix", None],
+                  "sample_weight": ["array-like", None], "classes": ["array-like", None]},
+                 prefer_skip_nested_validation=True)
 def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
     """Merge identical rows of ``X`` into distinct contexts (the paper's ``T_m``).
 
@@ -281,9 +356,11 @@ def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
         the tokens).
     sample_weight : array-like of shape (n_samples,), default=None
         Nonnegative row weights. Rows of zero weight are ignored.
-    classes : ndarray, default=None
-        Token labels fixing the vocabulary (for 1-D ``y``); by default the
-        sorted distinct labels of ``y``, or ``arange(n_tokens)`` for 2-D ``y``.
+    classes : array-like of shape (n_tokens,), default=None
+        Distinct token labels fixing the vocabulary and the column order of
+        ``probabilities`` (in any order; copied, never modified); by default
+        the sorted distinct labels of ``y``, or ``arange(n_tokens)`` for 2-D
+        ``y``.
 
     Returns
     -------
@@ -315,8 +392,16 @@ def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
                      input_name="X") if sp.issparse(X) else check_embeddings(X))
     n_samples = X.shape[0]
     Y, classes = check_targets(y, n_samples, classes)
-    w = check_sample_weight(sample_weight, n_samples)
+    return merge_contexts(X, Y, check_sample_weight(sample_weight, n_samples), classes)
 
+
+def merge_contexts(X, Y, w, classes):
+    """:func:`aggregate_contexts` of inputs validated already (new arrays only).
+
+    ``X``, ``Y``, ``w`` and ``classes`` as returned by :func:`check_embeddings`,
+    :func:`check_targets` and :func:`check_sample_weight`.
+    """
+    n_samples = X.shape[0]
     keep = np.flatnonzero(w > 0)
     H, inverse = _unique_rows(X[keep])
     n_contexts = H.shape[0]
@@ -332,8 +417,7 @@ def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
 
     context_index = np.full(n_samples, -1, dtype=np.intp)
     context_index[keep] = inverse
-    return _freeze(NTPData(H, P, counts / counts.sum(), np.asarray(classes),
-                           context_index))
+    return _freeze(NTPData(H, P, counts / counts.sum(), classes, context_index))
 
 
 def _freeze(data):
@@ -345,7 +429,38 @@ def _freeze(data):
 
 
 def as_ntp_data(X, y=None, sample_weight=None):
-    """Return ``X`` if it is already an :class:`NTPData`, else aggregate ``(X, y)``."""
+    """Return ``X`` if it is already an :class:`NTPData`, else aggregate ``(X, y)``.
+
+    An :class:`NTPData` holds its targets and weights: passing others as well
+    is an error, not something to ignore silently.
+    """
     if isinstance(X, NTPData):
+        if y is not None or sample_weight is not None:
+            raise ValueError("y and sample_weight must be None when X is an NTPData "
+                             "(aggregated data hold their targets and weights).")
         return X
     return aggregate_contexts(X, y, sample_weight)
+
+
+def with_support(data, mask):
+    """The contexts of ``data`` with uniform next-token distributions on ``mask``.
+
+    Only the support pattern of the result matters to its users (the
+    NTP-SVM and the subspace spanned by in-support differences, built for the
+    effective supports ``S~_j``); embeddings, weights and classes are shared.
+
+    Parameters
+    ----------
+    data : NTPData
+        Distinct contexts.
+    mask : ndarray of bool, shape (n_contexts, n_tokens)
+        The new supports; every row needs at least one True.
+
+    Returns
+    -------
+    data : NTPData
+    """
+    P = sp.csr_matrix(mask / mask.sum(axis=1, keepdims=True))
+    P.sort_indices()
+    return _freeze(NTPData(data.embeddings, P, data.weights, data.classes,
+                           data.context_index))

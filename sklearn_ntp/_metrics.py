@@ -12,16 +12,18 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
+from sklearn.utils._param_validation import validate_params
 
 from ._data import (
     PROBA_ATOL,
     NTPData,
-    aggregate_contexts,
     as_ntp_data,
     check_decoder,
+    check_embeddings,
     check_matrix,
     check_sample_weight,
     check_targets,
+    merge_contexts,
 )
 
 
@@ -38,6 +40,19 @@ class _Contexts(NamedTuple):
         rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
         q = self.proba[rows, P.indices]
         return self.data.weights[rows], P.data, np.log(np.maximum(q, self.eps))
+
+
+#: Types of the arguments of the prediction metrics, checked by ``validate_params``
+#: before any array is converted (values are checked by the ``_data`` checks).
+_TARGETS = ["array-like", "sparse matrix"]
+_PREDICTION_PARAMS = {"y_true": _TARGETS, "y_prob": ["array-like"],
+                      "sample_weight": ["array-like", None],
+                      "labels": ["array-like", None]}
+_CONTEXT_PREDICTION_PARAMS = {**_PREDICTION_PARAMS, "X": ["array-like", None]}
+
+
+def _validated(params):
+    return validate_params(params, prefer_skip_nested_validation=True)
 
 
 def _check_proba(y_prob):
@@ -75,7 +90,10 @@ def _token_labels(y_true, labels, n_tokens):
         return np.arange(n_tokens)  # check_targets then matches the columns of y_true
     # Columns follow sorted labels, as for log_loss and a classifier's classes_.
     source = "y_true" if labels is None else "labels"
-    labels = np.unique(y_true if labels is None else labels)
+    try:
+        labels = np.unique(y_true if labels is None else labels)
+    except TypeError as exc:  # unorderable mixed labels
+        raise ValueError(f"Invalid {source}: {exc}") from exc
     if labels.size != n_tokens:
         raise ValueError(
             f"{source} has {labels.size} distinct tokens but y_prob has {n_tokens} "
@@ -99,7 +117,10 @@ def _check_n_rows(a, name, n_samples, reference):
 
 
 def _target_contexts(y_true, X, sample_weight, labels=None):
-    """Validate targets and contexts; merge rows of the same context: :class:`NTPData`."""
+    """Validate targets, contexts and weights once; merge rows of the same context.
+
+    Returns the :class:`NTPData` and the validated weights.
+    """
     n_samples = _n_rows(y_true, "y_true")
     try:
         Y, labels = check_targets(y_true, n_samples, labels)
@@ -109,7 +130,9 @@ def _target_contexts(y_true, X, sample_weight, labels=None):
         X = np.arange(n_samples, dtype=np.float64)[:, None]  # every row its own context
     else:
         _check_n_rows(X, "X", n_samples, "y_true")
-    return aggregate_contexts(X, Y, sample_weight, classes=labels)
+        X = check_embeddings(X)
+    w = check_sample_weight(sample_weight, n_samples)
+    return merge_contexts(X, Y, w, labels), w
 
 
 def _aggregate(y_true, y_prob, X, sample_weight, labels):
@@ -118,19 +141,19 @@ def _aggregate(y_true, y_prob, X, sample_weight, labels):
     n_samples, n_tokens = Q.shape
     _check_n_rows(y_true, "y_true", n_samples, "y_prob")
     labels = _token_labels(y_true, labels, n_tokens)
-    data = _target_contexts(y_true, X, sample_weight, labels)
-    return _Contexts(data, _merge_predictions(Q, data, sample_weight), eps)
+    data, w = _target_contexts(y_true, X, sample_weight, labels)
+    return _Contexts(data, _merge_predictions(Q, data, w), eps)
 
 
-def _merge_predictions(Q, data, sample_weight):
+def _merge_predictions(Q, data, w):
     """Weighted mean prediction of each context (rows of one context agree for a model of X)."""
-    w = check_sample_weight(sample_weight, Q.shape[0])
     rows = np.flatnonzero(data.context_index >= 0)
     group = sp.csr_matrix((w[rows], (data.context_index[rows], rows)),
                           shape=(data.n_contexts, Q.shape[0]))
     return (group @ Q) / np.asarray(group.sum(axis=1))
 
 
+@_validated(_PREDICTION_PARAMS)
 def ntp_cross_entropy(y_true, y_prob, *, sample_weight=None, labels=None):
     """Weighted mean next-token cross-entropy of predicted distributions.
 
@@ -213,6 +236,8 @@ def _with_context_params(func):
     return func
 
 
+@_validated({"y_true": _TARGETS + [NTPData], "X": ["array-like", None],
+             "sample_weight": ["array-like", None]})
 def entropy_lower_bound(y_true, *, X=None, sample_weight=None):
     """Entropy lower bound ``H`` of the NTP cross-entropy of any predictions.
 
@@ -224,11 +249,15 @@ def entropy_lower_bound(y_true, *, X=None, sample_weight=None):
     ``excess_ntp_loss = ntp_cross_entropy - entropy_lower_bound`` with the
     same ``X``.
 
+    The same function is exported by :mod:`sklearn_ntp.implicit_bias`.
+
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_tokens)
+    y_true : array-like of shape (n_samples,) or (n_samples, n_tokens), or NTPData
         Next-token labels, or soft targets (nonnegative rows summing to one,
-        dense or scipy.sparse).
+        dense or scipy.sparse); or data aggregated by
+        :func:`~sklearn_ntp.implicit_bias.aggregate_contexts` (then ``X`` and
+        ``sample_weight`` must be None).
     X : array-like of shape (n_samples, n_features), default=None
         Context embeddings: identical rows are one context, whose targets are
         merged (weighted mean), as in :func:`excess_ntp_loss`. With
@@ -246,13 +275,14 @@ def entropy_lower_bound(y_true, *, X=None, sample_weight=None):
     Raises
     ------
     ValueError
-        On invalid targets, weights or contexts, or mismatched row counts.
+        On invalid targets, weights or contexts, mismatched row counts, or
+        ``X`` or ``sample_weight`` passed with an NTPData.
 
     See Also
     --------
     excess_ntp_loss : The cross-entropy minus this bound.
-    sklearn_ntp.implicit_bias.entropy_lower_bound : The same bound, called
-        as ``(X, y, sample_weight)`` or on aggregated data.
+    sklearn_ntp.implicit_bias.aggregate_contexts : Aggregated data, whose
+        ``entropy`` attribute is the same bound.
 
     Examples
     --------
@@ -265,10 +295,19 @@ def entropy_lower_bound(y_true, *, X=None, sample_weight=None):
     0.462098
     >>> entropy_lower_bound(["a", "b", "a"])  # every row its own context
     0.0
+    >>> from sklearn_ntp.implicit_bias import aggregate_contexts
+    >>> round(entropy_lower_bound(aggregate_contexts(X, ["a", "b", "a"])), 6)
+    0.462098
     """
-    return _target_contexts(y_true, X, sample_weight).entropy
+    if isinstance(y_true, NTPData):
+        if X is not None or sample_weight is not None:
+            raise ValueError("X and sample_weight must be None when y_true is an NTPData "
+                             "(aggregated data hold their contexts and weights).")
+        return y_true.entropy
+    return _target_contexts(y_true, X, sample_weight)[0].entropy
 
 
+@_validated(_CONTEXT_PREDICTION_PARAMS)
 @_with_context_params
 def excess_ntp_loss(y_true, y_prob, *, X=None, sample_weight=None, labels=None):
     """Cross-entropy minus the entropy lower bound: a weighted KL divergence.
@@ -317,6 +356,7 @@ def excess_ntp_loss(y_true, y_prob, *, X=None, sample_weight=None, labels=None):
     return float(np.sum(pi * p * (np.log(p) - log_q)))
 
 
+@_validated(_CONTEXT_PREDICTION_PARAMS)
 @_with_context_params
 def out_of_support_mass(y_true, y_prob, *, X=None, sample_weight=None, labels=None):
     """Weighted mean probability predicted outside each context's support.
@@ -356,6 +396,7 @@ def out_of_support_mass(y_true, y_prob, *, X=None, sample_weight=None, labels=No
     return float(contexts.data.weights @ outside)
 
 
+@_validated(_CONTEXT_PREDICTION_PARAMS)
 @_with_context_params
 def log_odds_error(y_true, y_prob, *, X=None, sample_weight=None, labels=None):
     """Largest error of the predicted log-odds between in-support tokens.
@@ -402,6 +443,8 @@ def log_odds_error(y_true, y_prob, *, X=None, sample_weight=None, labels=None):
     return float(np.max(np.maximum.reduceat(d, starts) - np.minimum.reduceat(d, starts)))
 
 
+@_validated({"W": ["array-like"], "X": ["array-like", NTPData],
+             "y": _TARGETS + [None], "sample_weight": ["array-like", None]})
 def ntp_margin(W, X, y=None, *, sample_weight=None):
     """NTP margin of a decoder: worst in-support over out-of-support logit gap.
 
@@ -451,16 +494,35 @@ def ntp_margin(W, X, y=None, *, sample_weight=None):
     0.0
     """
     data = as_ntp_data(X, y, sample_weight)
-    logits = data.embeddings @ check_decoder(W, data).T
+    (W, w_exp), (H, h_exp) = _unit_scale(check_decoder(W, data)), _unit_scale(data.embeddings)
+    logits = H @ W.T
     mask = data.support_mask
     constrained = ~mask.all(axis=1)
     if not constrained.any():
         return float("inf")
     worst_inside = np.where(mask, logits, np.inf).min(axis=1)
     best_outside = np.where(mask, -np.inf, logits).max(axis=1)
-    return float(np.min((worst_inside - best_outside)[constrained]))
+    with np.errstate(over="ignore"):  # overflow is reported below
+        margin = float(np.ldexp(np.min((worst_inside - best_outside)[constrained]),
+                                w_exp + h_exp))
+    if not np.isfinite(margin):
+        raise ValueError(f"The margin of W overflows float64 (W has entries up to "
+                         f"{np.ldexp(np.max(np.abs(W)), w_exp):.3g}); rescale W.")
+    return margin
 
 
+def _unit_scale(A):
+    """Return ``(B, e)`` with ``A = B * 2**e`` and ``max |B|`` in ``[0.5, 1)``.
+
+    Products of ``B`` neither overflow nor underflow, and scaling by a power of
+    two is exact: results are rescaled once at the end (scale-free metrics).
+    """
+    A = np.asarray(A, dtype=np.float64)
+    exponent = int(np.frexp(np.max(np.abs(A)))[1]) if A.size else 0
+    return np.ldexp(A, -exponent), exponent
+
+
+@_validated({"W": ["array-like"], "W_ref": ["array-like"]})
 def margin_alignment(W, W_ref):
     """Cosine similarity ``<W, W_ref> / (||W|| ||W_ref||)`` in the Frobenius product.
 
@@ -499,6 +561,7 @@ def margin_alignment(W, W_ref):
     W, W_ref = check_matrix(W, "W"), check_matrix(W_ref, "W_ref")
     if W.shape != W_ref.shape:
         raise ValueError(f"W has shape {W.shape} but W_ref has shape {W_ref.shape}.")
+    (W, _), (W_ref, _) = _unit_scale(W), _unit_scale(W_ref)  # the scales cancel
     norms = np.linalg.norm(W), np.linalg.norm(W_ref)
     for name, norm in zip(("W", "W_ref"), norms):
         if norm == 0:

@@ -1,41 +1,13 @@
-"""Public functions for the NTP objective: entropy bound, loss and gradient."""
+"""Public functions for the NTP objective: loss and gradient.
+
+Its lower bound is :func:`~sklearn_ntp.metrics.entropy_lower_bound`.
+"""
 
 import numpy as np
+from sklearn.utils._param_validation import validate_params
 
-from ._data import as_ntp_data, check_decoder
+from ._data import NTPData, as_ntp_data, check_decoder
 from ._loss import NTPLoss
-
-
-def entropy_lower_bound(X, y=None, sample_weight=None):
-    """Entropy lower bound ``H`` of the NTP loss (paper Section 2).
-
-    ``H = -sum_j pi_j sum_{z in S_j} p_jz log p_jz`` over the distinct contexts
-    of ``X``; ``CE(W) >= H`` for every ``W``, and the bound is approached but
-    not attained when the data are NTP-separable.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features) or NTPData
-        Context embeddings (identical rows are one context), or aggregated data.
-    y : array-like of shape (n_samples,) or (n_samples, n_tokens)
-        Hard or soft next-token targets.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Row weights.
-
-    Returns
-    -------
-    entropy : float
-        ``H`` in nats.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_ntp.implicit_bias import entropy_lower_bound
-    >>> X = np.array([[1.0], [1.0], [2.0]])
-    >>> round(entropy_lower_bound(X, [0, 1, 0]), 6)  # (2/3) log 2
-    0.462098
-    """
-    return as_ntp_data(X, y, sample_weight).entropy
 
 
 def _loss_at(W, X, y, sample_weight):
@@ -43,6 +15,13 @@ def _loss_at(W, X, y, sample_weight):
     return NTPLoss(data, dtype=np.float64).value_and_grad(check_decoder(W, data))
 
 
+#: Argument types of the loss functions (values are checked by the ``_data`` checks).
+_LOSS_PARAMS = {"W": ["array-like"], "X": ["array-like", NTPData],
+                "y": ["array-like", "sparse matrix", None],
+                "sample_weight": ["array-like", None]}
+
+
+@validate_params(_LOSS_PARAMS, prefer_skip_nested_validation=True)
 def ntp_loss(W, X, y=None, sample_weight=None):
     """NTP cross-entropy ``CE(W)`` of a decoder on the data's distinct contexts.
 
@@ -76,6 +55,7 @@ def ntp_loss(W, X, y=None, sample_weight=None):
     return _loss_at(W, X, y, sample_weight)[0]
 
 
+@validate_params(_LOSS_PARAMS, prefer_skip_nested_validation=True)
 def ntp_loss_gradient(W, X, y=None, sample_weight=None):
     """Gradient ``sum_j pi_j (softmax(W h_j) - p_j) h_j^T`` of the NTP loss.
 

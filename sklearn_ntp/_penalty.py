@@ -8,6 +8,8 @@ Theorem 1 as ``alpha -> 0``.
 
 import numpy as np
 
+from ._array_api import namespace
+
 
 class L2Penalty:
     """Ridge penalty ``(alpha / 2) ||W||_F^2``; ``alpha = 0`` is no penalty.
@@ -39,8 +41,12 @@ class L2Penalty:
         """Penalty value ``(alpha / 2) ||W||_F^2``."""
         if self.alpha == 0.0:
             return 0.0
+        xp, on_host = namespace(W)
+        if not on_host:  # a 0-d array: no device sync
+            return 0.5 * self.alpha * xp.sum(W * W)
         return 0.5 * self.alpha * float(np.vdot(W, W))
 
     def grad(self, W):
         """Penalty gradient ``alpha W`` (a new array of ``W``'s shape and dtype)."""
-        return W * W.dtype.type(self.alpha)
+        # A Python float keeps the dtype of W in every Array API namespace.
+        return W * W.dtype.type(self.alpha) if isinstance(W, np.ndarray) else W * self.alpha

@@ -1,14 +1,11 @@
 """Both conditions of the paper, checked together: :func:`check_ntp_separability`."""
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._data import as_ntp_data, with_intercept_column
-from ._exceptions import NotNTPSeparableError
-from ._subspace import DataSubspace
-from ._svm import embedding_rank, ntp_svm
+from ._limit import ImplicitBiasLimit, implicit_bias_limit
 
 
 @dataclass(frozen=True)
@@ -30,21 +27,37 @@ class SeparabilityReport:
     compatibility_residual : float
         Largest log-odds equation violation of the least-squares ``W*``.
     is_separable : bool
-        Whether (6a)-(6b) are feasible (Definition 2).
+        Whether (6a)-(6b) are feasible (Definition 2): every off-support pair
+        is separable.
     margin : float
-        Max NTP margin ``1 / ||W^mm||``; ``inf`` when every context has full
-        support (no inequality), ``nan`` when not separable.
+        Max NTP margin ``1 / ||U~||`` on the separable pairs (``1 / ||W^mm||``
+        when separable); ``inf`` when every context has full support (no
+        inequality), ``nan`` when no pair is separable.
     overparameterized : bool
         ``d > m`` and ``rank(H) = m``: the sufficient condition of Lemma 1.
     finite_component : ndarray of shape (n_tokens, n_features)
-        ``W*`` (the least-squares solution in ``F`` when not compatible).
+        ``W~``, the finite part of the limit of gradient descent (``W*`` when
+        compatible and separable; on incompatible data the minimizer over
+        ``F`` of the in-support cross-entropy, not a least-squares solution).
     max_margin_solution : ndarray of shape (n_tokens, n_features) or None
-        ``W^mm``, or None when not separable.
+        ``U~``, the max-margin solution on the separable pairs: ``W^mm`` when
+        ``is_separable``, the NTP-SVM of the effective supports otherwise;
+        None when no pair is separable.
+    loss_infimum : float
+        ``L* = inf_W CE(W)`` (nats): ``H`` exactly when compatible and separable.
+    n_separable_pairs : int
+        Size of ``T``, the off-support pairs some tied direction separates.
+    n_off_support_pairs : int
+        Size of ``O``, all off-support pairs (``T = O`` iff separable).
+    effective_support_sizes : ndarray of shape (n_contexts,)
+        ``|S~_j|``: supports plus their off-support tokens outside ``T``.
+    limit : ImplicitBiasLimit
+        The computation behind the report, with its certificates.
     subspace_dim : int
         Dimension of the data subspace ``F``.
     timings : dict
-        Seconds spent on ``W*`` (``"finite_component"``) and ``W^mm``
-        (``"max_margin_solution"``).
+        Seconds spent on ``T`` (``"separable_pairs"``), ``W~``
+        (``"finite_component"``) and ``U~`` (``"max_margin_solution"``).
 
     Examples
     --------
@@ -70,18 +83,19 @@ class SeparabilityReport:
     max_margin_solution: np.ndarray = field(repr=False)
     subspace_dim: int
     timings: dict = field(repr=False)
+    loss_infimum: float = float("nan")
+    n_separable_pairs: int = 0
+    n_off_support_pairs: int = 0
+    effective_support_sizes: np.ndarray = field(default=None, repr=False)
+    limit: ImplicitBiasLimit = field(default=None, repr=False)
 
     def __str__(self):
-        sizes = self.support_sizes
-        size_text = (f"{sizes[0]} for every context" if np.all(sizes == sizes[0])
-                     else f"min {sizes.min()}, median {np.median(sizes):g}, max {sizes.max()}")
-        full = int(np.sum(sizes == self.n_tokens))
-        if full:
-            size_text += f" ({full} with full support)"
+        size_text = _sizes_text(self.support_sizes, self.n_tokens)
         if not self.is_separable:
-            separable = "no (Farkas certificate found)"
+            separable = (f"no: {self.n_separable_pairs} of {self.n_off_support_pairs} "
+                         "off-support pairs separable")
         elif np.isinf(self.margin):
-            separable = "trivially: every context has full support, no margin (W^mm = 0)"
+            separable = "trivially: every context has full support (no inequality, no margin)"
         else:
             separable = f"yes, max margin 1/||W^mm|| = {self.margin:.6g}"
         lemma = "yes (d > m, rank H = m: Lemma 1 applies)" if self.overparameterized else "no"
@@ -96,23 +110,37 @@ class SeparabilityReport:
                                  f"(log-odds residual {self.compatibility_residual:.2g})"),
             ("NTP-separable", separable),
             ("overparameterized", lemma),
-            ("||W*||", f"{np.linalg.norm(self.finite_component):.6g}"),
+            ("loss infimum L*", f"{self.loss_infimum:.6g} nats (L* - H = "
+                                f"{self.loss_infimum - self.entropy:.3g})"),
+            ("effective supports |S~_j|", _sizes_text(self.effective_support_sizes,
+                                                      self.n_tokens)),
+            ("||W~|| (finite part)", f"{np.linalg.norm(self.finite_component):.6g}"),
         ]
         if self.max_margin_solution is not None:
-            rows.append(("||W^mm||", f"{np.linalg.norm(self.max_margin_solution):.6g}"))
+            rows.append(("||U~|| (max margin)",
+                         f"{np.linalg.norm(self.max_margin_solution):.6g}"))
+        if self.limit is not None and not self.limit.certified:
+            rows.append(("certificates", self.limit.status))
         width = max(len(name) for name, _ in rows)
         lines = ["NTP separability report"] + [f"  {name:<{width}}  {value}" for name, value in rows]
         return "\n".join(lines)
 
 
-def _timed(func, *args):
-    start = time.perf_counter()
-    out = func(*args)
-    return out, time.perf_counter() - start
+def _sizes_text(sizes, n_tokens):
+    """Summary of support sizes: common value or min / median / max."""
+    text = (f"{sizes[0]} for every context" if np.all(sizes == sizes[0])
+            else f"min {sizes.min()}, median {np.median(sizes):g}, max {sizes.max()}")
+    full = int(np.sum(sizes == n_tokens))
+    return text + (f" ({full} with full support)" if full else "")
 
 
 def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False):
-    """Check NTP_H-compatibility and NTP-separability, and compute ``W*`` and ``W^mm``.
+    """Check NTP_H-compatibility and NTP-separability, and compute the limit of GD.
+
+    The limit comes from :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`
+    (one computation, kept in ``report.limit``): the finite part ``W~``, the
+    max-margin solution ``U~`` on the separable pairs and the loss infimum
+    ``L*``, which are ``W*``, ``W^mm`` and ``H`` when both conditions hold.
 
     Data that fail either condition are a normal outcome: they are reported,
     never raised.
@@ -128,14 +156,15 @@ def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False
     fit_intercept : bool, default=False
         Check the contexts augmented by a constant feature ``[h_j, 1]``, the
         data of a decoder with an intercept (``NTPLinearClassifier(
-        fit_intercept=True)``): ``n_features`` counts the constant, and ``W*``
-        and ``W^mm`` have a last column, the intercept part.
+        fit_intercept=True)``): ``n_features`` counts the constant, and ``W~``
+        and ``U~`` have a last column, the intercept part.
 
     Returns
     -------
     report : SeparabilityReport
         Sizes, rank, supports, entropy, both conditions with their evidence
-        (residual, margin), ``W*`` and ``W^mm``; ``print(report)`` shows a table.
+        (residual, margin, separable pairs), ``W~``, ``U~`` and ``L*``;
+        ``print(report)`` shows a table.
 
     Examples
     --------
@@ -156,34 +185,33 @@ def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False
     data = as_ntp_data(X, y, sample_weight)
     if fit_intercept:
         data = with_intercept_column(data)
-    subspace, t_subspace = _timed(DataSubspace, data)
-    (W_star, residual), t_star = _timed(subspace.log_odds_solution)
-    start = time.perf_counter()
-    try:
-        W_mm = ntp_svm(data)
-    except NotNTPSeparableError:
-        W_mm = None
-    t_mm = time.perf_counter() - start
-    if W_mm is None:
-        margin = np.nan
-    else:
-        norm = np.linalg.norm(W_mm)
-        margin = 1.0 / norm if norm > 0 else np.inf
-    rank = embedding_rank(np.asarray(data.embeddings, dtype=np.float64))[1]
+    limit = implicit_bias_limit(data)
+    data = limit.data
+    off = ~data.support_mask
+    if limit.margin is not None:
+        margin = limit.margin
+    else:  # no separable pair: no inequality at all, or none can hold
+        margin = np.nan if off.any() else np.inf
     return SeparabilityReport(
         n_contexts=data.n_contexts,
         n_tokens=data.n_tokens,
         n_features=data.n_features,
-        rank=rank,
+        rank=limit.rank,
         support_sizes=np.asarray(data.support_sizes),
         entropy=data.entropy,
-        is_compatible=bool(subspace.is_exact(residual)),
-        compatibility_residual=residual,
-        is_separable=W_mm is not None,
+        is_compatible=limit.is_compatible,
+        compatibility_residual=limit.compatibility_residual,
+        is_separable=limit.is_separable,
         margin=float(margin),
-        overparameterized=bool(data.n_features > data.n_contexts and rank == data.n_contexts),
-        finite_component=W_star,
-        max_margin_solution=W_mm,
-        subspace_dim=subspace.dim,
-        timings={"finite_component": t_subspace + t_star, "max_margin_solution": t_mm},
+        overparameterized=bool(data.n_features > data.n_contexts
+                               and limit.rank == data.n_contexts),
+        finite_component=limit.finite_component,
+        max_margin_solution=limit.max_margin_solution,
+        subspace_dim=limit.subspace.dim,
+        timings=limit.timings,
+        loss_infimum=limit.loss_infimum,
+        n_separable_pairs=int(limit.separable_pairs.sum()),
+        n_off_support_pairs=int(off.sum()),
+        effective_support_sizes=limit.effective_support.sum(axis=1),
+        limit=limit,
     )

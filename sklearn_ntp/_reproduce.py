@@ -1,8 +1,9 @@
 """The experiments behind the command line.
 
 * :func:`reproduce`: the paper's 2-D toy (Fig. 1-2) and App. A.2 (Fig. 3-5) with
-  the paper's hyper-parameters; writes ``summary.json``, ``summary.md`` and
-  (when matplotlib is installed) PNG figures.
+  the paper's hyper-parameters, and gradient descent on partially separable
+  data against the general limit ``(L*, W~, U~)``; writes ``summary.json``,
+  ``summary.md`` and (when matplotlib is installed) PNG figures.
 * :func:`corpus_study`: the same questions on next-token statistics of Python
   source code, and the NTP fit against scikit-learn's LogisticRegression.
 """
@@ -19,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from ._classifier import NTPLinearClassifier
 from ._objective import ntp_loss
 from ._report import check_ntp_separability
+from ._tracking import reuse_limit
 from .datasets import (
     contexts_from_sequences,
     load_python_tokens,
@@ -37,12 +39,13 @@ TOY_OPTIMIZERS = {"GD": OPTIMIZERS["GD"]}
 #: Snapshots per run: enough for smooth curves, few enough to cost nothing.
 N_SNAPSHOTS = 2000
 #: Columns of the result tables: (summary key, header).
+#: The limit is (L*, W~, U~): (H, W*, W^mm) on compatible, separable data.
 COLUMNS = (
-    ("excess_loss", "CE - H"),
+    ("excess_loss", "CE - L*"),
     ("norm", "||W||"),
-    ("alignment", "cos(W, W^mm)"),
-    ("corrected_alignment", "cos(W - W*, W^mm)"),
-    ("subspace_error", "||P_F(W) - W*||"),
+    ("alignment", "cos(W, U~)"),
+    ("corrected_alignment", "cos(W - W~, U~)"),
+    ("subspace_error", "||P_G(W) - W~||"),
 )
 #: Gradient tolerance of both L-BFGS fits of the corpus study.
 FIT_TOL = 1e-6
@@ -51,7 +54,44 @@ FIGURES = {
     "toy_probabilities": "toy_probabilities.png",
     "toy_training": "toy_training.png",
     "optimizers": "optimizers.png",
+    "beyond_separability": "beyond_separability.png",
 }
+
+
+#: Title of the experiment beyond the paper's two conditions.
+PARTIAL_TITLE = "Partially separable data (beyond the paper)"
+
+
+def partially_separable_data(n_contexts=20, vocab_size=8, n_features=30, support_size=3,
+                             *, random_state=None):
+    """Data that are overparameterized but for one pair of collinear contexts.
+
+    Gaussian embeddings and random supports with uniform-on-the-simplex
+    probabilities, then context 1 is replaced by twice context 0 with a
+    support disjoint from context 0's: no direction separates both contexts
+    from all their off-support tokens, so the data are not NTP-separable,
+    while every other off-support pair stays separable.
+
+    Returns
+    -------
+    X : ndarray of shape (n_contexts, n_features)
+    Y : ndarray of shape (n_contexts, vocab_size)
+        Next-token distributions.
+    sample_weight : ndarray of shape (n_contexts,)
+        Ones.
+    """
+    rng = np.random.default_rng(random_state)
+    X = rng.standard_normal((n_contexts, n_features))
+    Y = np.zeros((n_contexts, vocab_size))
+    for j in range(n_contexts):
+        Y[j, rng.choice(vocab_size, size=support_size, replace=False)] = rng.dirichlet(
+            np.ones(support_size))
+    X[1] = 2 * X[0]
+    free = np.flatnonzero(Y[0] == 0)
+    Y[1] = 0.0
+    Y[1, rng.choice(free, size=support_size, replace=False)] = rng.dirichlet(
+        np.ones(support_size))
+    return X, Y, np.ones(n_contexts)
 
 
 @contextlib.contextmanager
@@ -73,7 +113,7 @@ def _snapshot(clf, index):
     """Table metrics of the history snapshot ``index`` (0: initialization, -1: end)."""
     history = clf.history_
     values = {key: history[key][index] for key, _ in COLUMNS if key in history}
-    values["excess_loss"] = history["loss"][index] - clf.entropy_
+    values["excess_loss"] = history["loss"][index] - clf.loss_infimum_
     return {key: _number(values.get(key, np.nan)) for key, _ in COLUMNS}
 
 
@@ -91,9 +131,9 @@ def _fit(name, params, data, iterations, seed, stream, verbose):
     with contextlib.redirect_stdout(stream):
         clf.fit(X, Y, sample_weight=w)
     seconds = time.perf_counter() - start
-    excess = clf.history_["loss"][-1] - clf.entropy_
+    excess = clf.history_["loss"][-1] - clf.loss_infimum_
     print(f"  {name} (step {params['learning_rate']:g}): {clf.n_iter_} iterations, "
-          f"CE - H = {excess:.3g}, done ({seconds:.1f} s)", file=stream, flush=True)
+          f"CE - L* = {excess:.3g}, done ({seconds:.1f} s)", file=stream, flush=True)
     return clf, {
         **{key: value for key, value in params.items() if key != "solver"},
         "n_iter": int(clf.n_iter_),
@@ -106,12 +146,13 @@ def _fit(name, params, data, iterations, seed, stream, verbose):
 def _experiment(title, data, optimizers, iterations, seed, stream, verbose):
     """Separability report, then every optimizer; returns (summary part, report, fits)."""
     print(title, file=stream, flush=True)
-    with _progress("  W* and W^mm", stream):
+    with _progress("  limit (L*, W~, U~)", stream):
         report = check_ntp_separability(*data)
     fits, results = {}, {}
-    for name, params in optimizers.items():
-        fits[name], results[name] = _fit(name, params, data, iterations, seed, stream,
-                                         verbose)
+    with reuse_limit(report.limit):
+        for name, params in optimizers.items():
+            fits[name], results[name] = _fit(name, params, data, iterations, seed, stream,
+                                             verbose)
     part = {
         "n_contexts": report.n_contexts,
         "n_tokens": report.n_tokens,
@@ -119,6 +160,9 @@ def _experiment(title, data, optimizers, iterations, seed, stream, verbose):
         "entropy": report.entropy,
         "is_compatible": report.is_compatible,
         "is_separable": report.is_separable,
+        "loss_infimum": report.loss_infimum,
+        "n_separable_pairs": report.n_separable_pairs,
+        "n_off_support_pairs": report.n_off_support_pairs,
         "margin": _number(report.margin),
         "seconds_finite_component": round(report.timings["finite_component"], 4),
         "seconds_max_margin_solution": round(report.timings["max_margin_solution"], 4),
@@ -163,9 +207,10 @@ def _section(title, part):
         f"## {title}",
         "",
         f"m = {part['n_contexts']} contexts, V = {part['n_tokens']} tokens, "
-        f"d = {part['n_features']} features; entropy H = {part['entropy']:.6g} nats.",
-        f"Time to compute W*: {part['seconds_finite_component']:.3g} s; "
-        f"W^mm: {part['seconds_max_margin_solution']:.3g} s.",
+        f"d = {part['n_features']} features; entropy H = {part['entropy']:.6g} nats, "
+        f"loss infimum L* = {part['loss_infimum']:.6g} nats.",
+        f"Time to compute W~: {part['seconds_finite_component']:.3g} s; "
+        f"U~: {part['seconds_max_margin_solution']:.3g} s.",
         "",
         "```",
         part["separability_report"],
@@ -183,13 +228,14 @@ def summary_markdown(summary):
         "# sklearn-ntp: reproduction of the paper's experiments",
         "",
         f"{settings['iterations']} iterations per optimizer, seed {settings['seed']}, "
-        "LeCun-normal initialization; final values (CE - H is the excess loss over "
-        "the entropy bound). Run again with `sklearn-ntp reproduce --iterations "
-        f"{settings['iterations']} --seed {settings['seed']}`.",
+        "LeCun-normal initialization; final values (CE - L* is the excess loss over "
+        "the loss infimum L*, which is the entropy H on the paper's data). Run again "
+        f"with `sklearn-ntp reproduce --iterations {settings['iterations']} --seed {settings['seed']}`.",
         "",
         _section("Toy data (paper Fig. 1-2)", summary["toy"]),
         _section("Overparameterized data (paper App. A.2, Fig. 3-5)",
                  summary["overparameterized"]),
+        _section(PARTIAL_TITLE, summary["partially_separable"]),
     ]
     if summary["figures"]:
         lines += ["## Figures", ""] + [f"- `{name}`" for name in summary["figures"]]
@@ -202,10 +248,12 @@ def summary_markdown(summary):
 TOY_TITLE = "Toy data (paper Fig. 1-2): m = 3 contexts, V = 5 tokens, d = 2"
 MAIN_TITLE = ("Overparameterized data (paper App. A.2): m = {n_contexts} contexts, "
               "V = {n_tokens} tokens, d = {n_features}; GD, NGD and Adam")
+PARTIAL_FIGURE_TITLE = ("Partially separable data: m = {n_contexts} contexts, "
+                        "V = {n_tokens} tokens, d = {n_features}; GD against (L*, W~, U~)")
 
 
-def _write_figures(out, toy_data, toy_report, toy_fits, fits, main_title):
-    """Draw the four figures; returns their file names."""
+def _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits, titles):
+    """Draw the five figures; returns their file names."""
     import matplotlib.pyplot as plt
 
     from .plotting import (
@@ -224,8 +272,10 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits, main_title):
         toy_fits["GD"], name="GD", title=f"{TOY_TITLE}: gradient descent").figure_
     ax = None
     for name, clf in fits.items():
-        ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name, title=main_title).ax_
+        ax = ImplicitBiasDisplay.from_estimator(clf, ax=ax, name=name, title=titles[0]).ax_
     figures["optimizers"] = ax[0].figure
+    figures["beyond_separability"] = ImplicitBiasDisplay.from_estimator(
+        partial_fits["GD"], name="GD", title=titles[1]).figure_
     for key, figure in figures.items():
         figure.savefig(out / FIGURES[key], dpi=120)
         plt.close(figure)
@@ -249,6 +299,9 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None, verb
     2. App. A.2 (:func:`~sklearn_ntp.datasets.make_ntp_data` defaults: m = 50,
        V = 10, d = 60, S_j = 6): gradient descent (0.5), normalized GD (0.01)
        and Adam (0.01, betas 0.9 and 0.99) from a LeCun-normal initialization.
+    3. Beyond the paper: gradient descent (0.5) on partially separable data
+       (:func:`partially_separable_data`), tracked against the general limit
+       ``(L*, W~, U~)`` of :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`.
 
     Parameters
     ----------
@@ -275,23 +328,28 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None, verb
     """
     stream = sys.stderr if stream is None else stream
     out = Path(out)
+    toy_data = make_toy_ntp_data(random_state=seed)  # a bad seed fails before mkdir
     out.mkdir(parents=True, exist_ok=True)
-    toy_data = make_toy_ntp_data(random_state=seed)
     toy, toy_report, toy_fits = _experiment(
         "Toy data (paper Fig. 1-2)", toy_data, TOY_OPTIMIZERS, iterations, seed, stream,
         verbose)
     main, _, fits = _experiment(
         "Overparameterized data (paper App. A.2)", make_ntp_data(random_state=seed),
         OPTIMIZERS, iterations, seed, stream, verbose)
+    partial, _, partial_fits = _experiment(
+        PARTIAL_TITLE, partially_separable_data(random_state=seed), TOY_OPTIMIZERS,
+        iterations, seed, stream, verbose)
     drawn = []
     if figures and _has_matplotlib():
         with _progress("Figures", stream):
-            drawn = _write_figures(out, toy_data, toy_report, toy_fits, fits,
-                                     MAIN_TITLE.format(**main))
+            drawn = _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits,
+                                   (MAIN_TITLE.format(**main),
+                                    PARTIAL_FIGURE_TITLE.format(**partial)))
     summary = {
         "settings": {"iterations": iterations, "seed": seed, "init": "lecun"},
         "toy": toy,
         "overparameterized": main,
+        "partially_separable": partial,
         "figures": drawn,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -384,7 +442,8 @@ def corpus_study(*, context_length=1, vocab_size=50, n_features=64, max_files=50
     Returns
     -------
     results : dict
-        ``n_contexts``, ``entropy``, ``report`` (a SeparabilityReport) and the
+        ``n_contexts``, ``entropy``, ``loss_infimum``, ``report`` (a
+        SeparabilityReport, with the general limit in ``report.limit``) and the
         fit comparison (``fits``).
     """
     stream = sys.stdout if stream is None else stream
@@ -400,6 +459,16 @@ def corpus_study(*, context_length=1, vocab_size=50, n_features=64, max_files=50
           f"contexts with a single next token: {int(np.sum(sizes == 1))}", file=stream)
     report = check_ntp_separability(X, Y, w)
     print(report, file=stream)
+    if not report.is_separable:
+        print(f"Not NTP-separable: gradient descent tends to the loss infimum L* = "
+              f"{report.loss_infimum:.6g} nats (L* - H = "
+              f"{report.loss_infimum - report.entropy:.3g}), with finite part W~ "
+              f"(||W~|| = {np.linalg.norm(report.finite_component):.4g}) and "
+              + ("no divergent direction (no off-support pair is separable)."
+                 if report.max_margin_solution is None else
+                 f"direction U~ on {report.n_separable_pairs} of "
+                 f"{report.n_off_support_pairs} off-support pairs."), file=stream)
     fits = _compare_fits(X, Y, w, alpha, report.entropy, stream)
-    return {"n_contexts": len(contexts), "entropy": report.entropy, "report": report,
+    return {"n_contexts": len(contexts), "entropy": report.entropy,
+            "loss_infimum": report.loss_infimum, "report": report,
             "fits": fits}

@@ -18,6 +18,8 @@ from functools import partial
 import numpy as np
 from scipy.optimize import minimize
 
+from ._array_api import frobenius_norm, in_host_memory, namespace
+
 #: An iterate whose objective exceeds this multiple of ``max(1, f(W_0))``
 #: counts as diverged. Stable runs never exceed ``f(W_0)`` itself: GD with a
 #: suitable step decreases the objective, and normalized GD and Adam move
@@ -70,6 +72,10 @@ class Objective:
         The NTP cross-entropy.
     penalty : L2Penalty
         The ridge penalty.
+    loss_infimum : float, default=None
+        ``L* = inf CE`` when known (see
+        :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`); the entropy
+        ``H`` of the data otherwise (``L* = H`` on compatible, separable data).
 
     Examples
     --------
@@ -86,9 +92,10 @@ class Objective:
                     [ 0.25, -0.25]]))
     """
 
-    def __init__(self, datafit, penalty):
+    def __init__(self, datafit, penalty, loss_infimum=None):
         self.datafit = datafit
         self.penalty = penalty
+        self.loss_infimum = datafit.entropy if loss_infimum is None else loss_infimum
 
     def __call__(self, W):
         """Return ``(objective, CE, gradient of the objective)`` at ``W``."""
@@ -101,13 +108,13 @@ class Objective:
     def converged(self, ce, grad, tol):
         """Stopping test at an iterate with cross-entropy ``ce`` and gradient ``grad``.
 
-        Without penalty the infimum ``H`` is not attained, so the test is on
-        the excess loss ``CE - H <= tol``; with ``alpha > 0`` the minimizer
-        exists and the test is ``||grad||_F <= tol``.
+        Without penalty the infimum ``L*`` is in general not attained, so the
+        test is on the excess loss ``CE - L* <= tol``; with ``alpha > 0`` the
+        minimizer exists and the test is ``||grad||_F <= tol``.
         """
         if self.penalty.alpha == 0.0:
-            return ce - self.datafit.entropy <= tol
-        return float(np.linalg.norm(grad)) <= tol
+            return float(ce) - self.loss_infimum <= tol
+        return float(frobenius_norm(grad)) <= tol
 
 
 def gd_step(options, W0):
@@ -119,10 +126,13 @@ def gd_step(options, W0):
 def ngd_step(options, W0):
     """Normalized gradient step ``W - eta grad / ||grad||_F``."""
     eta = options.learning_rate
-    tiny = np.finfo(W0.dtype).tiny
+    xp, on_host = namespace(W0)
+    tiny = xp.finfo(W0.dtype).smallest_normal
+    # Off the host the norm stays a 0-d array: no device sync per step.
+    floor = max if on_host else (lambda norm, low: xp.clip(norm, min=low))
 
     def step(W, grad, t):
-        return W - (eta / max(float(np.linalg.norm(grad)), tiny)) * grad
+        return W - (eta / floor(frobenius_norm(grad), tiny)) * grad
 
     return step
 
@@ -132,8 +142,9 @@ class AdamStep:
 
     def __init__(self, options, W0):
         self.options = options
-        self.m = np.zeros_like(W0)
-        self.v = np.zeros_like(W0)
+        self.xp, _ = namespace(W0)
+        self.m = self.xp.zeros_like(W0)
+        self.v = self.xp.zeros_like(W0)
 
     def __call__(self, W, grad, t):
         o = self.options
@@ -143,7 +154,7 @@ class AdamStep:
         self.v += (1 - o.beta_2) * grad * grad
         m_hat = self.m / (1 - o.beta_1 ** t)
         v_hat = self.v / (1 - o.beta_2 ** t)
-        return W - o.learning_rate * m_hat / (np.sqrt(v_hat) + o.epsilon)
+        return W - o.learning_rate * m_hat / (self.xp.sqrt(v_hat) + o.epsilon)
 
 
 def _check_initial(value):
@@ -163,22 +174,31 @@ def descend(make_step, objective, W, options, tracker):
     exploding objective stops the run at the previous iterate.
     """
     step = make_step(options, W)
-    W_prev, result = W, None
+    # Iterates in host memory are tested at every step. On a device the tests
+    # (a scalar transfer each) run every ``tracker.every`` steps only, so a run
+    # stops at the first *tested* iterate that meets ``tol``, and a diverged
+    # run returns the last tested finite iterate.
+    period = 1 if in_host_memory(W) else tracker.every
+    previous, result = None, None
     # Overflow is expected when a too-large step diverges; it is caught below.
     with np.errstate(over="ignore", invalid="ignore"):
         for k in range(options.max_iter + 1):
             value, ce, grad = objective(W)
             if k == 0:
-                limit = _check_initial(value)
-            if not value <= limit:  # also catches NaN
-                result = SolverResult(W_prev, k - 1, False, "diverged")
+                limit = _check_initial(float(value))
+            tested = k % period == 0 or k == options.max_iter
+            if tested and not float(value) <= limit:  # also catches NaN
+                tracker.rewind(*previous)
+                result = SolverResult(previous[1], previous[0], False, "diverged")
                 break
             tracker.record(k, W, value, ce)
-            if objective.converged(ce, grad, options.tol):
+            if tested and objective.converged(ce, grad, options.tol):
                 result = SolverResult(W, k, True, "tol")
                 break
+            if tested:
+                previous = (k, W, ce)
             if k < options.max_iter:
-                W_prev, W = W, step(W, grad, k + 1)
+                W = step(W, grad, k + 1)
     tracker.finish()
     return result or SolverResult(W, options.max_iter, False, "max_iter")
 

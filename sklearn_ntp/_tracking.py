@@ -1,21 +1,26 @@
-"""Tracking of iterates against the implicit-bias limits ``W*`` and ``W^mm``.
+"""Tracking of iterates against the implicit-bias limit ``(W~, U~)``.
 
-Theorem 2 of the paper says that gradient descent on the unregularized NTP
-loss behaves like ``W_k ~ W* + ||P_perp(W_k)|| W^mm / ||W^mm||``. The tracker
-records the quantities that make this visible (alignment with ``W^mm``, with
-and without the finite component, and the distance of ``P_F(W_k)`` to ``W*``)
-every few iterations. A record keeps only the generator coordinates of
-``W_k`` (one pass over the support pairs); the distances to ``W*`` are
-computed for all records at once, with one triangular solve.
+Gradient descent on the unregularized NTP loss behaves like
+``W_k ~ W~ + ||P_perp(W_k)|| U~ / ||U~||`` (Theorem 2 of the paper when the
+data are compatible and separable, with ``W~ = W*`` and ``U~ = W^mm``; the
+general limit of :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`
+otherwise). The tracker records the quantities that make this visible
+(alignment with ``U~``, with and without the finite component, and the
+distance of ``P_G(W_k)`` to ``W~``) every few iterations. A record keeps
+only the generator coordinates of ``W_k`` (one pass over the support pairs);
+the distances to ``W~`` are computed for all records at once, with one triangular solve.
 """
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.utils._array_api import _convert_to_numpy
 
-from ._exceptions import NotNTPSeparableError
+from ._array_api import frobenius_norm, from_host, namespace, stack_to_host
+from ._limit import implicit_bias_limit
 from ._subspace import DataSubspace
-from ._svm import ntp_svm
 
 
 @dataclass(frozen=True)
@@ -25,36 +30,45 @@ class ImplicitBiasReference:
     Attributes
     ----------
     subspace : DataSubspace
-        The data subspace ``F`` (for ``P_F``).
+        The subspace ``G`` of the effective supports (for ``P_G``; ``F`` when
+        the data are NTP-separable).
     finite_component : ndarray of shape (n_tokens, n_features)
-        ``W*``, the log-odds solution in ``F`` (least-squares if inexact).
+        ``W~``, the finite part of the limit (``W*`` on compatible, separable data).
     margin_direction : ndarray of shape (n_tokens, n_features) or None
-        ``W^mm / ||W^mm||``, or None when it does not exist.
+        ``U~ / ||U~||`` (``W^mm / ||W^mm||`` when separable), or None when no
+        off-support pair is separable (then gradient descent converges).
+    loss_infimum : float
+        ``L* = inf CE`` (``H`` on compatible, separable data).
     issues : tuple of str
-        Why a limit is inexact or missing, one sentence each (empty when the
-        data are NTP_H-compatible and NTP-separable with some partial support).
+        Which part of the limit is not certified, one sentence each (empty
+        when every certificate holds).
     """
 
     subspace: DataSubspace
     finite_component: np.ndarray
     margin_direction: np.ndarray | None
+    loss_infimum: float
     issues: tuple
 
 
-def implicit_bias_reference(data):
-    """Compute ``W*`` and ``W^mm / ||W^mm||`` for ``data``.
+def implicit_bias_reference(data, limit=None):
+    """The limit ``(W~, U~ / ||U~||, L*)`` of gradient descent on ``data``.
 
     Parameters
     ----------
     data : NTPData
         Distinct contexts.
+    limit : ImplicitBiasLimit, default=None
+        A limit already computed for ``data`` (e.g. ``report.limit``);
+        computed by :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`
+        when None.
 
     Returns
     -------
     reference : ImplicitBiasReference
-        ``margin_direction`` is None when the data are not NTP-separable or
-        every support is full; ``issues`` says so, and also when ``W*`` only
-        solves the log-odds equations in the least-squares sense.
+        ``margin_direction`` is None when no off-support pair is separable
+        (non-separable data, or every support full); ``issues`` names the
+        parts of the limit whose certificate does not hold.
 
     Examples
     --------
@@ -66,31 +80,116 @@ def implicit_bias_reference(data):
     >>> float(np.linalg.norm(ref.margin_direction)), ref.issues
     (1.0, ())
     >>> full = aggregate_contexts(np.eye(2), np.array([[0.5, 0.5], [0.2, 0.8]]))
-    >>> implicit_bias_reference(full).issues
-    ('Every context supports every token: ...',)
+    >>> implicit_bias_reference(full).margin_direction is None
+    True
     """
-    subspace = DataSubspace(data)
-    W_star, residual = subspace.log_odds_solution()
-    issues = []
-    if not subspace.is_exact(residual):
-        issues.append("The data are not NTP_H-compatible: W* is the least-squares "
-                      f"log-odds solution (largest residual {residual:.3g}).")
+    if limit is None:
+        limit = next((held for held in _HELD_LIMITS.get() if _same_data(held.data, data)),
+                     None) or implicit_bias_limit(data)
+    issues = () if limit.certified else (
+        f"The limit of gradient descent is not fully certified: {limit.status}.",)
+    return ImplicitBiasReference(limit.effective_subspace, limit.finite_component,
+                                 limit.margin_direction, limit.loss_infimum, issues)
+
+
+#: Limits a caller already computed, offered to the fits it runs (see :func:`reuse_limit`).
+_HELD_LIMITS = contextvars.ContextVar("held_limits", default=())
+
+
+@contextlib.contextmanager
+def reuse_limit(limit):
+    """Within the block, fits on the same distinct contexts reuse ``limit``.
+
+    For callers that hold a limit (e.g. ``report.limit``) and then fit
+    estimators on the same data: the estimator's API stays scikit-learn's,
+    and a limit is only reused for data equal to its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp import NTPLinearClassifier
+    >>> from sklearn_ntp.implicit_bias import implicit_bias_limit
+    >>> from sklearn_ntp._tracking import reuse_limit
+    >>> X, y = np.eye(2), [0, 1]
+    >>> limit = implicit_bias_limit(X, y)
+    >>> with reuse_limit(limit):
+    ...     clf = NTPLinearClassifier(max_iter=10).fit(X, y)
+    >>> clf.finite_component_ is limit.finite_component
+    True
+    """
+    token = _HELD_LIMITS.set(_HELD_LIMITS.get() + (limit,))
     try:
-        W_mm = ntp_svm(data)
-    except NotNTPSeparableError:
-        W_mm = None
-        issues.append("The data are not NTP-separable: there is no max-margin direction.")
-    if W_mm is not None and not np.any(W_mm):
-        W_mm = None
-        issues.append("Every context supports every token: the loss attains its "
-                      "minimum and there is no max-margin direction.")
-    direction = None if W_mm is None else W_mm / np.linalg.norm(W_mm)
-    return ImplicitBiasReference(subspace, W_star, direction, tuple(issues))
+        yield limit
+    finally:
+        _HELD_LIMITS.reset(token)
+
+
+def _same_data(a, b):
+    """Whether two NTPData hold the same distinct contexts, weights and tokens."""
+    return a is b or (
+        a.embeddings.shape == b.embeddings.shape
+        and a.probabilities.shape == b.probabilities.shape
+        and np.array_equal(a.embeddings, b.embeddings)
+        and np.array_equal(a.weights, b.weights)
+        and np.array_equal(a.classes, b.classes)
+        and (a.probabilities != b.probabilities).nnz == 0
+    )
 
 
 def _cosine(A, unit):
     norm = np.linalg.norm(A)
     return float(np.vdot(A, unit) / norm) if norm > 0 else np.nan
+
+
+def _stack_rows(rows):
+    """Coordinate rows (NumPy arrays, or 1-d arrays on a device) as one host array."""
+    if isinstance(rows[0], np.ndarray):
+        return np.array(rows)
+    xp, _ = namespace(rows[0])
+    return _convert_to_numpy(xp.stack(rows), xp).astype(np.float64)
+
+
+class _DeviceReference:
+    """The reference limits on the device of the iterates, for sync-free snapshots.
+
+    Cosines with ``W^mm`` and the generator coordinates of ``P_F(W_k)`` (a
+    product with the contexts and a gather) are computed on the device; the
+    coordinates are whitened into distances on the host once, at the end.
+    """
+
+    def __init__(self, reference, W):
+        xp, _ = namespace(W)
+        move = lambda a: from_host(np.asarray(a), xp, W.device, W.dtype)  # noqa: E731
+        self.xp = xp
+        basis = getattr(reference.subspace, "basis", None)
+        # G without generators (every effective support full): centred W B.
+        self.basis = None if basis is None else move(basis)
+        if basis is None:
+            generators = reference.subspace.generators
+            V = generators.n_tokens
+            self.H = move(generators.H)
+            self.plus = xp.asarray(generators.context * V + generators.plus, device=W.device)
+            self.minus = xp.asarray(generators.context * V + generators.minus,
+                                    device=W.device)
+        self.direction = (None if reference.margin_direction is None
+                          else move(reference.margin_direction))
+        self.finite = move(reference.finite_component)
+
+    def _cosine(self, A):
+        xp = self.xp
+        return xp.sum(A * self.direction) / xp.linalg.vector_norm(A)
+
+    def snapshot(self, W, coordinates):
+        xp = self.xp
+        if self.basis is None:
+            logits = xp.reshape(self.H @ W.T, (-1,))
+            coordinates.append(xp.take(logits, self.plus) - xp.take(logits, self.minus))
+        else:
+            C = W @ self.basis
+            coordinates.append(xp.reshape(C - xp.mean(C, axis=0), (-1,)))
+        if self.direction is None:
+            return (np.nan, np.nan)
+        return (self._cosine(W), self._cosine(W - self.finite))
 
 
 class HistoryTracker:
@@ -103,7 +202,8 @@ class HistoryTracker:
     Parameters
     ----------
     entropy : float
-        The entropy lower bound ``H`` of the data.
+        The entropy lower bound ``H`` of the data (progress lines show the
+        excess loss over ``reference.loss_infimum`` instead when given).
     every : int, default=1
         Take a snapshot at iterations that are multiples of ``every``; the last
         iterate is always recorded by :meth:`finish`.
@@ -144,6 +244,7 @@ class HistoryTracker:
         self._snapshots = []
         self._coordinates = []
         self._last = None
+        self._device = None
 
     def record(self, k, W, objective, ce):
         """Store the objective at ``W_k`` (and a snapshot if ``k`` is due)."""
@@ -153,6 +254,11 @@ class HistoryTracker:
             self._snapshots.append(self._snapshot(k, W, ce))
         if self.verbose and k % self.print_every == 0:
             self._print(k, W, ce)
+
+    def rewind(self, k, W, ce):
+        """Forget the records after iterate ``k`` (a snapshot iterate ``W`` with ``ce``)."""
+        del self._losses[k + 1:]
+        self._last = (k, W, ce)
 
     def finish(self):
         """Make sure the last recorded iterate has a snapshot."""
@@ -165,10 +271,14 @@ class HistoryTracker:
             self._print(k, W, ce)
 
     def _snapshot(self, k, W, ce):
-        row = (k, ce, float(np.linalg.norm(W)))
+        row = (k, ce, frobenius_norm(W))
         ref = self.reference
         if ref is None:
             return row
+        if not isinstance(W, np.ndarray):  # on W's device, without a sync
+            if self._device is None:
+                self._device = _DeviceReference(ref, W)
+            return row + self._device.snapshot(W, self._coordinates)
         W = np.asarray(W, dtype=np.float64)
         self._coordinates.append(ref.subspace.coordinates(W))
         if ref.margin_direction is None:
@@ -180,8 +290,9 @@ class HistoryTracker:
         step = f"iteration {k:7d}"
         if self.total:
             step += f"/{self.total} ({100 * k / self.total:3.0f}%)"
-        line = f"{step}  excess loss {ce - self.entropy:.4e}  ||W|| {np.linalg.norm(W):.4e}"
         ref = self.reference
+        infimum = self.entropy if ref is None else ref.loss_infimum
+        line = f"{step}  excess loss {ce - infimum:.4e}  ||W|| {np.linalg.norm(W):.4e}"
         if ref is not None and ref.margin_direction is not None:
             line += f"  alignment {_cosine(np.asarray(W, float), ref.margin_direction):.6f}"
         print(line, flush=True)
@@ -189,7 +300,7 @@ class HistoryTracker:
     @property
     def loss_curve(self):
         """Objective value at every recorded iterate, ndarray of shape (n_iter + 1,)."""
-        return np.asarray(self._losses, dtype=np.float64)
+        return stack_to_host(self._losses)
 
     @property
     def history(self):
@@ -198,12 +309,11 @@ class HistoryTracker:
         if self.reference is not None:
             names += ["alignment", "corrected_alignment"]
         columns = list(zip(*self._snapshots)) or [()] * len(names)
-        history = {name: np.asarray(col, dtype=np.float64)
-                   for name, col in zip(names, columns)}
+        history = {name: stack_to_host(list(col)) for name, col in zip(names, columns)}
         history["iteration"] = history["iteration"].astype(np.intp)
         if self.reference is not None:
             ref = self.reference
             history["subspace_error"] = (
-                ref.subspace.distances(np.array(self._coordinates), ref.finite_component)
+                ref.subspace.distances(_stack_rows(self._coordinates), ref.finite_component)
                 if self._coordinates else np.zeros(0))
         return history

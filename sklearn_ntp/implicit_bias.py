@@ -7,13 +7,17 @@ The objects the paper's theorems are about, computed exactly:
 * :func:`data_subspace` — the subspace ``F`` and its projections;
 * :func:`log_odds_solution` — the finite component ``W*`` on ``F``;
 * :func:`ntp_svm` — the max-margin direction ``W^mm`` on ``F``'s complement;
-* :func:`check_ntp_separability` — both conditions in one report.
+* :func:`check_ntp_separability` — both conditions in one report;
+* :func:`implicit_bias_limit` — the limit ``(W~, U~, L*)`` of gradient descent on any data.
 """
 
 from ._data import NTPData, aggregate_contexts
 from ._exceptions import NotNTPCompatibleError, NotNTPSeparableError
-from ._objective import entropy_lower_bound, ntp_loss, ntp_loss_gradient
+from ._limit import ImplicitBiasLimit, implicit_bias_limit
+from ._metrics import entropy_lower_bound
+from ._objective import ntp_loss, ntp_loss_gradient
 from ._report import SeparabilityReport, check_ntp_separability
+from ._separable_pairs import SeparablePairsError
 from ._subspace import DataSubspace, data_subspace, log_odds_solution
 from ._svm import ntp_svm
 
@@ -31,4 +35,7 @@ __all__ = [
     "ntp_svm",
     "SeparabilityReport",
     "check_ntp_separability",
+    "ImplicitBiasLimit",
+    "implicit_bias_limit",
+    "SeparablePairsError",
 ]

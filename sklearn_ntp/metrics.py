@@ -4,7 +4,8 @@ Prediction metrics, ``metric(y_true, y_prob, ...)`` like scikit-learn's:
 
 * :func:`ntp_cross_entropy` — the NTP loss of predicted distributions;
 * :func:`entropy_lower_bound` — its lower bound ``H``, from ``y_true`` alone
-  (``entropy_lower_bound(y_true, X=None, sample_weight=None)``);
+  (``entropy_lower_bound(y_true, X=None, sample_weight=None)``, also exported
+  by :mod:`sklearn_ntp.implicit_bias`);
 * :func:`excess_ntp_loss` — ``CE - H``, a weighted KL divergence;
 * :func:`out_of_support_mass` — probability predicted off the supports;
 * :func:`log_odds_error` — error of the in-support log-odds.

@@ -260,22 +260,26 @@ def test_alpha_zero_stops_at_the_excess_loss_tolerance(small_problem):
     assert len(excess) == clf.n_iter_ + 1
 
 
-def test_non_separable_data_warn_and_leave_nan_alignments():
+def test_non_separable_data_are_described_without_warning():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 2))
     y = rng.integers(0, 3, size=40)
-    with pytest.warns(NTPSeparabilityWarning, match="not NTP-separable"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NTPSeparabilityWarning)
         clf = NTPLinearClassifier(max_iter=20).fit(X, y)
-    assert clf.margin_direction_ is None
+    assert clf.margin_direction_ is None  # no separable pair: GD converges
+    assert clf.loss_infimum_ > clf.entropy_
     assert np.all(np.isnan(clf.history_["alignment"]))
     assert np.all(np.isfinite(clf.history_["subspace_error"]))
 
 
-def test_full_supports_warn_that_there_is_no_margin_direction():
+def test_full_supports_have_no_margin_direction_and_converge():
     Y = np.array([[0.5, 0.5], [0.2, 0.8]])
-    with pytest.warns(NTPSeparabilityWarning, match="supports every token"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NTPSeparabilityWarning)
         clf = NTPLinearClassifier(learning_rate=5.0, max_iter=3000).fit(np.eye(2), Y)
     assert clf.margin_direction_ is None
+    assert clf.loss_infimum_ == pytest.approx(clf.entropy_, abs=1e-12)
     np.testing.assert_allclose(clf.predict_proba(np.eye(2)), Y, atol=1e-2)
 
 

@@ -63,14 +63,15 @@ def test_reproduce_writes_summary_and_figures(reproduced):
     code, stdout, stderr, out, summary = reproduced
     assert code == 0
     expected = {"summary.json", "summary.md", "toy_geometry.png", "toy_probabilities.png",
-                "toy_training.png", "optimizers.png"}
+                "toy_training.png", "optimizers.png", "beyond_separability.png"}
     assert expected <= {p.name for p in out.iterdir()}
     for name in summary["figures"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["settings"] == {"iterations": ITERATIONS, "seed": SEED, "init": "lecun"}
     # Progress goes to stderr: with -v each fit reports its way to 100% and its time.
-    assert stderr.count(", done (") == 1 + len(OPTIMIZERS)
-    assert stderr.count(f"{ITERATIONS}/{ITERATIONS} (100%)") == 1 + len(OPTIMIZERS)
+    # Toy (GD), App. A.2 (three optimizers), partially separable data (GD).
+    assert stderr.count(", done (") == 2 + len(OPTIMIZERS)
+    assert stderr.count(f"{ITERATIONS}/{ITERATIONS} (100%)") == 2 + len(OPTIMIZERS)
     assert "Traceback" not in stderr
 
 
@@ -107,6 +108,17 @@ def test_reproduce_optimizer_results_are_consistent(reproduced):
     assert all(i == initials[0] for i in initials)
 
 
+def test_reproduce_partially_separable_part_is_measured_against_the_limit(reproduced):
+    part = reproduced[4]["partially_separable"]
+    assert not part["is_separable"] and part["is_compatible"]
+    assert 0 < part["n_separable_pairs"] < part["n_off_support_pairs"]
+    assert part["loss_infimum"] > part["entropy"]
+    gd = part["optimizers"]["GD"]
+    # The excess loss is over L*, which CE never beats (it does beat nothing below H).
+    assert 0 < gd["final"]["excess_loss"] < gd["initial"]["excess_loss"]
+    assert gd["final"]["corrected_alignment"] > 0
+
+
 def test_reproduce_prints_tables_and_writes_markdown(reproduced):
     _, stdout, _, out, summary = reproduced
     markdown = (out / "summary.md").read_text()
@@ -129,10 +141,11 @@ def test_reproduce_quick_is_quiet_and_draws_no_figures(tmp_path):
     assert summary["figures"] == [] and not list(tmp_path.glob("*.png"))
     assert "No figures were drawn" in (tmp_path / "summary.md").read_text()
     # One line per optimizer (and per geometry step and title), no per-iteration lines.
-    fit_lines = [line for line in stderr.splitlines() if "iterations, CE - H =" in line]
-    assert len(fit_lines) == 1 + len(OPTIMIZERS)
-    assert "(100%)" not in stderr and len(stderr.splitlines()) == 4 + len(fit_lines)
-    for name, line in zip(["GD", *OPTIMIZERS], fit_lines):
+    fit_lines = [line for line in stderr.splitlines() if "iterations, CE - L* =" in line]
+    assert len(fit_lines) == 2 + len(OPTIMIZERS)
+    # Per experiment (three of them): a title and a geometry line.
+    assert "(100%)" not in stderr and len(stderr.splitlines()) == 6 + len(fit_lines)
+    for name, line in zip(["GD", *OPTIMIZERS, "GD"], fit_lines):
         assert line.split()[0] == name and "20 iterations" in line
 
 
@@ -245,7 +258,7 @@ def test_check_refuses_a_pickle_disguised_as_npz(tmp_path):
     ("nox.npz", {"Z": np.eye(2), "y": np.array([0, 1])}, "'X'"),
     ("bad_rows.npz", {"X": np.eye(2), "Y": np.array([[0.5, 0.2], [0, 1.0]])},
      "invalid data"),
-    ("ragged.csv", b"1,2,a\n1,b\n", "rows of equal length"),
+    ("ragged.csv", b"1,2,a\n1,b\n", "line 2 has 2 fields, expected 3"),
     ("text.csv", b"1,x,a\n2,y,b\n", "non-numeric feature"),
     ("data.txt", b"1,2\n", "unsupported file type"),
 ])

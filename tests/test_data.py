@@ -79,13 +79,14 @@ def test_float32_embeddings_keep_their_dtype():
         (np.eye(2), np.array([[1.5, -0.5], [1.0, 0.0]]), None, "nonnegative"),
         (np.eye(2), np.array([[np.nan, 1.0], [1.0, 0.0]]), None, "NaN"),
         (np.eye(2), np.array([[1.0, 0.0, 0.0]]), None, "rows"),
-        (np.eye(2), [0, 1], [1.0, -1.0], "nonnegative"),
-        (np.eye(2), [0, 1], [0.0, 0.0], "positive"),
-        (np.eye(2), [0, 1], [1.0], "sample_weight must have shape"),
-        (np.eye(2), [0, 1], [1.0, np.nan], "sample_weight contains NaN"),
+        (np.eye(2), [0, 1], [1.0, -1.0], "Invalid sample_weight: Negative values"),
+        (np.eye(2), [0, 1], [0.0, 0.0], "sample_weight.*(non-zero|positive)"),
+        (np.eye(2), [0, 1], [1.0], r"sample_weight.shape == \(1,\), expected \(2,\)"),
+        (np.eye(2), [0, 1], [1.0, np.nan], "Input sample_weight contains NaN"),
         (np.ones(3), [0, 1, 1], None, "2D array"),
     ],
 )
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.DataConversionWarning")
 def test_bad_input_raises_a_clear_error(X, y, w, match):
     with pytest.raises(ValueError, match=match):
         aggregate_contexts(X, y, sample_weight=w)

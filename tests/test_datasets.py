@@ -453,3 +453,43 @@ def test_missing_sources_raise(tmp_path, monkeypatch):
 def test_load_python_tokens_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_python_tokens(**kwargs)
+
+
+# ----------------------------------------------------------- tiny concentrations
+
+
+@pytest.mark.parametrize("concentration", [1e-3, 1e-300])
+def test_tiny_concentration_gives_one_dominant_token_per_context(concentration):
+    X, Y, w = make_ntp_data(n_contexts=20, vocab_size=6, n_features=4, support_size=3,
+                            n_sequences=2000, concentration=concentration, random_state=0)
+    counts = np.rint(Y.toarray() * w[:, None])
+    assert np.all(np.isfinite(Y.data)) and np.all(Y.getnnz(axis=1) == 3)
+    np.testing.assert_allclose(counts.sum(axis=1), w)
+    if concentration == 1e-300:
+        # q_j is a vertex of the simplex: only the guaranteed pair of the other
+        # support tokens, everything else on one token.
+        assert np.all(np.sort(counts, axis=1)[:, -2] == 1)
+
+
+def test_small_concentration_sampler_has_the_dirichlet_marginals():
+    from scipy.stats import beta, kstest
+
+    from sklearn_ntp.datasets._synthetic import _dirichlet
+
+    a, size = 0.3, 4
+    q = _dirichlet(np.random.RandomState(0), a, size, 4000)
+    np.testing.assert_allclose(q.sum(axis=1), 1.0, rtol=1e-12)
+    # Each coordinate of Dirichlet(a, ..., a) is Beta(a, (size - 1) a).
+    for column in q.T:
+        assert kstest(column, beta(a, (size - 1) * a).cdf).pvalue > 1e-3
+
+
+def test_scipy_lower_bound_supports_the_lbfgs_callback():
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    scipy_req = next(r for r in project["project"]["dependencies"] if r.startswith("scipy"))
+    # minimize(callback=f) with f(intermediate_result) is scipy 1.11.
+    major, minor = map(int, scipy_req.split(">=")[1].split(".")[:2])
+    assert (major, minor) >= (1, 11)

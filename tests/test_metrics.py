@@ -374,7 +374,7 @@ def test_bad_predictions_raise(metric, y_prob, match):
     "kwargs, match",
     [
         ({"y_true": [0, 0], "y_prob": UNIFORM}, "y_true has 1 distinct tokens"),
-        ({"y_true": 0, "y_prob": [[0.5, 0.5]]}, "y_true must be array-like"),
+        ({"y_true": 0, "y_prob": [[0.5, 0.5]]}, "y_true.* must be an array-like"),
         ({"y_true": [0, 1], "y_prob": [0.5, 0.5], "labels": [0, 1, 2]}, "labels has 3"),
         ({"y_true": [0, 3], "y_prob": UNIFORM, "labels": [0, 1]}, "Invalid y_true.*not in"),
         ({"y_true": [[0.5, 0.5, 0.0]] * 2, "y_prob": UNIFORM}, "Invalid y_true.*columns"),
@@ -400,7 +400,7 @@ def test_bad_contexts_raise(metric, X, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"y_true": 0}, "y_true must be array-like"),
+    ({"y_true": 0}, "y_true.* must be an array-like"),
     ({"y_true": [0]}, "Invalid y_true.*two tokens"),
     ({"y_true": [[0.5, 0.6]] * 2}, "Invalid y_true.*sum to 1"),
     ({"y_true": [[1.5, -0.5]] * 2}, "Invalid y_true.*nonnegative"),
@@ -595,3 +595,49 @@ def test_grid_search_over_the_learning_rate_of_the_ntp_classifier():
     by_hand = [by_hand_cv_scores(lambda r=r: model(r), X, Y)[:, 1].mean() for r in rates]
     np.testing.assert_allclose(search.cv_results_["mean_test_score"], by_hand, rtol=1e-8)
     assert search.best_params_ == {"learning_rate": 1.0}
+
+
+# ---------------------------------------------------------------- scale invariance
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-170, 1e300, 1e-300, 2.0**-1074 * 2**60])
+def test_margin_alignment_is_invariant_to_any_positive_scale(scale):
+    rng = np.random.default_rng(0)
+    W, W_ref = rng.standard_normal((2, 4, 3))
+    expected = 1.0 - cosine(W.ravel(), W_ref.ravel())  # scipy, at unit scale
+    assert margin_alignment(W * scale, W_ref) == pytest.approx(expected, rel=1e-12)
+    assert margin_alignment(W, W_ref * scale) == pytest.approx(expected, rel=1e-12)
+    assert margin_alignment(W * scale, W * scale) == pytest.approx(1.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("w_scale, h_scale", [(1e300, 1.0), (1e300, 10.0), (1e150, 1e150),
+                                              (1e-300, 1e-10), (1e-150, 1e150)])
+def test_ntp_margin_is_exact_at_extreme_scales(w_scale, h_scale):
+    X = np.array([[1.0, 2.0], [3.0, -1.0]])
+    Y = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    W = np.array([[1.0, -1.0], [2.0, -0.5], [-1.0, 1.0]])
+    # By hand at unit scale: context 0 worst in-support logit over token 2's;
+    # context 1, token 2 over the best of tokens 0 and 1.
+    logits = X @ W.T
+    unit = min(logits[0, :2].min() - logits[0, 2], logits[1, 2] - logits[1, :2].max())
+    margin = ntp_margin(W * w_scale, X * h_scale, Y)
+    assert np.isfinite(margin)
+    assert margin == pytest.approx(unit * w_scale * h_scale, rel=1e-12)
+
+
+def test_ntp_margin_that_overflows_float64_is_an_error():
+    X = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    Y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    W = np.array([[1e308, 0.0], [-1e308, 0.0]])  # margin 2e308 > float64 max
+    with pytest.raises(ValueError, match="margin of W overflows"):
+        ntp_margin(W, X, Y)
+
+
+def test_ntp_margin_with_overflowing_logits_is_the_exact_gap():
+    from fractions import Fraction
+
+    X, Y = np.array([[1.0, 1.0]]), np.array([[1.0, 0.0]])
+    W = np.array([[1e308, 1e308], [1e308, 9e307]])  # both logits beyond float64
+    exact = sum(map(Fraction, W[0])) - sum(map(Fraction, W[1]))  # 1e307, by hand
+    # Rounding of logits of 2e308 allows an error of a few eps * 2e308.
+    assert ntp_margin(W, X, Y) == pytest.approx(float(exact), rel=1e-14)

@@ -132,19 +132,26 @@ def test_history_without_implicit_bias_leaves_panels_marked(small_data):
 
 
 def test_non_separable_history_explains_the_missing_direction():
-    """Contexts 1 and 2 on a line followed by tokens 0 and 1: not NTP-separable
-    (the logit gap would need both signs), so there is no W^mm."""
+    """Contexts 1 and 2 on a line followed by tokens 0 and 1: no off-support pair
+    is separable (the logit gap would need both signs), so there is no U~ and
+    gradient descent converges to W~, above the entropy, at L*."""
     X, y = np.array([[1.0], [2.0]]), np.array([0, 1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NTPSeparabilityWarning)
-        clf = NTPLinearClassifier(max_iter=50).fit(X, y)
+    clf = NTPLinearClassifier(max_iter=50).fit(X, y)
     display = ImplicitBiasDisplay.from_estimator(clf, title="two contexts on a line")
     assert [t.get_text() for t in display.ax_[2].texts] == [NO_MARGIN_DIRECTION]
-    assert "not NTP-separable" in NO_MARGIN_DIRECTION
-    # One next token per context: F = {0}, so the distance to W* = 0 is identically 0.
-    assert np.all(clf.history_["subspace_error"] == 0)
-    assert [t.get_text() for t in display.ax_[3].texts] == [TRIVIAL_SUBSPACE]
+    assert "$T$ is empty" in NO_MARGIN_DIRECTION
+    assert display.infimum_line_.get_ydata()[0] == clf.loss_infimum_ > clf.entropy_ == 0
+    assert not display.ax_[3].texts  # the distance to W~ is drawn
     assert display.figure_.get_suptitle() == "two contexts on a line"
+
+
+def test_one_hot_separable_history_explains_a_zero_subspace_error():
+    """One next token per context and every other token separable: G = {0}."""
+    clf = NTPLinearClassifier(max_iter=50).fit(np.eye(2), [0, 1])
+    assert np.all(clf.history_["subspace_error"] == 0)
+    display = ImplicitBiasDisplay.from_estimator(clf)
+    assert [t.get_text() for t in display.ax_[3].texts] == [TRIVIAL_SUBSPACE]
+    assert display.infimum_line_ is None  # L* = H
 
 
 def test_y_limits_fit_the_drawn_curves():

@@ -149,7 +149,7 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
     rng = check_random_state(random_state)
     H = rng.standard_normal((m, d))
     supports = np.sort(np.argsort(rng.random_sample((m, V)), axis=1)[:, :S], axis=1)
-    q = rng.dirichlet(np.full(S, float(concentration)), size=m)
+    q = _dirichlet(rng, float(concentration), S, m)
     extra = rng.multinomial(n - m * S, np.full(m, 1.0 / m))
     # One guaranteed pair per support token, the rest drawn from q_j.
     counts = 1 + np.array([rng.multinomial(extra[j], q[j]) for j in range(m)])
@@ -162,6 +162,22 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
         return H[pair_rows[order]], pair_tokens[order], None
     Y, weights = empirical_distributions(rows, supports.ravel(), counts.ravel(), (m, V))
     return H, Y if sparse_targets else Y.toarray(), weights
+
+
+def _dirichlet(rng, concentration, size, n_draws):
+    """``n_draws`` samples of the symmetric Dirichlet(concentration) on ``size`` atoms.
+
+    Below 1 the Gamma variates behind numpy's sampler underflow to zero (NaN
+    rows from 1e-3 on), so they are drawn in log space instead, with
+    ``Gamma(a) = Gamma(a + 1) U^(1/a)``: exact for every positive ``a``.
+    """
+    if concentration >= 1.0:
+        return rng.dirichlet(np.full(size, concentration), size=n_draws)
+    shape = (n_draws, size)
+    log_gamma = (np.log(rng.standard_gamma(concentration + 1.0, size=shape))
+                 + np.log(rng.random_sample(shape)) / concentration)
+    q = np.exp(log_gamma - log_gamma.max(axis=1, keepdims=True))
+    return q / q.sum(axis=1, keepdims=True)
 
 
 def make_toy_ntp_data(random_state=0):

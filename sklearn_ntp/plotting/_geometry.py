@@ -2,24 +2,14 @@
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import check_array
 
-from .._data import aggregate_contexts, check_targets
+from .._data import aggregate_contexts, check_decoder, check_targets
 from .._subspace import log_odds_solution
 from .._svm import ntp_svm
 from ._axes import check_axes
 
 #: Heatmaps with at most this many cells print their probabilities.
 _MAX_ANNOTATED_CELLS = 300
-
-
-def _check_decoder(W, data, name):
-    W = check_array(W, input_name=name)
-    expected = (data.n_tokens, data.n_features)
-    if W.shape != expected:
-        raise ValueError(f"{name} must have shape {expected} (n_tokens, n_features), "
-                         f"got {W.shape}.")
-    return W
 
 
 def _support_label(data, j):
@@ -118,10 +108,10 @@ def plot_word_embeddings(X, y, *, W_star=None, W_mm=None, sample_weight=None, ax
             f"X must hold 2-D embeddings (n_features=2) to be drawn in the plane; "
             f"got n_features={data.n_features}."
         )
-    W_mm = ntp_svm(data) if W_mm is None else _check_decoder(W_mm, data, "W_mm")
+    W_mm = ntp_svm(data) if W_mm is None else check_decoder(W_mm, data, "W_mm")
     if W_star is None:
         W_star = log_odds_solution(data, allow_inexact=True)
-    W_star = _check_decoder(W_star, data, "W_star")
+    W_star = check_decoder(W_star, data, "W_star")
     axes, figure = check_axes(ax, 2, figsize=(11, 5), caller="plot_word_embeddings")
     _draw_geometry(axes[0], data, W_mm, "rows of $W^{mm}$ (max-margin)")
     _draw_geometry(axes[1], data, W_star, "rows of $W^\\star$ (finite component)")

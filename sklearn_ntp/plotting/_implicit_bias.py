@@ -14,27 +14,28 @@ REQUIRED_KEYS = ("iteration", "loss", "norm")
 #: Keys recorded only when ``W*`` and ``W^mm`` were tracked (else drawn empty).
 IMPLICIT_BIAS_KEYS = ("alignment", "corrected_alignment", "subspace_error")
 
-#: Legend label of the dashed entropy line.
+#: Legend labels of the dashed entropy line and of the dash-dotted loss infimum.
 ENTROPY_LABEL = "entropy $H$"
+INFIMUM_LABEL = "loss infimum $L^*$"
 
 #: (history key, panel title, y label) of the curves, one panel each except the
 #: alignments.
 _PANELS = (
     ("loss", r"NTP loss $\mathrm{CE}(W_k)$", "cross-entropy (nats)"),
     ("norm", r"norm $\Vert W_k \Vert$", r"$\Vert W_k \Vert_F$"),
-    ("alignment", r"$\cos(W_k, W^{mm})$, dotted: $\cos(W_k - W^\star, W^{mm})$",
+    ("alignment", r"$\cos(W_k, \tilde U)$, dotted: $\cos(W_k - \tilde W, \tilde U)$",
      "cosine"),
-    ("subspace_error", r"$\Vert P_F(W_k) - W^\star \Vert$", "Frobenius distance"),
+    ("subspace_error", r"$\Vert P_G(W_k) - \tilde W \Vert$", "Frobenius distance"),
 )
 #: What an empty implicit-bias panel means: the history did not track the limits,
 #: or it did and there is no max-margin direction to align with.
-NOT_TRACKED = "$W^\\star$ and $W^{mm}$ were not tracked\n(compute_implicit_bias=False)"
-NO_MARGIN_DIRECTION = ("no max-margin direction $W^{mm}$:\nthe data are not NTP-separable,\n"
-                       "or every context supports every token,\nso there is no "
-                       "direction to align with")
+NOT_TRACKED = "the limit was not tracked\n(compute_implicit_bias=False)"
+NO_MARGIN_DIRECTION = ("no max-margin direction $\\tilde U$: no off-support pair\n"
+                       "is separable ($T$ is empty), so $W_k$ converges\n"
+                       "to $\\tilde W$ and there is no direction to align with")
 #: Why a tracked subspace error is identically zero.
-TRIVIAL_SUBSPACE = ("identically 0: when every context has a single next\n"
-                    "token, the data subspace $F$ is $\\{0\\}$ and $W^\\star = 0$")
+TRIVIAL_SUBSPACE = ("identically 0: every context has a single next token\n"
+                    "and every other token is separable, so $G = \\{0\\}$ and $\\tilde W = 0$")
 
 
 def check_history(history):
@@ -69,20 +70,24 @@ class ImplicitBiasDisplay:
 
     Four panels against the iteration ``k`` (log scale):
 
-    1. the NTP loss ``CE(W_k)`` with the entropy bound ``H`` dashed;
-    2. the norm ``||W_k||`` (diverges, Lemma 2);
-    3. the cosine of ``W_k`` (solid) and of ``W_k - W*`` (dotted) with the
-       max-margin direction ``W^mm`` (tends to one, Theorem 2);
-    4. the distance ``||P_F(W_k) - W*||`` of the subspace component to the
-       finite component (tends to zero, Theorem 2).
+    1. the NTP loss ``CE(W_k)`` with the entropy bound ``H`` dashed and, when
+       it is larger, the loss infimum ``L*`` dash-dotted;
+    2. the norm ``||W_k||`` (diverges when some off-support pair is separable);
+    3. the cosine of ``W_k`` (solid) and of ``W_k - W~`` (dotted) with the
+       max-margin solution ``U~``;
+    4. the distance ``||P_G(W_k) - W~||`` of the component in ``G`` to the
+       finite component ``W~``.
+
+    ``(L*, W~, U~, G)`` is the limit of gradient descent of
+    :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`; on NTP_H-compatible,
+    NTP-separable data it is the paper's ``(H, W*, W^mm, F)`` (Theorem 2).
 
     Iteration 0 has no place on the log axis and is left out (of the curves
     and of the y-limits). When a panel has nothing to draw it says why: the
     limits were not tracked (``compute_implicit_bias=False``), or there is
-    no max-margin direction to align with (data that are not NTP-separable,
-    or whose contexts all support every token). A subspace error that is
-    identically zero (every context has one next token: ``F = {0}``) is
-    drawn and explained too.
+    no max-margin direction to align with (no separable off-support pair:
+    gradient descent then converges to ``W~``). A subspace error that is
+    identically zero (``G = {0}``) is drawn and explained too.
 
     Use :meth:`from_estimator` or :meth:`from_history` to create one. To overlay
     several optimizers (paper Fig. 5), pass the ``ax_`` of the first display as
@@ -96,6 +101,8 @@ class ImplicitBiasDisplay:
         ``subspace_error``, as in :attr:`NTPLinearClassifier.history_`.
     entropy : float or None
         The entropy lower bound ``H``; drawn in the loss panel unless None.
+    loss_infimum : float, default=None
+        The loss infimum ``L*``; drawn in the loss panel when it exceeds ``H``.
     name : str, default=None
         Legend label of the curves.
 
@@ -110,6 +117,8 @@ class ImplicitBiasDisplay:
         ``"alignment"``, ``"corrected_alignment"``, ``"subspace_error"``).
     entropy_line_ : matplotlib Line2D or None
         The dashed entropy line, None when ``entropy`` is None.
+    infimum_line_ : matplotlib Line2D or None
+        The dash-dotted loss-infimum line, None unless ``L* > H``.
 
     See Also
     --------
@@ -129,9 +138,10 @@ class ImplicitBiasDisplay:
     ((4,), ['alignment', 'corrected_alignment', 'loss', 'norm', 'subspace_error'])
     """
 
-    def __init__(self, *, history, entropy, name=None):
+    def __init__(self, *, history, entropy, loss_infimum=None, name=None):
         self.history = history
         self.entropy = entropy
+        self.loss_infimum = loss_infimum
         self.name = name
 
     def plot(self, ax=None, *, name=None, title=None, **kwargs):
@@ -181,7 +191,13 @@ class ImplicitBiasDisplay:
         if self.entropy is not None:
             self.entropy_line_ = axes[0].axhline(
                 float(self.entropy), color="black", linestyle="--", linewidth=1,
-                label=_entropy_label(axes[0]),
+                label=_legend_label(axes[0], ENTROPY_LABEL),
+            )
+        self.infimum_line_ = None
+        if self.loss_infimum is not None and not _same_level(self.loss_infimum, self.entropy):
+            self.infimum_line_ = axes[0].axhline(
+                float(self.loss_infimum), color="black", linestyle="-.", linewidth=1,
+                label=_legend_label(axes[0], INFIMUM_LABEL),
             )
         for panel, key in zip(axes[2:], ("alignment", "subspace_error")):
             _mark_if_empty(panel, history[key],
@@ -198,8 +214,8 @@ class ImplicitBiasDisplay:
         return self
 
     @classmethod
-    def from_history(cls, history, *, entropy=None, ax=None, name=None, title=None,
-                     **kwargs):
+    def from_history(cls, history, *, entropy=None, loss_infimum=None, ax=None, name=None,
+                     title=None, **kwargs):
         """Plot a training history (a mapping of arrays).
 
         Parameters
@@ -209,6 +225,8 @@ class ImplicitBiasDisplay:
             ``alignment``, ``corrected_alignment``, ``subspace_error``.
         entropy : float, default=None
             Entropy bound ``H`` to draw in the loss panel.
+        loss_infimum : float, default=None
+            Loss infimum ``L*`` to draw in the loss panel when it exceeds ``H``.
         ax : array-like of 4 matplotlib Axes, default=None
             Panels to draw on; by default a new figure.
         name : str, default=None
@@ -233,7 +251,7 @@ class ImplicitBiasDisplay:
         <matplotlib.lines.Line2D object at ...>
         """
         check_matplotlib_support(f"{cls.__name__}.from_history")
-        display = cls(history=history, entropy=entropy, name=name)
+        display = cls(history=history, entropy=entropy, loss_infimum=loss_infimum, name=name)
         return display.plot(ax=ax, title=title, **kwargs)
 
     @classmethod
@@ -274,14 +292,19 @@ class ImplicitBiasDisplay:
         check_is_fitted(estimator, ["history_", "entropy_"])
         if name is None:
             name = getattr(estimator, "solver", type(estimator).__name__)
-        display = cls(history=estimator.history_, entropy=estimator.entropy_, name=name)
+        display = cls(history=estimator.history_, entropy=estimator.entropy_,
+                      loss_infimum=getattr(estimator, "loss_infimum_", None), name=name)
         return display.plot(ax=ax, title=title, **kwargs)
 
 
-def _entropy_label(ax):
-    """Legend label of the entropy line: shown once however many displays overlay."""
-    labels = ax.get_legend_handles_labels()[1]
-    return "_nolegend_" if ENTROPY_LABEL in labels else ENTROPY_LABEL
+def _legend_label(ax, label):
+    """Legend label of a reference line: shown once however many displays overlay."""
+    return "_nolegend_" if label in ax.get_legend_handles_labels()[1] else label
+
+
+def _same_level(loss_infimum, entropy):
+    """Whether ``L*`` equals ``H`` up to rounding (nothing more to draw)."""
+    return entropy is not None and abs(loss_infimum - entropy) <= 1e-9 * max(1.0, abs(entropy))
 
 
 def _annotate(ax, text, y=0.5):

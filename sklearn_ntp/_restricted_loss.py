@@ -1,0 +1,138 @@
+"""The cross-entropy restricted to the effective supports, and its minimizer ``W~``.
+
+``CE~(W) = sum_j pi_j [ logsumexp_{z in S~_j} (W h_j)_z - sum_{z in S_j} p_jz (W h_j)_z ]``
+
+Its gradient ``sum_j pi_j (q~_j - p_j) h_j^T`` (``q~_j`` the softmax over
+``S~_j``, zero elsewhere) lies in ``G``, and so does every Hessian-vector
+product: Newton iterates started in ``G`` stay in ``G`` and converge to the
+unique minimizer there (Newton-CG with backtracking). Products cost
+``O(m V d)``; no (V d)-sized matrix is formed.
+"""
+
+import numpy as np
+
+#: Curvature, relative to ``sum_j pi_j ||h_j||^2``, below which a CG direction
+#: counts as flat (in ``G-perp``) and ends the Newton solve.
+CURVATURE_RTOL = 1e-10
+#: Stationarity accepted for ``W~``: ``||grad CE~||_F`` relative to
+#: ``sqrt(sum_j pi_j ||h_j||^2)``, the gradient's scale.
+STATIONARITY_RTOL = 1e-8
+
+
+class RestrictedLoss:
+    """``CE~`` over the effective supports ``mask``, with gradient and Hessian products.
+
+    Parameters
+    ----------
+    data : NTPData
+        Distinct contexts (their supports ``S_j`` must lie inside ``mask``).
+    mask : ndarray of bool, shape (n_contexts, n_tokens)
+        The effective supports ``S~_j``.
+    """
+
+    def __init__(self, data, mask):
+        self.H = np.asarray(data.embeddings, dtype=np.float64)
+        self.pi = np.asarray(data.weights, dtype=np.float64)
+        self.P = data.probabilities.toarray()
+        self.mask = mask
+        self.shape = (data.n_tokens, data.n_features)
+        self.scale = float(np.sqrt(self.pi @ np.sum(self.H ** 2, axis=1)))
+        self._point, self._q = None, None
+
+    def softmax(self, W):
+        """``q~_j``: softmax of the logits of ``W`` over ``S~_j`` (zero elsewhere)."""
+        Z = np.where(self.mask, self.H @ W.T, -np.inf)
+        Z -= Z.max(axis=1, keepdims=True)
+        E = np.exp(Z)
+        return E / E.sum(axis=1, keepdims=True)
+
+    def value(self, W):
+        """``CE~(W)``."""
+        Z = np.where(self.mask, self.H @ W.T, -np.inf)
+        zmax = Z.max(axis=1)
+        lse = zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
+        return float(self.pi @ (lse - np.sum(self.P * np.where(self.mask, Z, 0.0), axis=1)))
+
+    def gradient(self, W):
+        """``sum_j pi_j (q~_j - p_j) h_j^T``."""
+        return ((self.softmax(W) - self.P) * self.pi[:, None]).T @ self.H
+
+    def _fun(self, x):
+        W = x.reshape(self.shape)
+        self._point, self._q = x.copy(), self.softmax(W)
+        return self.value(W), (((self._q - self.P) * self.pi[:, None]).T @ self.H).ravel()
+
+    def _hessp(self, x, direction):
+        if self._point is None or not np.array_equal(x, self._point):
+            self._fun(x)
+        q = self._q
+        dZ = self.H @ direction.reshape(self.shape).T
+        dZ = q * (dZ - np.sum(q * dZ, axis=1, keepdims=True)) * self.pi[:, None]
+        return (dZ.T @ self.H).ravel()
+
+    def minimize(self, W0, max_iter=200):
+        """Newton-CG with backtracking from ``W0`` in ``G``; returns ``(W~, ||grad||_F)``.
+
+        The Hessian is singular on ``G-perp``. The truncated CG of
+        :meth:`_newton_direction` stops at flat curvature, so the steps stay
+        in ``G``; scipy's ``Newton-CG`` gives up on such Hessians and its
+        trust-region variants drift into ``G-perp`` or stall. Near the
+        minimizer the loss no longer resolves the decrease, so a step is also
+        accepted when it halves the gradient norm.
+        """
+        x = np.asarray(W0, dtype=np.float64).ravel().copy()
+        value, grad = self._fun(x)
+        norm = float(np.linalg.norm(grad))
+        for _ in range(max_iter):
+            if norm <= 1e-3 * STATIONARITY_RTOL * self.scale:
+                break
+            step = self._centred(self._newton_direction(x, grad))
+            slope = float(grad @ step)
+            if not slope < 0:
+                step, slope = -grad, -norm ** 2
+            accepted = False
+            for _ in range(40):
+                new_value, new_grad = self._fun(x + step)
+                new_norm = float(np.linalg.norm(new_grad))
+                if (new_value <= value + 1e-4 * slope
+                        or (new_norm < 0.5 * norm and new_value <= value + 1e-13 * abs(value))):
+                    accepted = True
+                    break
+                step, slope = 0.5 * step, 0.5 * slope
+            if not accepted:
+                break
+            x, value, grad, norm = x + step, new_value, new_grad, new_norm
+        return x.reshape(self.shape), norm
+
+    def _centred(self, step):
+        """``step`` with its token rows centred: ``G`` lies in that subspace,
+        so this only drops round-off."""
+        step = step.reshape(self.shape)
+        return (step - step.mean(axis=0)).ravel()
+
+    def _newton_direction(self, x, grad, rtol=1e-10):
+        """Truncated CG on ``hess p = -grad``, stopped at (numerically) zero curvature.
+
+        The right-hand side and every Hessian product lie in ``G``, so the
+        iterates do; stopping at zero curvature keeps round-off in ``G-perp``
+        from being amplified (plain CG on the singular system amplifies it).
+        """
+        p, r = np.zeros_like(grad), -grad
+        d, rr = r.copy(), float(r @ r)
+        # Round-off in a Hessian product is about eps * max_j ||h_j||^2 relative;
+        # curvature below CURVATURE_RTOL * scale^2 is indistinguishable from G-perp.
+        floor = CURVATURE_RTOL * self.scale ** 2
+        for _ in range(grad.size):
+            Ad = self._hessp(x, d)
+            curvature = float(d @ Ad)
+            if curvature <= floor * float(d @ d):
+                break
+            alpha = rr / curvature
+            p += alpha * d
+            r -= alpha * Ad
+            rr_new = float(r @ r)
+            if np.sqrt(rr_new) <= rtol * np.sqrt(float(grad @ grad)):
+                break
+            d = r + (rr_new / rr) * d
+            rr = rr_new
+        return p

@@ -1,0 +1,111 @@
+"""The separable pairs ``T``: off-support pairs that some tied direction separates.
+
+``C`` is the cone of decoders ``U`` with equal logits on every support and a
+nonnegative margin ``margin_jv(U) = (e_z0 - e_v)^T U h_j`` on every
+off-support pair ``(j, v)`` (``O``). ``T`` is the set of pairs of ``O`` on which
+some ``U`` in ``C`` is strictly positive. ``C`` is a convex cone, so a sum of
+such directions is strictly positive on the union: ``T`` is unique, and the LP
+
+    maximize sum t   subject to  0 <= t <= 1,  U in C,  margin_jv(U) >= t_jv,
+
+returns ``t = 1`` on ``T`` and ``t = 0`` elsewhere. Logits only see ``U`` on
+the row space of ``H``: with ``h_j = B q_j`` (``B`` an orthonormal basis of
+that row space, ``q_j`` in ``R^r``) the variable is ``C = U B``, of shape
+(n_tokens, r), and every constraint row has ``2 r (+1)`` nonzeros.
+"""
+
+import numpy as np
+import scipy.linalg as la
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from ._generators import margin_pairs, support_pairs
+
+#: HiGHS statuses of :func:`scipy.optimize.linprog` (as in scipy's
+#: ``_linprog_highs``); only 0 yields ``T``, every other one is an error.
+LINPROG_STATUS = {
+    0: "optimal",
+    1: "iteration or time limit reached",
+    2: "infeasible (impossible: t = 0, U = 0 is feasible)",
+    3: "unbounded (impossible: t is bounded)",
+    4: "numerical difficulties",
+}
+
+
+class SeparablePairsError(RuntimeError):
+    """The linear program for the separable pairs did not solve to optimality."""
+
+
+def row_space_coordinates(H, rank):
+    """Coordinates ``Q`` (n_contexts, rank) of the rows of ``H`` in an orthonormal
+    basis of their span (``H = Q B^T`` with ``B^T B = I``)."""
+    U, s, _ = la.svd(np.asarray(H, dtype=np.float64), full_matrices=False)
+    return U[:, :rank] * s[:rank]
+
+
+def separable_pairs(data, rank, *, always_solve=False):
+    """Boolean (n_contexts, n_tokens) mask of ``T`` (False on the supports).
+
+    Parameters
+    ----------
+    data : NTPData
+        Distinct contexts.
+    rank : int
+        Numerical rank of the embedding matrix ``H``.
+    always_solve : bool, default=False
+        Solve the LP also when ``H`` has full row rank.
+
+    Returns
+    -------
+    T : ndarray of bool, shape (n_contexts, n_tokens)
+        With full row rank every logit pattern is reachable, so ``T = O``
+        without solving anything.
+
+    Raises
+    ------
+    SeparablePairsError
+        When HiGHS does not report an optimal solution (its status is named).
+    """
+    off = ~data.support_mask
+    if (rank == data.n_contexts and not always_solve) or not off.any():
+        return off
+    if rank == 0:  # every embedding is zero: every margin is zero
+        return np.zeros_like(off)
+    Q = row_space_coordinates(data.embeddings, rank)
+    # T is invariant to scaling H; HiGHS's tolerances are absolute, so unit scale.
+    Q /= max(float(np.abs(Q).max()), np.finfo(float).tiny)
+    V, r = data.n_tokens, rank
+    z, z0, j = support_pairs(data)
+    ties = _pair_rows(z, z0, Q[j], V, r)
+    anchor, v, jo = margin_pairs(data)
+    n_off = v.size
+    margins = _pair_rows(v, anchor, Q[jo], V, r)  # -margin_jv(C)
+    slack = sp.identity(n_off, format="csr")
+    A_ub = sp.hstack([margins, slack], format="csr")  # -margin + t <= 0
+    A_eq = sp.hstack([ties, sp.csr_matrix((ties.shape[0], n_off))], format="csr")
+    res = linprog(
+        np.r_[np.zeros(V * r), -np.ones(n_off)],
+        A_ub=A_ub, b_ub=np.zeros(n_off),
+        A_eq=A_eq if A_eq.shape[0] else None,
+        b_eq=np.zeros(A_eq.shape[0]) if A_eq.shape[0] else None,
+        bounds=np.r_[np.tile([-np.inf, np.inf], (V * r, 1)), np.tile([0.0, 1.0], (n_off, 1))],
+        method="highs",
+    )
+    if res.status != 0:
+        raise SeparablePairsError(
+            "The linear program for the separable pairs failed: "
+            f"{LINPROG_STATUS.get(res.status, 'unknown status')} ({res.message})."
+        )
+    T = np.zeros_like(off)
+    T[jo, v] = res.x[V * r:] > 0.5
+    return T
+
+
+def _pair_rows(plus, minus, Q, n_tokens, rank):
+    """Sparse rows ``(c_plus - c_minus) . q`` over the flattened (n_tokens, rank) ``C``."""
+    n = plus.size
+    cols = np.r_[plus[:, None] * rank + np.arange(rank), minus[:, None] * rank + np.arange(rank)]
+    return sp.csr_matrix(
+        (np.r_[Q, -Q].ravel(), (np.tile(np.repeat(np.arange(n), rank), 2), cols.ravel())),
+        shape=(n, n_tokens * rank),
+    )
