@@ -50,8 +50,8 @@ def smoothness_constant(embeddings, weights, alpha=0.0):
     --------
     >>> import numpy as np
     >>> from sklearn_ntp._step_size import smoothness_constant
-    >>> H, pi = np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([0.5, 0.5])
-    >>> round(smoothness_constant(H, pi), 12)  # lambda_max(diag(2, 0.5)) / 2
+    >>> L = smoothness_constant(np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([0.5, 0.5]))
+    >>> round(L, 12)  # lambda_max = 0.5 * 2**2, halved
     1.0
     """
     # sqrt(pi_j) h_j: lambda_max(A^T A) is the squared largest singular value of A.
