@@ -223,7 +223,9 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
     data = as_ntp_data(X, y, sample_weight)
     timings = {}
     start = time.perf_counter()
-    rank = embedding_rank(np.asarray(data.embeddings, dtype=np.float64))[1]
+    # The rank on unit-RMS columns: an invertible change of features, so the
+    # same rank (and the same T), but not lost to badly scaled features.
+    rank = embedding_rank(_equilibrated(data).embeddings)[1]
     subspace = DataSubspace(data)
     W_star, residual = subspace.log_odds_solution()
     is_compatible = bool(subspace.is_exact(residual))
@@ -281,11 +283,10 @@ def _finite_part(data, effective, W0, max_iter=200):
     if grad_norm <= STATIONARITY_RTOL * loss.scale:
         return loss, W, grad_norm
     H = np.asarray(data.embeddings, dtype=np.float64)
-    s = np.sqrt(np.mean(H ** 2, axis=0))
-    s[s == 0] = 1.0
+    s = _column_scales(H)
     scaled = RestrictedLoss(replace(data, embeddings=H / s), effective)
     W_scaled = scaled.minimize(W * s, max_iter=max_iter)[0] / s
-    G = (CenteredRowSpace(H, embedding_rank(H)[1]) if effective.all()
+    G = (CenteredRowSpace(H, embedding_rank(H / s)[1]) if effective.all()
          else DataSubspace(with_support(data, effective)))
     W_scaled = G.project(W_scaled)
     norm = float(np.linalg.norm(loss.gradient(W_scaled)))
@@ -310,8 +311,8 @@ def _separable_pairs(data, rank, method, W_star):
         # A small Farkas LP decides whether T = O for the price of one NTP-SVM,
         # which is then U~ itself (classification data are often separable,
         # where the probe below would chase a diverging minimizer).
-        svm = _max_margin_solution(data, data.support_mask, off)
-        if svm[0] is not None:
+        separable, svm = _svm_decides(data)
+        if separable:
             return off, None, "not needed", svm
     probe = None
     if method == "auto":
@@ -326,6 +327,44 @@ def _separable_pairs(data, rank, method, W_star):
         if probe is None:
             raise
         return empty, probe, f"failed: {exc}", None
+
+
+def _equilibrated(data):
+    """``data`` with unit root-mean-square feature columns (zero columns kept).
+
+    An invertible change of features: logit patterns, ranks and the
+    separable pairs are those of ``data``; norms and ``U~`` are not.
+    """
+    H = np.asarray(data.embeddings, dtype=np.float64)
+    return replace(data, embeddings=H / _column_scales(H))
+
+
+def _column_scales(H):
+    """Root-mean-square of every column of ``H`` (1 for a zero column)."""
+    s = np.sqrt(np.mean(H ** 2, axis=0))
+    s[s == 0] = 1.0
+    return s
+
+
+def _svm_decides(data):
+    """``(separable, svm)``: whether a certified NTP-SVM shows ``T = O``, and
+    (as :func:`_max_margin_solution`) ``U~`` when it is the NTP-SVM of ``data``.
+
+    Feasibility does not depend on the scale of the features: when badly
+    scaled features keep the NTP-SVM of ``data`` from its certificate, the
+    equilibrated contexts decide (``U~`` is then computed on ``data`` later).
+    """
+    for candidate in (data, _equilibrated(data)):
+        try:
+            U, certificate = solve_ntp_svm(candidate)
+        except NotNTPSeparableError:
+            return False, None
+        except CertificationError:
+            continue
+        if candidate is data:
+            return True, (U, max(certificate.primal, certificate.dual, certificate.gap), "")
+        return True, None
+    return False, None
 
 
 def _max_margin_solution(data, effective, T):

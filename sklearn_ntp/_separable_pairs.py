@@ -8,10 +8,10 @@ such directions is strictly positive on the union: ``T`` is unique, and the LP
 
     maximize sum t   subject to  0 <= t <= 1,  U in C,  margin_jv(U) >= t_jv,
 
-returns ``t = 1`` on ``T`` and ``t = 0`` elsewhere. Logits only see ``U`` on
-the row space of ``H``: with ``h_j = B q_j`` (``B`` an orthonormal basis of
-that row space, ``q_j`` in ``R^r``) the variable is ``C = U B``, of shape
-(n_tokens, r), and every constraint row has ``2 r (+1)`` nonzeros.
+returns ``t = 1`` on ``T`` and ``t = 0`` elsewhere. The logits of a token
+range over the column space of ``H``: with ``Q`` an orthonormal basis of it
+(rows ``q_j`` in ``R^r``) the variable is ``C`` of shape (n_tokens, r), the
+logits are ``Q C^T``, and every constraint row has ``2 r (+1)`` nonzeros.
 """
 
 import numpy as np
@@ -36,11 +36,16 @@ class SeparablePairsError(RuntimeError):
     """The linear program for the separable pairs did not solve to optimality."""
 
 
-def row_space_coordinates(H, rank):
-    """Coordinates ``Q`` (n_contexts, rank) of the rows of ``H`` in an orthonormal
-    basis of their span (``H = Q B^T`` with ``B^T B = I``)."""
-    U, s, _ = la.svd(np.asarray(H, dtype=np.float64), full_matrices=False)
-    return U[:, :rank] * s[:rank]
+def column_space_basis(H, rank):
+    """Orthonormal basis ``Q`` (n_contexts, rank) of the column space of ``H``.
+
+    The logits ``H u`` of a token range over exactly that space, so the
+    margins of the LP below may be written ``(c_z - c_v) . q_j`` with ``Q``
+    in place of ``H``: ``T`` depends on ``H`` only through it, and ``Q`` is
+    perfectly conditioned however badly scaled the features are.
+    """
+    U = la.svd(np.asarray(H, dtype=np.float64), full_matrices=False)[0]
+    return U[:, :rank]
 
 
 def separable_pairs(data, rank, *, always_solve=False):
@@ -71,9 +76,7 @@ def separable_pairs(data, rank, *, always_solve=False):
         return off
     if rank == 0:  # every embedding is zero: every margin is zero
         return np.zeros_like(off)
-    Q = row_space_coordinates(data.embeddings, rank)
-    # T is invariant to scaling H; HiGHS's tolerances are absolute, so unit scale.
-    Q /= max(float(np.abs(Q).max()), np.finfo(float).tiny)
+    Q = column_space_basis(data.embeddings, rank)
     V, r = data.n_tokens, rank
     z, z0, j = support_pairs(data)
     ties = _pair_rows(z, z0, Q[j], V, r)

@@ -342,3 +342,28 @@ def test_inputs_are_not_modified():
     implicit_bias_limit(H, P0)
     np.testing.assert_array_equal(H, H0)
     np.testing.assert_array_equal(P0.data, data0)
+
+
+def partially_separable_low_rank(seed=0, m=30, V=6, d=8, S=2):
+    """d < m, so T comes from the LP (or the probe), with one pair of collinear
+    contexts with disjoint supports."""
+    rng = np.random.default_rng(seed)
+    H = rng.standard_normal((m, d))
+    P = _random_supports(rng, H, V, S)
+    return H, P
+
+
+@pytest.mark.parametrize("case", [partially_separable, partially_separable_low_rank])
+def test_separable_pairs_do_not_depend_on_the_scale_of_features(case):
+    """An invertible change of features keeps every logit pattern, hence T (checked
+    against the explicit LP on the unscaled data), even when the scales of the
+    columns span twelve orders of magnitude."""
+    H, P = case()
+    scales = np.logspace(-6, 6, H.shape[1])
+    limit = implicit_bias_limit(H * scales, P)
+    order = np.lexsort(H.T[::-1])
+    expected = explicit_separable_pairs(H[order], P[order])
+    np.testing.assert_array_equal(limit.separable_pairs, expected)
+    # The loss infimum is a property of the logit patterns too.
+    assert limit.loss_infimum == pytest.approx(implicit_bias_limit(H, P).loss_infimum,
+                                               rel=1e-7)
