@@ -170,7 +170,7 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
             # Levels: this method, fit, scikit-learn's fit wrapper, the caller.
             warnings.warn(message, NTPSeparabilityWarning, stacklevel=4)
         elif not report.is_separable:
-            raise NotNTPSeparableError(message)
+            raise NotNTPSeparableError(message, certificate=report.limit.farkas_certificate)
         elif not report.is_compatible:
             raise NotNTPCompatibleError(message, residual=report.compatibility_residual)
         else:

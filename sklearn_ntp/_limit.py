@@ -119,6 +119,23 @@ class ImplicitBiasLimit:
         return self.status == "certified"
 
     @cached_property
+    def farkas_certificate(self):
+        """Dual matrix ``A`` (n_tokens, n_contexts) showing that the pairs outside ``T``
+        cannot be separated, or None when the data are NTP-separable.
+
+        ``A = -sum_j pi_j (q~_j - p_j) e_j^T`` from the stationarity of ``W~``:
+        zero column sums, nonpositive off the supports (negative exactly on
+        ``O \\ T``), and ``A H = -grad CE~(W~)``, zero up to the certified
+        stationarity residual; the certificate of
+        :class:`~sklearn_ntp.implicit_bias.NotNTPSeparableError`.
+        """
+        if self.is_separable:
+            return None
+        loss = RestrictedLoss(self.data, self.effective_support)
+        q = loss.softmax(self.finite_component)
+        return -((q - loss.P) * loss.pi[:, None]).T
+
+    @cached_property
     def effective_subspace(self):
         """``G``, with ``project``, ``coordinates`` and ``distances`` like :class:`DataSubspace`.
 

@@ -49,9 +49,17 @@ def test_warns_on_non_separable_data_and_stores_the_report():
 
 def test_raises_on_non_separable_data_after_storing_the_report():
     checker = NTPSeparabilityChecker(on_failure="raise")
-    with pytest.raises(NotNTPSeparableError, match="not NTP-separable"):
+    with pytest.raises(NotNTPSeparableError, match="not NTP-separable") as info:
         checker.fit(*NOT_SEPARABLE)
     assert checker.report_.is_separable is False
+    # The error carries a Farkas certificate, checked here from its definition:
+    # zero column sums, nonpositive off the supports with a negative total, A H = 0.
+    A, data = info.value.certificate, checker.report_.limit.data
+    off = ~data.support_mask.T
+    H = np.asarray(data.embeddings)
+    assert np.abs(A.sum(axis=0)).max() < 1e-12
+    assert A[off].max() <= 0 and A[off].sum() < 0
+    assert np.abs(A @ H).max() <= 1e-8 * np.abs(A[off]).sum() * np.abs(H).max()
 
 
 def test_ignores_failures_silently():
