@@ -11,6 +11,7 @@ Sub-commands:
 
 import argparse
 import csv
+import gc
 import math
 import sys
 import zipfile
@@ -447,8 +448,11 @@ def _dask_client(address):
     try:
         return Client(address, timeout=SCHEDULER_TIMEOUT)
     except (OSError, ValueError, TypeError) as exc:  # unreachable, or a malformed address
-        raise InputError(f"cannot connect to the dask scheduler at {address}: "
-                         f"{exc}") from None
+        message = f"cannot connect to the dask scheduler at {address}: {exc}"
+    # The half-built Client closes itself when collected: collect it now rather
+    # than while a later cluster starts its event loop, where that close deadlocks.
+    gc.collect()
+    raise InputError(message)
 
 
 def _phase_diagram(args):

@@ -7,6 +7,7 @@ one-hot case is compared with Cover's exact formula.
 """
 
 import contextlib
+import gc
 import io
 import warnings
 
@@ -179,6 +180,10 @@ def test_cli_errors():
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("dask.distributed")
+    # A Client whose connection failed (the CLI test above) is closed by its
+    # __del__; collected while the new cluster starts its event loop, that
+    # close waits on the loop being started: a deadlock. Collect it first.
+    gc.collect()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. about the dashboard's port
         cluster = distributed.LocalCluster(n_workers=2, processes=True,
