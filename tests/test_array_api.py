@@ -55,7 +55,7 @@ def fit_both(xp, data, dtype=np.float64, **params):
     return ref, clf
 
 
-@pytest.mark.parametrize("xp", namespaces())
+@pytest.mark.parametrize("xp", list(namespaces()))
 @pytest.mark.parametrize("params", [
     {"solver": "gd", "learning_rate": 0.5, "max_iter": 200},
     {"solver": "adam", "learning_rate": 0.05, "max_iter": 200},
@@ -88,7 +88,7 @@ def test_same_results_as_numpy_float64(xp, data, params):
     assert abs(score - ref.score(X, Y)) <= 1e-10
 
 
-@pytest.mark.parametrize("xp", namespaces())
+@pytest.mark.parametrize("xp", list(namespaces()))
 def test_float32_stays_float32(xp, data):
     ref, clf = fit_both(xp, data, dtype=np.float32, max_iter=50)
     assert clf.coef_.dtype == xp.float32
@@ -136,7 +136,7 @@ def array_api_params():
         yield pytest.param(ns, device, dtype, id=f"{ns}-{device}-{dtype}")
 
 
-@pytest.mark.parametrize("namespace, device, dtype", array_api_params())
+@pytest.mark.parametrize("namespace, device, dtype", list(array_api_params()))
 def test_sklearn_array_api_checks(namespace, device, dtype):
     est = NTPLinearClassifier(max_iter=50, learning_rate=0.01)
     check_array_api_input("NTPLinearClassifier", est, array_namespace=namespace,
@@ -187,7 +187,7 @@ def test_device_run_reads_scalars_once_per_history_every(monkeypatch, data):
     assert 0 < len(calls) <= 2 * 31 + 1, calls
 
 
-@pytest.mark.parametrize("xp", namespaces())
+@pytest.mark.parametrize("xp", list(namespaces()))
 def test_intercept_and_non_separable_data_same_results_as_numpy(xp):
     """An intercept (augmented contexts) and data with no separable pair, whose
     subspace G is tracked through an orthonormal basis rather than generators."""

@@ -127,7 +127,7 @@ def test_ridge_path_follows_theorem_1(paper_problem):
     H, P, pi, W_star, W_mm = paper_problem
     align, error = [], []
     for alpha in [1e-1, 1e-2, 1e-3, 1e-4, 1e-5]:
-        clf = NTPLinearClassifier(solver="lbfgs", alpha=alpha, tol=1e-8, max_iter=5000,
+        clf = NTPLinearClassifier(solver="lbfgs", alpha=alpha, tol=1e-6, max_iter=5000,
                                   compute_implicit_bias=False)
         clf.fit(H, P, sample_weight=pi)
         align.append(cosine(clf.coef_, W_mm))
