@@ -54,8 +54,9 @@ def in_host_memory(A):
 
 
 def stack_to_host(values):
-    """A list of floats or of 0-d arrays of one namespace, as a float64 NumPy array."""
-    if not values or isinstance(values[0], (float, int, np.number)):
+    """A list of floats or NumPy arrays, or of arrays of one other namespace (0-d
+    scalars, or rows of equal length), as one float64 NumPy array."""
+    if not values or isinstance(values[0], (float, int, np.number, np.ndarray)):
         return np.asarray(values, dtype=np.float64)
     xp, _ = namespace(values[0])
     return _convert_to_numpy(xp.stack(values), xp).astype(np.float64)

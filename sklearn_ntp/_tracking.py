@@ -16,7 +16,6 @@ import contextvars
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.utils._array_api import _convert_to_numpy
 
 from ._array_api import frobenius_norm, from_host, namespace, stack_to_host
 from ._limit import implicit_bias_limit
@@ -139,14 +138,6 @@ def _same_data(a, b):
 def _cosine(A, unit):
     norm = np.linalg.norm(A)
     return float(np.vdot(A, unit) / norm) if norm > 0 else np.nan
-
-
-def _stack_rows(rows):
-    """Coordinate rows (NumPy arrays, or 1-d arrays on a device) as one host array."""
-    if isinstance(rows[0], np.ndarray):
-        return np.array(rows)
-    xp, _ = namespace(rows[0])
-    return _convert_to_numpy(xp.stack(rows), xp).astype(np.float64)
 
 
 class _DeviceReference:
@@ -317,6 +308,6 @@ class HistoryTracker:
         if self.reference is not None:
             ref = self.reference
             history["subspace_error"] = (
-                ref.subspace.distances(_stack_rows(self._coordinates), ref.finite_component)
+                ref.subspace.distances(stack_to_host(self._coordinates), ref.finite_component)
                 if self._coordinates else np.zeros(0))
         return history
