@@ -181,14 +181,19 @@ class ExcursionRule:
         return "diverged" if self.excursion >= DIVERGENCE_PATIENCE else "excursion"
 
 
+def _max_squared_context_norm(objective):
+    """``max_j ||h_j||^2`` of the objective's contexts (on the host)."""
+    H = to_host(objective.datafit.H)
+    return float(np.max(np.einsum("ij,ij->i", H, H)))
+
+
 def _divergence_message(objective, options, name):
     """Why a first-order run diverged: the step, or embeddings far from unit scale.
 
     No fold-dependent numbers in the common case: a grid search shows the
     warning once per candidate.
     """
-    H = to_host(objective.datafit.H)
-    scale = float(np.max(np.einsum("ij,ij->i", H, H)))
+    scale = _max_squared_context_norm(objective)
     tail = "coef_ is the last accepted iterate, after n_iter_ updates."
     if not 1e-8 <= scale <= 1e8:
         return (f"The objective diverged: the embeddings have squared norms up to "
@@ -294,7 +299,7 @@ def _lbfgs_outcome(run, res, objective, options):
     if res.success:  # scipy's ftol: the relative decrease reached machine precision
         return "stalled", (f"lbfgs stalled {where}: the objective no longer decreases "
                            "at machine precision; tol is below what float64 can resolve.")
-    scale = float(np.max(np.einsum("ij,ij->i", objective.datafit.H, objective.datafit.H)))
+    scale = _max_squared_context_norm(objective)
     return "line search failed", (
         f"lbfgs: the line search found no decrease {where}. The objective is flat "
         f"to machine precision or badly scaled (squared context norms up to "
