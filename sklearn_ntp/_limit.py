@@ -339,7 +339,10 @@ def _separable_pairs(data, rank, method, W_star):
                 and _farkas_bound(data, loss, probe[1], empty, probe[2]) <= FARKAS_RTOL):
             return empty, probe, "not needed", None
     try:
-        return separable_pairs(data, rank, always_solve=True), probe, "optimal", None
+        # On the equilibrated contexts, like the rank: the same column space,
+        # whose orthonormal basis the SVD then resolves to full accuracy.
+        T = separable_pairs(_equilibrated(data), rank, always_solve=True)
+        return T, probe, "optimal", None
     except SeparablePairsError as exc:
         if probe is None:
             raise
