@@ -15,7 +15,9 @@ contexts ``B`` is updated by one projected-gradient step with step
 step is its exact minimizer. Blocks make each step two BLAS-3 products
 (``R Z_B^T`` and ``dA_B Z_B`` with ``R = A Z``), so an epoch costs about two
 products of size ``n_tokens x n_contexts x n_features``, like a gradient
-descent iteration on the primal.
+descent iteration on the primal. With the Gram matrix ``K = Z Z^T`` stored
+(``n_contexts <= n_features``), a step is the single product ``A K_B^T``
+and an epoch one product of size ``n_tokens x n_contexts x n_contexts``.
 
 The projection of a column onto ``{sum a = 0, a_off <= 0}`` is exact: the
 in-support entries shift by a common ``theta`` and the off-support ones are
@@ -68,7 +70,7 @@ def project_columns(B, off):
     return np.where(off, np.minimum(A, 0.0), A)
 
 
-def _blocks(Z, rng):
+def _blocks(Z, gram, rng):
     """A random partition of the contexts into blocks, with their step sizes."""
     m, d = Z.shape
     size = int(np.clip(BLOCK_FRACTION * d, 1, MAX_BLOCK))
@@ -76,13 +78,13 @@ def _blocks(Z, rng):
     blocks = [order[i:i + size] for i in range(0, m, size)]
     steps = []
     for b in blocks:
-        Zb = Z[b]
-        top = np.linalg.eigvalsh(Zb @ Zb.T)[-1]
+        block_gram = gram[np.ix_(b, b)] if gram is not None else Z[b] @ Z[b].T
+        top = np.linalg.eigvalsh(block_gram)[-1]
         steps.append(1.0 / max(top, np.finfo(float).tiny))
     return blocks, steps
 
 
-def sequential_dual(Z, off, *, A=None, n_epochs=10, random_state=0):
+def sequential_dual(Z, off, *, A=None, n_epochs=10, random_state=0, gram=None):
     """Run ``n_epochs`` epochs of block sequential dual descent.
 
     Parameters
@@ -97,26 +99,28 @@ def sequential_dual(Z, off, *, A=None, n_epochs=10, random_state=0):
         Passes over all contexts.
     random_state : int
         Seed of the block partition and visiting order.
+    gram : ndarray of shape (n_contexts, n_contexts), default=None
+        ``Z Z^T`` if stored. A block's gradient is then the single product
+        ``A K_B^T`` (``A`` only changes in the block's columns, so it is
+        always current), half the cost of the two products through ``Z``
+        when ``Z`` has ``n_contexts`` columns.
 
     Returns
     -------
     A : ndarray of shape (n_tokens, n_contexts)
         The dual iterate (always feasible).
-    R : ndarray of shape (n_tokens, n_features)
-        ``A Z``, the primal iterate in ``Z`` coordinates.
     """
     rng = np.random.default_rng(random_state)
     c = off.astype(np.float64)
     A = np.zeros(off.shape) if A is None else A
-    R = A @ Z
-    blocks, steps = _blocks(Z, rng)
+    R = A @ Z if gram is None else None  # the primal iterate in Z coordinates
+    blocks, steps = _blocks(Z, gram, rng)
     for _ in range(n_epochs):
         for i in rng.permutation(len(blocks)):
             b, step = blocks[i], steps[i]
-            Zb = Z[b]
-            grad = R @ Zb.T + c[:, b]
+            grad = (R @ Z[b].T if gram is None else A @ gram[b].T) + c[:, b]
             new = project_columns(A[:, b] - step * grad, off[:, b])
-            delta = new - A[:, b]
+            if gram is None:
+                R += (new - A[:, b]) @ Z[b]
             A[:, b] = new
-            R += delta @ Zb
-    return A, R
+    return A

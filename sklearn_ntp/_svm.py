@@ -36,8 +36,10 @@ from ._svm_certificate import (
     certify,
     degenerate_message,
     degenerate_pair,
+    gram_logits,
     kkt_violation,
     polish,
+    primal_violation,
 )
 from ._threads import kernel_threads
 
@@ -207,9 +209,9 @@ def _raise_if_infeasible(data, rank):
         )
 
 
-def _certified(data, Z, A_approx):
+def _certified(data, Z, A_approx, gram=None):
     """The polished (else the given) dual matrix if its certificate holds, else None."""
-    for A in (polish(data, Z, A_approx), A_approx):
+    for A in (polish(data, Z, A_approx, gram=gram), A_approx):
         if A is not None and np.all(np.isfinite(A)) and certify(A, data).holds:
             return A
     return None
@@ -232,20 +234,23 @@ def _refuse(data, A, method):
 def _factor(H):
     """Embeddings with the Gram matrix of ``H`` and ``min(m, d)`` columns.
 
-    Returns ``(Z, full_rank)``: the Cholesky factor of ``H H^T`` when
+    Returns ``(Z, full_rank, K)``: the Cholesky factor of ``K = H H^T`` when
     ``d > m`` and it is definite (then ``rank(H) = m``), else ``H`` itself
-    (``full_rank`` False: not known to have full row rank).
+    (``full_rank`` False: not known to have full row rank); ``K`` is returned
+    when ``d > m`` (no larger than ``H`` then), else None.
     """
     m, d = H.shape
-    if d > m:
-        with np.errstate(all="ignore"):
-            try:
-                L = la.cholesky(H @ H.T, lower=True)
-                if np.min(np.diag(L)) ** 2 > RANK_RTOL * np.max(np.diag(L)) ** 2:
-                    return L, True
-            except la.LinAlgError:
-                pass
-    return H, False
+    if d <= m:
+        return H, False, None
+    K = H @ H.T
+    with np.errstate(all="ignore"):
+        try:
+            L = la.cholesky(K, lower=True)
+            if np.min(np.diag(L)) ** 2 > RANK_RTOL * np.max(np.diag(L)) ** 2:
+                return L, True, K
+        except la.LinAlgError:
+            pass
+    return H, False, K
 
 
 def _solve_interior_point(data, verbose):
@@ -279,25 +284,25 @@ def _solve_dual_cd(data, verbose):
     """Sequential dual method, polished and certified every few epochs."""
     H = data.embeddings
     V, m = data.n_tokens, data.n_contexts
-    Z, full_rank = _factor(H)
+    Z, full_rank, K = _factor(H)
     rank = None
     if not full_rank and V * (m - min(m, H.shape[1])) <= EAGER_LP_VARIABLES:
         rank = embedding_rank(H)[1]
         _raise_if_infeasible(data, rank)
     off = ~data.support_mask.T
-    data_z = replace(data, embeddings=Z)
     # Ties plus about one support vector per context: sum_j S_j generators.
     dense = int(data.support_sizes.sum()) <= DENSE_GENERATORS
     gate = POLISH_RTOL if dense else POLISH_RTOL_CG
     A = None
     for epoch in range(EPOCHS_PER_CHECK, MAX_EPOCHS + 1, EPOCHS_PER_CHECK):
         with kernel_threads(V * Z.shape[1] * MAX_BLOCK):  # one block's products
-            A, _ = sequential_dual(Z, off, A=A, n_epochs=EPOCHS_PER_CHECK, random_state=epoch)
-        violation = certify(A, data_z).primal
+            A = sequential_dual(Z, off, A=A, n_epochs=EPOCHS_PER_CHECK, random_state=epoch,
+                                gram=K)
+        violation = primal_violation(data, gram_logits(A, Z, K))
         if verbose:
             print(f"ntp_svm dual-cd: epoch {epoch}, primal infeasibility {violation:.2e}")
         if violation <= gate:
-            A_exact = _certified(data, Z, A)
+            A_exact = _certified(data, Z, A, gram=K)
             if A_exact is not None:
                 return A_exact
     if not full_rank:
@@ -315,7 +320,7 @@ def _solve_cvxpy(data, verbose, solver="CLARABEL"):
     import cvxpy as cp
 
     H = data.embeddings
-    Z, full_rank = _factor(H)
+    Z, full_rank, _ = _factor(H)
     V = data.n_tokens
     W_z = cp.Variable((V, Z.shape[1]))
     logits = cp.vec(Z @ W_z.T, order="C")  # logit of token z in context j at j * V + z

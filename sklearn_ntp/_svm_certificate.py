@@ -52,29 +52,42 @@ class Certificate:
                 and self.gap <= GAP_RTOL)
 
 
-def constraint_residuals(W, data):
-    """Residuals of (6a) and (6b) from one logits matrix of ``W``.
+def gram_logits(A, Z, gram=None):
+    """``A Z Z^T``: the logits of ``W = A Z``, token by context (shape (V, m)).
+
+    One product with ``gram = Z Z^T`` when it is stored, else two thin ones.
+    """
+    return A @ gram if gram is not None else (A @ Z) @ Z.T
+
+
+def constraint_residuals(logits, data):
+    """Residuals of (6a) and (6b) from the (V, m) logits of a candidate ``W``.
 
     Returns the in-support logit differences ``l_zj - l_z0j`` (zero when (6a)
     holds), the margin slacks ``l_z0j - l_vj - 1`` as a (V, m) array (+inf on
     the supports; nonnegative when (6b) holds), and ``max(1, max |logit|)``.
     """
-    logits = np.asarray(data.embeddings, dtype=np.float64) @ W.T  # (m, V)
     z, z0, j = support_pairs(data)
-    ties = logits[j, z] - logits[j, z0]
+    ties = logits[z, j] - logits[z0, j]
     z0, v, j = margin_pairs(data)
-    slack = np.full(logits.T.shape, np.inf)
-    slack[v, j] = logits[j, z0] - logits[j, v] - 1.0
+    slack = np.full(logits.shape, np.inf)
+    slack[v, j] = logits[z0, j] - logits[v, j] - 1.0
     return ties, slack, max(1.0, float(np.abs(logits).max(initial=0.0)))
+
+
+def primal_violation(data, logits):
+    """Largest tie or margin violation of the (V, m) logits, over the logit scale."""
+    ties, slack, logit_scale = constraint_residuals(logits, data)
+    return max(float(np.max(np.abs(ties), initial=0.0)),
+               float(np.max(-slack[~data.support_mask.T], initial=0.0))) / logit_scale
 
 
 def certify(A, data):
     """:class:`Certificate` of ``W = A H`` for the dual matrix ``A`` (dense)."""
     off = ~data.support_mask.T
-    W = A @ np.asarray(data.embeddings, dtype=np.float64)
-    ties, slack, logit_scale = constraint_residuals(W, data)
-    primal = max(float(np.max(np.abs(ties), initial=0.0)),
-                 float(np.max(-slack[off], initial=0.0))) / logit_scale
+    H = np.asarray(data.embeddings, dtype=np.float64)
+    W = A @ H
+    primal = primal_violation(data, W @ H.T)
     dual_scale = max(float(np.abs(A).max(initial=0.0)), np.finfo(float).tiny)
     column_sums = float(np.abs(A.sum(axis=0)).max(initial=0.0))
     dual = max(float(np.max(A[off], initial=0.0)), column_sums) / dual_scale
@@ -101,19 +114,44 @@ def _active_generators(data, Z, active):
     return gens, rhs
 
 
-def _solve_generators(gens, rhs, A0):
-    """Coefficients ``c`` with ``G c = rhs``: dense when small, else CG warm-started at ``A0``."""
+def _solve_generators(gens, rhs, A0, gram=None):
+    """Coefficients ``c`` with ``G c = rhs``: dense when small, else preconditioned CG.
+
+    CG starts from ``A0`` restricted to the generators. Each generator is a
+    leaf ``e_t`` of a star centred on its context's anchor, with sign
+    ``s = +1`` for a tie ``(e_z - e_z0)`` and ``-1`` for a margin
+    ``(e_z0 - e_v)``: so ``c = s A0[t, j]``, and the diagonal block of ``G``
+    of a context with ``n`` generators is ``K_jj D (I + 1 1^T) D``
+    (``D = diag(s)``), whose inverse ``D (I - 1 1^T / (n + 1)) D / K_jj``
+    is the block-Jacobi preconditioner. Each product with ``G`` is one
+    logits product (:func:`gram_logits`).
+    """
     n = len(gens)
     if n <= DENSE_GENERATORS:
         return GramSolver(gens.gram()).solve(rhs)
-    # A0 restricted to the generators: ties carry A_zj, margins carry -A_vj.
-    c0 = np.zeros(n)
-    n_ties = int(np.count_nonzero(rhs == 0.0))
-    c0[:n_ties] = A0[gens.plus[:n_ties], gens.context[:n_ties]]
-    c0[n_ties:] = -A0[gens.minus[n_ties:], gens.context[n_ties:]]
-    operator = LinearOperator((n, n), matvec=lambda c: gens.inner(gens.combine(c)),
-                              dtype=np.float64)
-    c, _ = cg(operator, rhs, x0=c0, rtol=1e-12, atol=0.0, maxiter=20 * int(np.sqrt(n)) + 200)
+    Z, context = gens.H, gens.context
+    V, m = gens.n_tokens, Z.shape[0]
+    sign = np.where(rhs == 0.0, 1.0, -1.0)
+    leaf = np.where(rhs == 0.0, gens.plus, gens.minus)
+    plus, minus = gens.plus * m + context, gens.minus * m + context
+
+    def matvec(c):
+        A = np.bincount(plus, c, V * m) - np.bincount(minus, c, V * m)
+        logits = gram_logits(A.reshape(V, m), Z, gram).ravel()
+        return logits[plus] - logits[minus]
+
+    diagonal = np.diag(gram) if gram is not None else np.einsum("ij,ij->i", Z, Z)
+    block_size = np.bincount(context, minlength=m) + 1.0
+
+    def precondition(r):
+        y = sign * r
+        y -= np.bincount(context, y, m)[context] / block_size[context]
+        return sign * y / diagonal[context]
+
+    operator = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+    M = LinearOperator((n, n), matvec=precondition, dtype=np.float64)
+    c, _ = cg(operator, rhs, x0=sign * A0[leaf, context], rtol=1e-12, atol=0.0, M=M,
+              maxiter=20 * int(np.sqrt(n)) + 200)
     return c
 
 
@@ -139,7 +177,7 @@ def _nonnegative_multipliers(gens, rhs, c):
     return fit.x
 
 
-def polish(data, Z, A, margin_tol=1e-6):
+def polish(data, Z, A, margin_tol=1e-6, gram=None):
     """Exact dual matrix for the active set of ``A``, corrected until consistent.
 
     Each round solves the equality-constrained problem of the active set; it
@@ -156,6 +194,8 @@ def polish(data, Z, A, margin_tol=1e-6):
     margin_tol : float
         Multipliers above ``margin_tol`` times the largest mark the initial
         active set.
+    gram : ndarray of shape (n_contexts, n_contexts), default=None
+        ``Z Z^T`` if stored (one product per logits instead of two).
 
     Returns
     -------
@@ -165,15 +205,11 @@ def polish(data, Z, A, margin_tol=1e-6):
     off = ~data.support_mask.T
     lam = np.where(off, -A, 0.0)
     active = lam > margin_tol * max(float(lam.max(initial=0.0)), 1e-300)
-    z0, v, j = margin_pairs(data)
     for _ in range(MAX_ROUNDS):
         gens, rhs = _active_generators(data, Z, active)
-        c = _solve_generators(gens, rhs, A)
+        c = _solve_generators(gens, rhs, A, gram)
         A = gens.dual_matrix(c).toarray()
-        logits = Z @ (A @ Z).T
-        slack = np.full(off.shape, np.inf)
-        slack[v, j] = logits[j, z0] - logits[j, v] - 1.0
-        logit_scale = max(1.0, float(np.abs(logits).max(initial=0.0)))
+        _, slack, logit_scale = constraint_residuals(gram_logits(A, Z, gram), data)
         violated = off & (slack < -FEASIBILITY_RTOL * logit_scale)
         if (violated & active).any():
             return None  # inconsistent active set (dependent generators)

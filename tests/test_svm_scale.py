@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from _reference import naive_ntp_svm, random_ntp_problem
 
-from sklearn_ntp._dual_cd import project_columns
+from sklearn_ntp import _svm_certificate
+from sklearn_ntp._dual_cd import project_columns, sequential_dual
 from sklearn_ntp._farkas import separability_certificate
+from sklearn_ntp._svm_certificate import polish
 from sklearn_ntp.implicit_bias import (
     CertificationError,
     NotNTPSeparableError,
@@ -114,6 +116,30 @@ def test_500_contexts_match_naive_model():
     # conic solver's own accuracy (a few 1e-6 at this size).
     assert np.linalg.norm(W) <= np.linalg.norm(W_ref) * (1 + 1e-9)
     assert rel_diff(W, W_ref) < 2e-5
+
+
+def test_sequential_dual_through_the_gram_matrix_takes_the_same_steps():
+    H, P = random_ntp_problem(np.random.default_rng(4), 40, 6, 50, 2)
+    off = (P == 0).T
+    A_factor = sequential_dual(H, off, n_epochs=3, random_state=1)
+    A_gram = sequential_dual(H, off, n_epochs=3, random_state=1, gram=H @ H.T)
+    assert np.allclose(A_gram, A_factor, rtol=0, atol=1e-10 * np.abs(A_factor).max())
+
+
+@pytest.mark.parametrize("use_gram", [False, True])
+def test_conjugate_gradient_polish_matches_naive_formulation(references, monkeypatch, use_gram):
+    # No dense Gram matrix: the preconditioned CG polish, even on a small problem.
+    monkeypatch.setattr(_svm_certificate, "DENSE_GENERATORS", 0)
+    H, P, W_ref = references["general-support"]
+    data = aggregate_contexts(H, P)
+    Hd = data.embeddings
+    # A rough dual iterate: the polish must correct its active set.
+    A0 = sequential_dual(Hd, ~data.support_mask.T, n_epochs=50)
+    A = polish(data, Hd, A0, gram=Hd @ Hd.T if use_gram else None)
+    assert A is not None
+    W = A @ Hd
+    check_constraints(W, H, P)
+    assert rel_diff(W, W_ref) < 1e-6
 
 
 def verify_farkas(A, H, P):
