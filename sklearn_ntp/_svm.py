@@ -95,8 +95,9 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
         Solver of the dual QP. ``"interior-point"``: primal-dual interior point,
         ``n_tokens`` (m, m) factorizations per step (exact and fastest for
         small ``m``). ``"dual-cd"``: the sequential dual method (block
-        coordinate descent over contexts), matrix-free, each epoch costing
-        about two ``n_tokens x m x min(m, d)`` products. ``"cvxpy"``: the primal
+        coordinate descent over contexts), each epoch costing about two
+        ``n_tokens x m x d`` products for ``d < m``, and one
+        ``n_tokens x m x m`` product with the stored ``H H^T`` otherwise. ``"cvxpy"``: the primal
         in row-space coordinates (``n_tokens x min(m, d)`` variables) handed
         to cvxpy's Clarabel solver (the default cvxpy solver if Clarabel is
         not installed). ``"auto"`` uses the interior point up to 100 distinct
