@@ -13,8 +13,12 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, lsqr
 
+from ._pivoted import PivotedCholesky
+
 #: Relative eigenvalue cut-off below which generator directions are dependent.
 RANK_RTOL = 1e-10
+#: Iterative-refinement steps after a dense normal-equations solve.
+REFINEMENT_STEPS = 2
 
 
 class PairGenerators:
@@ -39,15 +43,49 @@ class PairGenerators:
         return self.plus.size
 
     def gram(self):
-        """Gram matrix of the generators in the Frobenius inner product."""
+        """Gram matrix of the generators in the Frobenius inner product.
+
+        ``G_gk = <e_plus[g] - e_minus[g], e_plus[k] - e_minus[k]> h_g^T h_k``
+        is zero unless the two pairs share a token: the context products are
+        taken densely (one BLAS-3 call), then kept only on the sparse token
+        pattern, in place.
+        """
         n = len(self)
         cols = np.arange(n)
         E = sp.csr_matrix(
             (np.r_[np.ones(n), -np.ones(n)], (np.r_[self.plus, self.minus], np.r_[cols, cols])),
             shape=(self.n_tokens, n),
         )
+        tokens = (E.T @ E).tocoo()
         Hg = self.H[self.context]
-        return (E.T @ E).toarray() * (Hg @ Hg.T)
+        G = Hg @ Hg.T
+        values = tokens.data * G[tokens.row, tokens.col]
+        G[...] = 0.0
+        G[tokens.row, tokens.col] = values
+        return G
+
+    def normal_matrix(self):
+        """``M^T M`` on the tokens the generators touch, ``M`` their rows ``vec(generator)``.
+
+        Returns ``(tokens, A)``: the ``k`` touched tokens and ``A`` of shape
+        ``(k d, k d)``, token-major. Block ``(a, b)`` is
+        ``sum_g <e_a, e_plus - e_minus> <e_b, e_plus - e_minus> h_g h_g^T``:
+        one ``d x d`` Gram matrix of the contexts per unordered token pair,
+        added to two diagonal blocks and subtracted from two off-diagonal ones.
+        """
+        tokens, index = np.unique(np.r_[self.plus, self.minus], return_inverse=True)
+        n, k, d = len(self), tokens.size, self.H.shape[1]
+        a, b = index[:n], index[n:]
+        key = np.minimum(a, b) * k + np.maximum(a, b)
+        order = np.argsort(key, kind="stable")
+        pairs, start = np.unique(key[order], return_index=True)
+        contexts = np.split(self.context[order], start[1:])
+        blocks = np.array([self.H[c].T @ self.H[c] for c in contexts]).reshape(-1, d, d)
+        lo, hi = pairs // k, pairs % k
+        A = np.zeros((k, d, k, d))
+        for rows, cols, sign in [(lo, lo, 1.0), (hi, hi, 1.0), (lo, hi, -1.0), (hi, lo, -1.0)]:
+            np.add.at(A, (rows, slice(None), cols, slice(None)), sign * blocks)
+        return tokens, A.reshape(k * d, k * d)
 
     def dual_matrix(self, coef):
         """The (n_tokens, n_contexts) sparse ``A`` with ``sum_g coef[g] (e_plus - e_minus) h_g^T = A H``."""
@@ -106,16 +144,78 @@ class GramSolver:
             return la.cho_solve(self._chol, b)
         return self._vecs @ ((self._vecs.T @ b) / self._vals)
 
-    def whiten(self, b):
-        """``u`` with ``||u||^2 = b^T G^+ b``, for ``b`` of shape (n,) or (n, k).
 
-        With ``b = B^T X`` (generator inner products of ``X``), ``||u||`` is the
-        norm of the projection of ``X`` onto the generators' span. Columns are
-        whitened together: one triangular solve for many matrices.
-        """
-        if self._chol is not None:
-            return la.solve_triangular(self._chol[0], b, lower=self._chol[1])
-        return (self._vecs.T @ b) / np.sqrt(self._vals).reshape(-1, *([1] * (b.ndim - 1)))
+class GeneratorSpaceSolver:
+    """Exact least squares in the generators' span through their (N, N) Gram matrix.
+
+    ``G = M M^T`` is factored by pivoted Cholesky (:class:`PivotedCholesky`,
+    rank cut-off :data:`RANK_RTOL`). ``M^T c`` is the same matrix for every
+    least-squares solution ``c`` of ``G c = b`` (they differ by ``null(G) =
+    null(M^T)``), so the basic solution on the pivots suffices.
+    """
+
+    def __init__(self, generators):
+        self.generators = generators
+        self._factor = PivotedCholesky(generators.gram(), RANK_RTOL)
+        self.rank = self._factor.rank
+
+    def solve_matrix(self, b):
+        """The matrix ``W`` in the span with least-squares inner products ``b``."""
+        return _refined(lambda e: self.generators.combine(self._factor.basic_solution(e)),
+                        self.generators, b)
+
+    def projection_norms(self, b):
+        """``||P(X_k)||`` for the columns ``b[:, k] = M vec(X_k)`` (one solve for all)."""
+        return np.linalg.norm(self._factor.lstsq(b), axis=0)
+
+
+class WeightSpaceSolver:
+    """Exact least squares in the generators' span through ``M^T M``, of size ``k d``.
+
+    For many generators on few tokens (``N > k d``, ``k`` the tokens they
+    touch) the normal equations ``M^T M w = M^T b`` are the smaller system.
+    They are consistent, and their minimum-norm solution ``(M^T M)^+ M^T b``
+    is the minimum-norm least-squares solution of ``M w = b`` (it lies in the
+    span): one pivoted Cholesky factorization (:class:`PivotedCholesky`).
+    Untouched tokens have zero rows in every matrix of the span.
+    """
+
+    def __init__(self, generators):
+        self.generators = generators
+        self._tokens, normal = generators.normal_matrix()
+        self._factor = PivotedCholesky(normal, RANK_RTOL)
+        self.rank = self._factor.rank
+
+    def solve_matrix(self, b):
+        """The matrix ``W`` in the span with least-squares inner products ``b``."""
+        return _refined(self._solve_once, self.generators, b)
+
+    def _solve_once(self, b):
+        rhs = self.generators.combine(b)[self._tokens].ravel()
+        W = np.zeros((self.generators.n_tokens, self.generators.H.shape[1]))
+        W[self._tokens] = self._factor.pinv_solve(rhs).reshape(self._tokens.size, -1)
+        return W
+
+    def projection_norms(self, b):
+        """``||P(X_k)||`` for the columns ``b[:, k] = M vec(X_k)``."""
+        return _projection_norms(self, b)
+
+
+def _refined(solve, generators, b):
+    """``solve(b)`` corrected by solves of its residuals, all in the span.
+
+    Normal equations lose accuracy as the square of the generators'
+    condition number; each step solves for the residual's least-squares
+    correction (the part of the residual orthogonal to the span maps to zero).
+    """
+    W = solve(b)
+    for _ in range(REFINEMENT_STEPS):
+        W += solve(b - generators.inner(W))
+    return W
+
+
+def _projection_norms(solver, b):
+    return np.array([np.linalg.norm(solver.solve_matrix(col)) for col in np.asarray(b).T])
 
 
 class KrylovSolver:
@@ -146,6 +246,10 @@ class KrylovSolver:
         x = lsqr(self._operator, b, atol=self.tol, btol=self.tol, conlim=1e14,
                  iter_lim=10 * len(self.generators) + 100)[0]
         return x.reshape(self._shape)
+
+    def projection_norms(self, b):
+        """``||P(X_k)||`` for the columns ``b[:, k] = M vec(X_k)``."""
+        return _projection_norms(self, b)
 
 
 def _anchor_layout(P):

@@ -11,9 +11,10 @@ import numpy as np
 from ._data import as_ntp_data
 from ._exceptions import NotNTPCompatibleError
 from ._generators import (
-    GramSolver,
+    GeneratorSpaceSolver,
     KrylovSolver,
     PairGenerators,
+    WeightSpaceSolver,
     support_log_odds,
     support_pairs,
 )
@@ -21,21 +22,24 @@ from ._generators import (
 #: Largest violation of a log-odds equation accepted as an exact solution,
 #: relative to ``max(1, max |log-odds|)``.
 LOG_ODDS_RTOL = 1e-8
-#: Generators up to which ``method="auto"`` factors the dense Gram matrix.
-DENSE_MAX_GENERATORS = 8000
+#: Size of the smaller dense system (Gram or normal matrix) up to which
+#: ``method="auto"`` factors it: about 15 s and 1 GiB at this size.
+DENSE_MAX_SIZE = 12000
 SUBSPACE_METHODS = ("auto", "dense", "krylov")
 
 
 class DataSubspace:
     """The subspace ``F`` of (n_tokens, n_features) matrices, with projections.
 
-    Built by :func:`data_subspace`. With ``N = sum_j (S_j - 1)`` generators,
-    ``method="dense"`` factors their (N, N) Gram matrix (projections then cost
-    two passes over the generators and one triangular solve);
-    ``method="krylov"`` never forms it and solves by LSQR on the generator
-    map started at 0, so every solution stays in ``F`` (each iteration costs
-    two ``n_contexts x n_tokens x n_features`` products). ``"auto"`` is dense
-    up to N = 8,000 and Krylov above.
+    Built by :func:`data_subspace`. With ``N = sum_j (S_j - 1)`` generators
+    touching ``k`` tokens, ``method="dense"`` factors the smaller of their
+    (N, N) Gram matrix and the ``(k d, k d)`` normal matrix ``M^T M`` (``M``
+    the rows ``vec(generator)``) by pivoted Cholesky; both give the
+    minimum-norm least-squares solutions exactly. ``method="krylov"`` never
+    forms either and solves by LSQR on the generator map started at 0, so
+    every solution stays in ``F`` (each iteration costs two passes over the
+    generators). ``"auto"`` is dense while the smaller system has at most
+    12,000 rows, Krylov above.
 
     Parameters
     ----------
@@ -72,19 +76,20 @@ class DataSubspace:
         self.generators = PairGenerators(*support_pairs(data), data.embeddings,
                                          data.n_tokens)
         self.n_generators = len(self.generators)
+        n_tokens = np.unique(np.r_[self.generators.plus, self.generators.minus]).size
+        weight_space = n_tokens * data.embeddings.shape[1] < self.n_generators
         if method == "auto":
-            method = "dense" if self.n_generators <= DENSE_MAX_GENERATORS else "krylov"
-        if method == "dense":
-            self._solver = GramSolver(self.generators.gram())
-            self.dim = self._solver.rank
+            small = min(self.n_generators, n_tokens * data.embeddings.shape[1])
+            method = "dense" if small <= DENSE_MAX_SIZE else "krylov"
+        if method == "krylov":
+            self._solver, self.dim = KrylovSolver(self.generators), None
         else:
-            self._solver = KrylovSolver(self.generators)
-            self.dim = None
+            self._solver = (WeightSpaceSolver if weight_space else GeneratorSpaceSolver)(
+                self.generators)
+            self.dim = self._solver.rank
 
     def _solve(self, rhs):
-        if isinstance(self._solver, KrylovSolver):
-            return self._solver.solve_matrix(rhs)
-        return self.generators.combine(self._solver.solve(rhs))
+        return self._solver.solve_matrix(rhs)
 
     def project(self, W):
         """Orthogonal projection ``P_F(W)`` of a (n_tokens, n_features) matrix."""
@@ -109,9 +114,7 @@ class DataSubspace:
         distances : ndarray of shape (n_matrices,)
         """
         diff = np.atleast_2d(coordinates) - self.coordinates(W_ref)
-        if isinstance(self._solver, KrylovSolver):
-            return np.array([np.linalg.norm(self._solve(row)) for row in diff])
-        return np.linalg.norm(self._solver.whiten(diff.T), axis=0)
+        return self._solver.projection_norms(diff.T)
 
     def project_orthogonal(self, W):
         """Orthogonal projection ``P_perp(W) = W - P_F(W)`` onto ``F``'s complement."""
@@ -191,9 +194,10 @@ def log_odds_solution(X, y=None, sample_weight=None, *, allow_inexact=False, met
         NTP_H-compatible), return the least-squares solution in ``F`` instead
         of raising.
     method : {"auto", "dense", "krylov"}, default="auto"
-        Dense Gram factorization (up to 8,000 equations with ``"auto"``) or
-        matrix-free LSQR started at 0 (see :class:`DataSubspace`). Both give
-        the same decision through the same residual test.
+        Dense factorization (the Gram or the normal matrix, whichever is
+        smaller; up to 12,000 rows with ``"auto"``) or matrix-free LSQR
+        started at 0 (see :class:`DataSubspace`). Both give the same decision
+        through the same residual test.
 
     Returns
     -------
