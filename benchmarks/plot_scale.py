@@ -1,4 +1,4 @@
-"""Log-log plot of NTP-SVM time against the number of contexts, from bench_scale.py.
+"""Log-log plot of NTP-SVM and limit times against the number of contexts, from bench_scale.py.
 
     python benchmarks/bench_scale.py --big && python benchmarks/plot_scale.py
 
@@ -47,7 +47,7 @@ def main():
         m, seconds = zip(*sorted(points))
         ax.loglog(m, seconds, "o-", label=method)
     ax.set_xlabel("distinct contexts m")
-    ax.set_ylabel("ntp_svm time (s)")
+    ax.set_ylabel("time (s)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

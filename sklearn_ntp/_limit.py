@@ -21,7 +21,7 @@ a pair outside ``T`` (from the stationarity of ``W~``, without an LP).
 
 import time
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import scipy.linalg as la
@@ -32,7 +32,8 @@ from ._separable_pairs import SeparablePairsError, separable_pairs
 from ._subspace import DataSubspace
 from ._exceptions import CertificationError, NotNTPSeparableError
 from ._svm import EAGER_LP_VARIABLES, embedding_rank, solve_ntp_svm
-from ._svm_certificate import GAP_RTOL
+from ._svm import METHODS as SVM_METHODS
+from ._svm_certificate import FEASIBILITY_RTOL, GAP_RTOL
 
 #: Largest certified margin of a unit-norm direction on a pair outside ``T``,
 #: relative to ``max_j ||h_j||`` (the largest margin a unit direction can have).
@@ -40,6 +41,19 @@ from ._svm_certificate import GAP_RTOL
 #: (about ``1e-15`` relative): with ``pi_j q~_jv`` near ``1e-10`` it cannot go
 #: below ``1e-5``, which is also the scale of the LP's own tolerances.
 FARKAS_RTOL = 1e-5
+#: Resolution of a computed gradient relative to its scale: a gradient norm
+#: below it is round-off, and the Farkas bound uses this floor instead.
+GRADIENT_ROUNDOFF = 4 * np.finfo(np.float64).eps
+#: Nonzeros above which the linear program for ``T`` is not built (about
+#: 1.5 GiB in HiGHS); ``T`` is then guessed and verified instead.
+LP_MAX_NONZEROS = 20_000_000
+#: Newton steps of a probe for ``T``: a pair separated by the iterates has its
+#: probability shrink about ``e``-fold per step, far below any other's.
+GUESS_NEWTON_STEPS = 50
+#: Guesses of ``T`` tried before giving up.
+GUESS_ROUNDS = 6
+#: Status of ``T`` proven without the LP by :func:`_verified_guess`.
+VERIFIED_GUESS = "verified guess"
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,7 +198,8 @@ class CenteredRowSpace:
         return np.linalg.norm(np.atleast_2d(coordinates) - self.coordinates(W_ref), axis=1)
 
 
-def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose=0):
+def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_method="auto",
+                        verbose=0):
     """The limit of gradient descent on the NTP loss, on any data.
 
     ``W_k ~ W~ + ||P_perp W_k|| U~ / ||U~||`` with ``CE(W_k) -> L*``: the
@@ -207,7 +222,15 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
         too; tried first when the Farkas LP of :func:`ntp_svm` has at most
         50,000 variables, ``n_tokens * (n_contexts - rank(H))``), and when the
         minimizer of the loss certifies that no pair is separable (then ``T``
-        is empty); otherwise it solves it. ``"lp"`` always solves it.
+        is empty). Otherwise it solves the LP when it has at most 20 million
+        nonzeros (about ``n_contexts * n_tokens * 2 rank(H)``); above, the
+        pairs the minimizer leaves unresolved are a guess of ``T``, enlarged
+        until the Farkas bound at ``W~`` holds and then proved by a certified
+        ``U~`` (no LP at all). ``"lp"`` always solves the LP.
+    svm_method : {"auto", "interior-point", "dual-cd", "cvxpy"}, default="auto"
+        Solver of every NTP-SVM on the way (``U~``), as ``method`` of
+        :func:`ntp_svm`; ``"cvxpy"`` hands the row-space formulation to an
+        installed cvxpy solver (Clarabel by default).
     verbose : int, default=0
         Print the time of each part when positive.
 
@@ -237,6 +260,8 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
     """
     if method not in ("auto", "lp"):
         raise ValueError(f"method must be 'auto' or 'lp', got {method!r}.")
+    if svm_method not in SVM_METHODS:
+        raise ValueError(f"svm_method must be one of {SVM_METHODS}, got {svm_method!r}.")
     data = as_ntp_data(X, y, sample_weight)
     timings = {}
     start = time.perf_counter()
@@ -249,22 +274,22 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", verbose
     timings["finite_component"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    T, probe, lp, svm = _separable_pairs(data, rank, method, W_star)
+    solve = partial(solve_ntp_svm, method=svm_method)
+    T, finite, lp, svm = _separable_pairs(data, rank, method, W_star, solve)
     effective = data.support_mask | ~T
     is_separable = bool(np.array_equal(T, ~data.support_mask))
     timings["separable_pairs"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    loss, W, grad_norm = probe if not T.any() and probe else _finite_part(
-        data, effective, W_star)
+    loss, W, grad_norm = finite or _finite_part(data, effective, W_star)
     timings["finite_component"] += time.perf_counter() - start
     start = time.perf_counter()
-    U, kkt, refusal = svm or _max_margin_solution(data, effective, T)
+    U, kkt, refusal = svm or _max_margin_solution(data, effective, T, solve)
     timings["max_margin_solution"] = time.perf_counter() - start
     certificate = {
         "stationarity": grad_norm / max(loss.scale, np.finfo(float).tiny),
         "kkt_violation": kkt,
-        "farkas_bound": _farkas_bound(data, loss, W, T, grad_norm),
+        "farkas_bound": _farkas_bound(data, (loss, W, grad_norm)),
         "separable_pairs_lp": lp,
         "max_margin_refusal": refusal,
     }
@@ -294,9 +319,7 @@ def _finite_part(data, effective, W0, max_iter=200):
     projected back onto ``G`` (which keeps them too).
     """
     loss = RestrictedLoss(data, effective)
-    W, grad_norm = W0, float(np.linalg.norm(loss.gradient(W0)))
-    if grad_norm > STATIONARITY_RTOL * loss.scale:
-        W, grad_norm = loss.minimize(W0, max_iter=max_iter)
+    W, grad_norm = loss.minimize(W0, max_iter=max_iter)
     if grad_norm <= STATIONARITY_RTOL * loss.scale:
         return loss, W, grad_norm
     H = np.asarray(data.embeddings, dtype=np.float64)
@@ -310,16 +333,19 @@ def _finite_part(data, effective, W0, max_iter=200):
     return (loss, W_scaled, norm) if norm < grad_norm else (loss, W, grad_norm)
 
 
-def _separable_pairs(data, rank, method, W_star):
-    """``(T, probe, lp, svm)``: the separable pairs, the finite part for ``T``
-    empty when it was computed (``(loss, W, ||grad||)`` or None), the LP's
-    status, and ``U~`` when it was computed (as :func:`_max_margin_solution`).
+def _separable_pairs(data, rank, method, W_star, solve):
+    """``(T, finite, lp, svm)``: the separable pairs, the finite part for ``T``
+    when it was computed on the way (``(loss, W, ||grad||)`` or None), how
+    ``T`` was decided (the LP's status), and ``U~`` when it was computed (as
+    :func:`_max_margin_solution`).
 
     With rank-deficient embeddings ``T`` is often empty. Then ``CE`` itself
     has a minimizer, and the Farkas bound at it shows that no off-support
     pair is separable: ``T`` is found without the linear program. When some
-    pair is separable, Newton diverges along it and the bound fails; then the
-    LP decides. If the LP fails, ``T`` is left empty and the status says so.
+    pair is separable, Newton diverges along it and the bound fails on it;
+    then the LP decides, or, when the LP is too large, the pairs left
+    unresolved are a guess that :func:`_verified_guess` checks both ways.
+    If the LP fails, ``T`` is left empty and the status says so.
     """
     empty, off = np.zeros_like(data.support_mask), ~data.support_mask
     if not off.any() or (rank == data.n_contexts and method == "auto"):
@@ -328,25 +354,75 @@ def _separable_pairs(data, rank, method, W_star):
         # A small Farkas LP decides whether T = O for the price of one NTP-SVM,
         # which is then U~ itself (classification data are often separable,
         # where the probe below would chase a diverging minimizer).
-        separable, svm = _svm_decides(data)
+        separable, svm = _svm_decides(data, solve)
         if separable:
             return off, None, "not needed", svm
     probe = None
     if method == "auto":
-        probe = _finite_part(data, np.ones_like(data.support_mask), W_star, max_iter=50)
-        loss = probe[0]
-        if (probe[2] <= STATIONARITY_RTOL * loss.scale
-                and _farkas_bound(data, loss, probe[1], empty, probe[2]) <= FARKAS_RTOL):
-            return empty, probe, "not needed", None
+        probe = _finite_part(data, np.ones_like(data.support_mask), W_star,
+                             max_iter=GUESS_NEWTON_STEPS)
+        unresolved = _unresolved_pairs(data, probe)
+        if not unresolved.any():
+            return empty, _if_stationary(probe), "not needed", None
+        if separable_pairs_lp_size(data, rank) > LP_MAX_NONZEROS:
+            return _verified_guess(data, unresolved, W_star, solve)
     try:
         # On the equilibrated contexts, like the rank: the same column space,
         # whose orthonormal basis the SVD then resolves to full accuracy.
         T = separable_pairs(_equilibrated(data), rank, always_solve=True)
-        return T, probe, "optimal", None
+        return T, None, "optimal", None
     except SeparablePairsError as exc:
         if probe is None:
             raise
-        return empty, probe, f"failed: {exc}", None
+        return empty, _if_stationary(probe), f"failed: {exc}", None
+
+
+def _verified_guess(data, T, W0, solve):
+    """``(T, finite, lp, svm)`` as :func:`_separable_pairs`, from a guess of ``T``.
+
+    The pair ``(W~, U~)`` of a guess certifies it by itself: the Farkas bound
+    at ``W~`` shows that no pair outside it is separable, and a certified
+    ``U~`` (ties on ``S~``, margin one on ``T``) that every pair in it is.
+    A pair outside the guess that the bound leaves unresolved (its
+    ``pi_j q~_jv`` vanishes as Newton diverges along it) joins the guess; a
+    pair of the guess on which a Farkas certificate of the NTP-SVM is
+    negative leaves it (once the bound holds, the cone with ties on ``S~`` is
+    the cone itself, so the certificate shows that its margin is zero).
+    A refused ``U~`` is reported in the status: the guess is then unproven.
+    Every pair left outside ``T`` is proven non-separable by one of the two
+    certificates (the status is :data:`VERIFIED_GUESS`).
+    """
+    refuted = np.zeros_like(T)  # by Farkas certificates: never separable
+    for _ in range(GUESS_ROUNDS):
+        effective = data.support_mask | ~T
+        finite = _finite_part(data, effective, W0, max_iter=GUESS_NEWTON_STEPS)
+        unresolved = _unresolved_pairs(data, finite) & ~refuted
+        if unresolved.any():
+            T = T | unresolved
+            continue
+        try:
+            svm = _max_margin_solution(data, effective, T, solve, refuse=(CertificationError,))
+        except NotNTPSeparableError as exc:
+            A = exc.certificate.T
+            refuted |= T & (A < -FEASIBILITY_RTOL * np.abs(A).max())
+            T = T & ~refuted
+            continue
+        return T, _if_stationary(finite), VERIFIED_GUESS, svm
+    return T, None, (f"failed: the separable pairs did not settle in {GUESS_ROUNDS} "
+                     "rounds, and the linear program is too large"), None
+
+
+def _if_stationary(finite):
+    """``finite`` if it holds the stationarity certificate, else None (to be
+    computed with more Newton steps). The Farkas bound holds at any ``W``."""
+    loss, _, grad_norm = finite
+    return finite if grad_norm <= STATIONARITY_RTOL * loss.scale else None
+
+
+def separable_pairs_lp_size(data, rank):
+    """Nonzeros of the linear program of :func:`separable_pairs` (its memory)."""
+    n_pairs = data.n_contexts * data.n_tokens - data.n_contexts
+    return n_pairs * (2 * rank + 1)
 
 
 def _equilibrated(data):
@@ -366,7 +442,7 @@ def _column_scales(H):
     return s
 
 
-def _svm_decides(data):
+def _svm_decides(data, solve):
     """``(separable, svm)``: whether a certified NTP-SVM shows ``T = O``, and
     (as :func:`_max_margin_solution`) ``U~`` when it is the NTP-SVM of ``data``.
 
@@ -376,7 +452,7 @@ def _svm_decides(data):
     """
     for candidate in (data, _equilibrated(data)):
         try:
-            U, certificate = solve_ntp_svm(candidate)
+            U, certificate = solve(candidate)
         except NotNTPSeparableError:
             return False, None
         except CertificationError:
@@ -387,40 +463,67 @@ def _svm_decides(data):
     return False, None
 
 
-def _max_margin_solution(data, effective, T):
+def _max_margin_solution(data, effective, T, solve,
+                         refuse=(CertificationError, NotNTPSeparableError)):
     """``(U~, KKT residual, refusal)``; ``(None, 0.0, "")`` when ``T`` is empty.
 
     ``U~`` is the NTP-SVM of the effective supports; :func:`ntp_svm` returns
     it only with its certificate holding, whose largest residual (relative
-    infeasibility, duality gap) is reported. A refusal leaves ``U~`` unknown:
+    infeasibility, duality gap) is reported. A refusal (the errors in
+    ``refuse``; the others propagate) leaves ``U~`` unknown:
     ``(None, inf, why)``, and the status quotes why.
     """
     if not T.any():
         return None, 0.0, ""
     try:
-        U, certificate = solve_ntp_svm(with_support(data, effective))
-    except (CertificationError, NotNTPSeparableError) as exc:
+        U, certificate = solve(with_support(data, effective))
+    except refuse as exc:
         return None, np.inf, str(exc)
     return U, max(certificate.primal, certificate.dual, certificate.gap), ""
 
 
-def _farkas_bound(data, loss, W, T, grad_norm):
-    """Largest margin of a unit direction of the cone on a pair outside ``T``.
+def _pair_bounds(data, finite):
+    """Farkas bounds of :func:`_farkas_bound` for every pair in ``S~`` off the supports.
 
+    Returns ``(pairs, bounds)``: a mask of those pairs and their bounds.
     For ``U`` in the cone, stationarity gives
     ``sum_j pi_j sum_{v in S~_j minus S_j} q~_jv margin_jv(U) = -<U, grad CE~(W~)>``
-    with nonnegative terms, so ``margin_jv(U) <= ||grad||_F / (pi_j q~_jv)``.
+    with nonnegative terms, so ``margin_jv(U) <= ||grad||_F / (pi_j q~_jv)``,
+    relative to ``max_j ||h_j||``.
+    """
+    loss, W, grad_norm = finite
+    outside = loss.mask & ~data.support_mask
+    j, v = np.nonzero(outside)
+    if j.size == 0:
+        return outside, np.zeros(0)
+    q = loss.softmax(W)
+    # The computed gradient is only known to its round-off.
+    grad_norm = max(grad_norm, GRADIENT_ROUNDOFF * loss.scale)
+    h_max = float(np.max(np.linalg.norm(loss.H, axis=1)))
+    if h_max == 0:
+        return outside, np.zeros(j.size)
+    with np.errstate(divide="ignore", over="ignore"):  # q~ underflows: no bound
+        return outside, grad_norm / (loss.pi[j] * q[j, v]) / h_max
+
+
+def _farkas_bound(data, finite):
+    """Largest margin of a unit direction of the cone on a pair outside ``T``.
+
     Relative to ``max_j ||h_j||``; 0 when every off-support pair is in ``T``.
     """
-    outside = loss.mask & ~data.support_mask
-    if not outside.any():
-        return 0.0
-    q = loss.softmax(W)
-    j, v = np.nonzero(outside)
-    with np.errstate(divide="ignore", over="ignore"):  # q~ underflows: no bound
-        bound = np.max(grad_norm / (loss.pi[j] * q[j, v]))
-    h_max = float(np.max(np.linalg.norm(loss.H, axis=1)))
-    return float(bound / h_max) if h_max > 0 else 0.0
+    return float(np.max(_pair_bounds(data, finite)[1], initial=0.0))
+
+
+def _unresolved_pairs(data, finite):
+    """Pairs outside ``T`` whose Farkas bound exceeds :data:`FARKAS_RTOL`:
+    those bounding a margin above one first (no unit direction has such a
+    margin, so they carry no information: the pairs Newton diverges along),
+    the others only when there are none."""
+    outside, bounds = _pair_bounds(data, finite)
+    unresolved = np.zeros_like(outside)
+    uninformative = ~(bounds <= 1.0)
+    unresolved[outside] = uninformative if uninformative.any() else ~(bounds <= FARKAS_RTOL)
+    return unresolved
 
 
 def _status(certificate):
@@ -429,7 +532,7 @@ def _status(certificate):
     names = {"stationarity": "finite component W~ (stationarity",
              "kkt_violation": "max-margin solution U~ (KKT violation",
              "farkas_bound": "separable pairs T (Farkas bound"}
-    if certificate["separable_pairs_lp"] == "optimal":
+    if certificate["separable_pairs_lp"] in ("optimal", VERIFIED_GUESS):
         del limits["farkas_bound"]
     failed = [f"{names[key]} {certificate[key]:.2g} > {limit:g})"
               for key, limit in limits.items() if not certificate[key] <= limit]

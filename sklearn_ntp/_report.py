@@ -136,7 +136,8 @@ def _sizes_text(sizes, n_tokens):
     return text + (f" ({full} with full support)" if full else "")
 
 
-def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False):
+def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False,
+                           method="auto", svm_method="auto"):
     """Check NTP_H-compatibility and NTP-separability, and compute the limit of GD.
 
     The limit comes from :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`
@@ -160,6 +161,11 @@ def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False
         data of a decoder with an intercept (``NTPLinearClassifier(
         fit_intercept=True)``): ``n_features`` counts the constant, and ``W~``
         and ``U~`` have a last column, the intercept part.
+    method : {"auto", "lp"}, default="auto"
+        How the separable pairs ``T`` are found (the size rule of
+        :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`, or always the LP).
+    svm_method : {"auto", "interior-point", "dual-cd", "cvxpy"}, default="auto"
+        Solver of the NTP-SVM (see :func:`~sklearn_ntp.implicit_bias.ntp_svm`).
 
     Returns
     -------
@@ -187,7 +193,7 @@ def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False
     data = as_ntp_data(X, y, sample_weight)
     if fit_intercept:
         data = with_intercept_column(data)
-    limit = implicit_bias_limit(data)
+    limit = implicit_bias_limit(data, method=method, svm_method=svm_method)
     data = limit.data
     off = ~data.support_mask
     if limit.margin is not None:

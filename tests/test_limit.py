@@ -367,3 +367,45 @@ def test_separable_pairs_do_not_depend_on_the_scale_of_features(case):
     # The loss infimum is a property of the logit patterns too.
     assert limit.loss_infimum == pytest.approx(implicit_bias_limit(H, P).loss_infimum,
                                                rel=1e-7)
+
+
+@pytest.mark.parametrize("case", [*CASES.values(), partially_separable_low_rank])
+def test_separable_pairs_without_the_lp_are_certified_by_the_limit(case, monkeypatch):
+    """With the LP too large, T is guessed from the probe and certified by the
+    pair (W~, U~) alone: the same T as the explicit LP, and the same limit."""
+    import sklearn_ntp._limit as module
+    import sklearn_ntp._separable_pairs as pairs
+
+    H, P = case()
+    expected = implicit_bias_limit(H, P, method="lp")
+    monkeypatch.setattr(module, "LP_MAX_NONZEROS", 0)
+
+    def no_lp(*args, **kwargs):
+        raise AssertionError("the LP for T must not run")
+
+    monkeypatch.setattr(pairs, "linprog", no_lp)
+    limit = implicit_bias_limit(H, P)
+    assert limit.status == "certified", limit.status
+    order = np.lexsort(H.T[::-1])
+    np.testing.assert_array_equal(limit.separable_pairs,
+                                  explicit_separable_pairs(H[order], P[order]))
+    assert limit.certificate["separable_pairs_lp"] in ("not needed", "verified guess")
+    assert limit.loss_infimum == pytest.approx(expected.loss_infimum, abs=1e-10)
+    np.testing.assert_allclose(limit.finite_component, expected.finite_component, atol=1e-6)
+    if expected.max_margin_solution is not None:
+        np.testing.assert_allclose(limit.max_margin_solution, expected.max_margin_solution,
+                                   atol=1e-6 * np.abs(expected.max_margin_solution).max())
+
+
+def test_named_svm_paths_give_the_same_limit():
+    H, P = partially_separable()
+    auto = check_ntp_separability(H, P)
+    for svm_method in ["cvxpy", "dual-cd"]:
+        named = check_ntp_separability(H, P, svm_method=svm_method)
+        np.testing.assert_array_equal(named.limit.separable_pairs, auto.limit.separable_pairs)
+        np.testing.assert_allclose(named.max_margin_solution, auto.max_margin_solution,
+                                   atol=1e-6 * np.abs(auto.max_margin_solution).max())
+    lp = check_ntp_separability(H, P, method="lp")
+    np.testing.assert_array_equal(lp.limit.separable_pairs, auto.limit.separable_pairs)
+    with pytest.raises(ValueError, match="svm_method"):
+        implicit_bias_limit(H, P, svm_method="simplex")
