@@ -47,7 +47,6 @@ SIZES = [
     ((200, 50, 250, 8), ("auto", "limit", "interior-point", "cvxpy")),
     ((500, 50, 600, 8), ("auto", "limit", "interior-point")),
     ((1000, 50, 1200, 8), ("auto", "limit")),
-    ((1000, 50, 64, 8), ("limit",)),
 ]
 #: The second is underparameterized and not separable: ``ntp_svm`` alone has no
 #: answer to give there (its Farkas LP would have 2 million variables).
@@ -58,7 +57,7 @@ HUGE = [((100_000, 1000, 128, 8), ("limit",))]
 def _call(method, data):
     if method == "limit":
         limit = implicit_bias_limit(data)
-        T = f"|T| {int(limit.separable_pairs.sum())} of {int((~data.support_mask).sum())}"
+        T = f"{int(limit.separable_pairs.sum())} of {int((~data.support_mask).sum())} pairs in T"
         return limit.max_margin_solution, f"limit {limit.status}, {T}, L* {limit.loss_infimum:.6g}"
     try:
         W = ntp_svm(data, method=method)

@@ -31,7 +31,7 @@ from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
 from ._separable_pairs import SeparablePairsError, separable_pairs
 from ._subspace import DataSubspace
 from ._exceptions import CertificationError, NotNTPSeparableError
-from ._svm import EAGER_LP_VARIABLES, embedding_rank, solve_ntp_svm
+from ._svm import EAGER_LP_VARIABLES, embedding_rank, gram_factor, solve_ntp_svm
 from ._svm import METHODS as SVM_METHODS
 from ._svm_certificate import FEASIBILITY_RTOL, GAP_RTOL
 
@@ -267,7 +267,7 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
     start = time.perf_counter()
     # The rank on unit-RMS columns: an invertible change of features, so the
     # same rank (and the same T), but not lost to badly scaled features.
-    rank = embedding_rank(_equilibrated(data).embeddings)[1]
+    rank = _rank(_equilibrated(data).embeddings)
     subspace = DataSubspace(data)
     W_star, residual = subspace.log_odds_solution()
     is_compatible = bool(subspace.is_exact(residual))
@@ -423,6 +423,15 @@ def separable_pairs_lp_size(data, rank):
     """Nonzeros of the linear program of :func:`separable_pairs` (its memory)."""
     n_pairs = data.n_contexts * data.n_tokens - data.n_contexts
     return n_pairs * (2 * rank + 1)
+
+
+def _rank(H):
+    """Numerical rank of ``H``: ``m`` when ``d > m`` and the Cholesky factor of
+    ``H H^T`` is definite (as :func:`ntp_svm` decides it; a third of the cost
+    of the singular values), else from the singular values."""
+    if H.shape[1] > H.shape[0] and gram_factor(H)[1]:
+        return H.shape[0]
+    return embedding_rank(H)[1]
 
 
 def _equilibrated(data):

@@ -232,7 +232,7 @@ def _refuse(data, A, method):
     raise CertificationError(message, status=status, residuals={"kkt": residual})
 
 
-def _factor(H):
+def gram_factor(H):
     """Embeddings with the Gram matrix of ``H`` and ``min(m, d)`` columns.
 
     Returns ``(Z, full_rank, K)``: the Cholesky factor of ``K = H H^T`` when
@@ -285,7 +285,7 @@ def _solve_dual_cd(data, verbose):
     """Sequential dual method, polished and certified every few epochs."""
     H = data.embeddings
     V, m = data.n_tokens, data.n_contexts
-    Z, full_rank, K = _factor(H)
+    Z, full_rank, K = gram_factor(H)
     rank = None
     if not full_rank and V * (m - min(m, H.shape[1])) <= EAGER_LP_VARIABLES:
         rank = embedding_rank(H)[1]
@@ -321,7 +321,7 @@ def _solve_cvxpy(data, verbose, solver="CLARABEL"):
     import cvxpy as cp
 
     H = data.embeddings
-    Z, full_rank, _ = _factor(H)
+    Z, full_rank, _ = gram_factor(H)
     V = data.n_tokens
     W_z = cp.Variable((V, Z.shape[1]))
     logits = cp.vec(Z @ W_z.T, order="C")  # logit of token z in context j at j * V + z
