@@ -6,7 +6,8 @@ supports (docs, "Beyond separability"):
 1. ``T``, the separable off-support pairs: every off-support pair when ``H``
    has full row rank or the NTP-SVM of the data is feasible; none when the
    minimizer of ``CE`` itself certifies that (the Farkas bound below); else
-   by one LP (:mod:`._separable_pairs`);
+   by one LP (:mod:`._separable_pairs`), or, when it is too large, by a guess
+   that ``W~`` and ``U~`` verify (:func:`_verified_guess`);
 2. ``S~_j = S_j`` plus the off-support tokens of ``j`` outside ``T``, and the
    subspace ``G`` their in-support differences span;
 3. ``W~``, the minimizer in ``G`` of the cross-entropy restricted to ``S~``
@@ -28,7 +29,7 @@ import scipy.linalg as la
 
 from ._data import NTPData, as_ntp_data, with_support
 from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
-from ._separable_pairs import SeparablePairsError, separable_pairs
+from ._separable_pairs import SeparablePairsError, lp_size, separable_pairs
 from ._subspace import DataSubspace
 from ._exceptions import CertificationError, NotNTPSeparableError
 from ._svm import EAGER_LP_VARIABLES, embedding_rank, gram_factor, solve_ntp_svm
@@ -364,7 +365,7 @@ def _separable_pairs(data, rank, method, W_star, solve):
         unresolved = _unresolved_pairs(data, probe)
         if not unresolved.any():
             return empty, _if_stationary(probe), "not needed", None
-        if separable_pairs_lp_size(data, rank) > LP_MAX_NONZEROS:
+        if lp_size(data, rank) > LP_MAX_NONZEROS:
             return _verified_guess(data, unresolved, W_star, solve)
     try:
         # On the equilibrated contexts, like the rank: the same column space,
@@ -417,12 +418,6 @@ def _if_stationary(finite):
     computed with more Newton steps). The Farkas bound holds at any ``W``."""
     loss, _, grad_norm = finite
     return finite if grad_norm <= STATIONARITY_RTOL * loss.scale else None
-
-
-def separable_pairs_lp_size(data, rank):
-    """Nonzeros of the linear program of :func:`separable_pairs` (its memory)."""
-    n_pairs = data.n_contexts * data.n_tokens - data.n_contexts
-    return n_pairs * (2 * rank + 1)
 
 
 def _rank(H):

@@ -36,7 +36,9 @@ class RestrictedLoss:
         self.P = data.probabilities.toarray()
         self.mask = mask
         self.shape = (data.n_tokens, data.n_features)
-        self.scale = float(np.sqrt(self.pi @ np.sum(self.H ** 2, axis=1)))
+        # pi_j ||h_j||^2: the scale of the gradient and of every curvature.
+        self._row_weights = self.pi * np.sum(self.H ** 2, axis=1)
+        self.scale = float(np.sqrt(self._row_weights.sum()))
         self._point, self._q = None, None
 
     def softmax(self, W):
@@ -62,10 +64,14 @@ class RestrictedLoss:
         self._point, self._q = x.copy(), self.softmax(W)
         return self.value(W), (((self._q - self.P) * self.pi[:, None]).T @ self.H).ravel()
 
-    def _hessp(self, x, direction):
+    def _softmax_at(self, x):
+        """``q~`` at the flattened ``x``, from the last evaluation when it was there."""
         if self._point is None or not np.array_equal(x, self._point):
             self._fun(x)
-        q = self._q
+        return self._q
+
+    def _hessp(self, x, direction):
+        q = self._softmax_at(x)
         dZ = self.H @ direction.reshape(self.shape).T
         dZ = q * (dZ - np.sum(q * dZ, axis=1, keepdims=True)) * self.pi[:, None]
         return (dZ.T @ self.H).ravel()
@@ -164,11 +170,8 @@ class RestrictedLoss:
         """
         if not self.mask.all():
             return lambda r: r
-        if self._point is None or not np.array_equal(x, self._point):
-            self._fun(x)
-        q = self._q
-        norms = np.sum(self.H ** 2, axis=1) * self.pi
-        curvature = norms @ (q * (1.0 - q))
+        q = self._softmax_at(x)
+        curvature = self._row_weights @ (q * (1.0 - q))
         curvature = np.maximum(curvature, CURVATURE_RTOL * curvature.max(initial=0.0))
         curvature[curvature == 0] = 1.0
 

@@ -104,6 +104,13 @@ def separable_pairs(data, rank, *, always_solve=False):
     return T
 
 
+def lp_size(data, rank):
+    """Nonzeros of the linear program of :func:`separable_pairs` (its memory):
+    one row per tie or off-support pair, ``m (V - 1)`` in all, each with at
+    most ``2 rank + 1`` nonzeros."""
+    return data.n_contexts * (data.n_tokens - 1) * (2 * rank + 1)
+
+
 def _pair_rows(plus, minus, Q, n_tokens, rank):
     """Sparse rows ``(c_plus - c_minus) . q`` over the flattened (n_tokens, rank) ``C``."""
     n = plus.size
