@@ -4,6 +4,7 @@
     python benchmarks/bench_scale.py --big        # also m = 5,000 (d = 6,000) and m = 10,000
     python benchmarks/bench_scale.py --huge       # also m = 100,000, V = 1,000, d = 128
     python benchmarks/bench_scale.py --busy       # thread limits with one core kept busy
+    python benchmarks/bench_scale.py --corpus     # the Python-token corpus, end to end
 
 Each size runs ``ntp_svm(method="auto")`` (the size rule) and
 ``implicit_bias_limit`` (everything the limit returns, certified) beside the
@@ -17,6 +18,7 @@ calls over a minute. Rows are appended to ``--csv`` for
 
 import argparse
 import csv
+import io
 import multiprocessing
 import resource
 import sys
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _reference import random_ntp_problem  # noqa: E402
 
 import sklearn_ntp._threads as threads  # noqa: E402
+from sklearn_ntp._reproduce import corpus_study  # noqa: E402
 from sklearn_ntp.implicit_bias import (  # noqa: E402
     CertificationError,
     NotNTPSeparableError,
@@ -139,15 +142,34 @@ def bench_busy():
         busy.terminate()
 
 
+def bench_corpus():
+    """``python -m sklearn_ntp corpus --vocab-size 1000 --context-length 2``, end to
+    end (tokens, separability report with the certified limit, both fits), and
+    the limit's parts; peak is the process's resident size (run alone)."""
+    report = io.StringIO()
+    start = time.perf_counter()
+    results = corpus_study(context_length=2, vocab_size=1000, stream=report)
+    seconds = time.perf_counter() - start
+    limit = results["report"].limit
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    parts = ", ".join(f"{name} {t:.1f} s" for name, t in limit.timings.items())
+    fits = ", ".join(f"{name} {r['seconds']:.1f} s" for name, r in results["fits"]["models"].items())
+    print(f"corpus (m={limit.data.n_contexts}, V={limit.data.n_tokens}, d={limit.data.n_features}): "
+          f"{seconds:.1f} s end to end, peak {peak:.0f} MiB; limit {limit.status} "
+          f"(Farkas bound {limit.certificate['farkas_bound']:.2g}, "
+          f"{int(limit.separable_pairs.sum())} pairs in T): {parts}; fits: {fits}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big", action="store_true", help="m = 5,000 and 10,000")
     parser.add_argument("--huge", action="store_true", help="m = 100,000 (long)")
     parser.add_argument("--busy", action="store_true", help="thread limits on a busy machine")
+    parser.add_argument("--corpus", action="store_true", help="the Python-token corpus")
     parser.add_argument("--csv", default="benchmarks/scale_results.csv")
     args = parser.parse_args()
-    if args.busy:
-        bench_busy()
+    if args.busy or args.corpus:
+        (bench_busy if args.busy else bench_corpus)()
         return
     rows = []
     bench(SIZES + (BIG if args.big else []) + (HUGE if args.huge else []), rows)

@@ -5,9 +5,9 @@ supports (docs, "Beyond separability"):
 
 1. ``T``, the separable off-support pairs: every off-support pair when ``H``
    has full row rank or the NTP-SVM of the data is feasible; none when the
-   minimizer of ``CE`` itself certifies that (the Farkas bound below); else
-   by one LP (:mod:`._separable_pairs`), or, when it is too large, by a guess
-   that ``W~`` and ``U~`` verify (:func:`_verified_guess`);
+   Farkas bounds certify that (:mod:`._farkas_bounds`); else by one LP
+   (:mod:`._separable_pairs`), or, when it is too large, by a guess that the
+   Farkas bounds and ``U~`` verify (:func:`_verified_guess`);
 2. ``S~_j = S_j`` plus the off-support tokens of ``j`` outside ``T``, and the
    subspace ``G`` their in-support differences span;
 3. ``W~``, the minimizer in ``G`` of the cross-entropy restricted to ``S~``
@@ -17,7 +17,7 @@ supports (docs, "Beyond separability"):
 
 Each part carries its certificate: stationarity of ``W~``, the KKT conditions
 of ``U~``, and a Farkas bound showing that no direction of the cone separates
-a pair outside ``T`` (from the stationarity of ``W~``, without an LP).
+a pair outside ``T`` (from a stationary point, without an LP).
 """
 
 import time
@@ -28,6 +28,7 @@ import numpy as np
 import scipy.linalg as la
 
 from ._data import NTPData, as_ntp_data, with_support
+from ._farkas_bounds import FARKAS_RTOL, farkas_bounds, pair_bounds, unresolved_pairs
 from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
 from ._separable_pairs import SeparablePairsError, lp_size, separable_pairs
 from ._subspace import DataSubspace
@@ -36,21 +37,16 @@ from ._svm import EAGER_LP_VARIABLES, embedding_rank, gram_factor, solve_ntp_svm
 from ._svm import METHODS as SVM_METHODS
 from ._svm_certificate import FEASIBILITY_RTOL, GAP_RTOL
 
-#: Largest certified margin of a unit-norm direction on a pair outside ``T``,
-#: relative to ``max_j ||h_j||`` (the largest margin a unit direction can have).
-#: The bound is ``||grad|| / (pi_j q~_jv)`` with the gradient at round-off
-#: (about ``1e-15`` relative): with ``pi_j q~_jv`` near ``1e-10`` it cannot go
-#: below ``1e-5``, which is also the scale of the LP's own tolerances.
-FARKAS_RTOL = 1e-5
-#: Resolution of a computed gradient relative to its scale: a gradient norm
-#: below it is round-off, and the Farkas bound uses this floor instead.
-GRADIENT_ROUNDOFF = 4 * np.finfo(np.float64).eps
 #: Nonzeros above which the linear program for ``T`` is not built (about
 #: 1.5 GiB in HiGHS); ``T`` is then guessed and verified instead.
 LP_MAX_NONZEROS = 20_000_000
-#: Newton steps of a probe for ``T``: a pair separated by the iterates has its
-#: probability shrink about ``e``-fold per step, far below any other's.
-GUESS_NEWTON_STEPS = 50
+#: Stationarity to which ``W~`` is computed, relative to its scale: a
+#: hundredth of what its certificate requires (Newton's next step would
+#: reach round-off, for as much time again on real corpora).
+FINITE_PART_RTOL = 1e-2 * STATIONARITY_RTOL
+#: Newton steps of the Farkas bounds tried before a small NTP-SVM decides
+#: whether the data are separable.
+QUICK_NEWTON_STEPS = 8
 #: Guesses of ``T`` tried before giving up.
 GUESS_ROUNDS = 6
 #: Status of ``T`` proven without the LP by :func:`_verified_guess`.
@@ -99,7 +95,8 @@ class ImplicitBiasLimit:
         (relative infeasibility at most ``1e-8``, duality gap at most ``1e-6``;
         0 when ``T`` is empty); ``"farkas_bound"``: largest margin a unit
         direction of the cone can have on a pair outside ``T``, relative to
-        ``max_j ||h_j||`` (at most ``1e-5``, unless the LP is optimal);
+        ``max_j ||h_j||`` (at most ``1e-5``, unless the LP is optimal), from
+        the reweighted stationary points that decided ``T`` or else from ``W~``;
         ``"separable_pairs_lp"``: ``"optimal"`` when ``T`` comes from the
         linear program solved to optimality, which certifies its maximality by
         itself (the Farkas bound is weak when some ``pi_j q~_jv`` is tiny, as
@@ -221,13 +218,15 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         when ``H`` has full row rank (then ``T`` is every off-support pair),
         when a certified NTP-SVM exists (then ``T`` is every off-support pair
         too; tried first when the Farkas LP of :func:`ntp_svm` has at most
-        50,000 variables, ``n_tokens * (n_contexts - rank(H))``), and when the
-        minimizer of the loss certifies that no pair is separable (then ``T``
-        is empty). Otherwise it solves the LP when it has at most 20 million
+        50,000 variables, ``n_tokens * (n_contexts - rank(H))``), and when
+        Farkas bounds certify that no pair is separable (then ``T`` is
+        empty; they come from the minimizer of a cross-entropy with uniform
+        weights, and again with the logits of its least likely pairs
+        raised). Otherwise it solves the LP when it has at most 20 million
         nonzeros (about ``n_contexts * n_tokens * 2 rank(H)``); above, the
-        pairs the minimizer leaves unresolved are a guess of ``T``, enlarged
-        until the Farkas bound at ``W~`` holds and then proved by a certified
-        ``U~`` (no LP at all). ``"lp"`` always solves the LP.
+        pairs the bounds leave unresolved are a guess of ``T``, enlarged
+        until the bounds of its effective supports hold and then proved by a
+        certified ``U~`` (no LP at all). ``"lp"`` always solves the LP.
     svm_method : {"auto", "interior-point", "dual-cd", "cvxpy"}, default="auto"
         Solver of every NTP-SVM on the way (``U~``), as ``method`` of
         :func:`ntp_svm`; ``"cvxpy"`` hands the row-space formulation to an
@@ -276,21 +275,26 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
 
     start = time.perf_counter()
     solve = partial(solve_ntp_svm, method=svm_method)
-    T, finite, lp, svm = _separable_pairs(data, rank, method, W_star, solve)
+    T, lp, svm, farkas = _separable_pairs(data, rank, method, solve)
     effective = data.support_mask | ~T
     is_separable = bool(np.array_equal(T, ~data.support_mask))
     timings["separable_pairs"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    loss, W, grad_norm = finite or _finite_part(data, effective, W_star)
+    # W* is W~ itself when every pair is separable; with none, the minimizer
+    # of CE is unrelated to the log-odds equations, and 0 is a better start.
+    start_point = W_star if T.any() else np.zeros_like(W_star)
+    loss, W, grad_norm = _finite_part(data, effective, start_point)
     timings["finite_component"] += time.perf_counter() - start
     start = time.perf_counter()
     U, kkt, refusal = svm or _max_margin_solution(data, effective, T, solve)
     timings["max_margin_solution"] = time.perf_counter() - start
+    if farkas is None:
+        farkas = pair_bounds(loss, W, grad_norm, data.support_mask)[1]
     certificate = {
         "stationarity": grad_norm / max(loss.scale, np.finfo(float).tiny),
         "kkt_violation": kkt,
-        "farkas_bound": _farkas_bound(data, (loss, W, grad_norm)),
+        "farkas_bound": float(np.max(farkas, initial=0.0)),
         "separable_pairs_lp": lp,
         "max_margin_refusal": refusal,
     }
@@ -312,7 +316,8 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
 
 def _finite_part(data, effective, W0, max_iter=200):
     """``(loss, W~, ||grad||_F)``: the minimizer in ``G`` of ``CE~`` for the
-    supports ``effective``, from ``W0`` in ``G`` (e.g. ``W*``, which lies in ``F``).
+    supports ``effective``, from ``W0`` in ``G`` (e.g. ``W*``, which lies in
+    ``F``), to the stationarity :data:`FINITE_PART_RTOL`.
 
     Newton-CG on the contexts as given; when badly scaled features stop it
     short of stationarity, again on contexts with unit root-mean-square
@@ -320,74 +325,81 @@ def _finite_part(data, effective, W0, max_iter=200):
     projected back onto ``G`` (which keeps them too).
     """
     loss = RestrictedLoss(data, effective)
-    W, grad_norm = loss.minimize(W0, max_iter=max_iter)
+    W, grad_norm = loss.minimize(W0, max_iter=max_iter, tol=FINITE_PART_RTOL)
     if grad_norm <= STATIONARITY_RTOL * loss.scale:
         return loss, W, grad_norm
     H = np.asarray(data.embeddings, dtype=np.float64)
     s = _column_scales(H)
     scaled = RestrictedLoss(replace(data, embeddings=H / s), effective)
-    W_scaled = scaled.minimize(W * s, max_iter=max_iter)[0] / s
+    W_scaled = scaled.minimize(W * s, max_iter=max_iter, tol=FINITE_PART_RTOL)[0] / s
     G = (CenteredRowSpace(H, embedding_rank(H / s)[1]) if effective.all()
          else DataSubspace(with_support(data, effective)))
     W_scaled = G.project(W_scaled)
-    norm = float(np.linalg.norm(loss.gradient(W_scaled)))
-    return (loss, W_scaled, norm) if norm < grad_norm else (loss, W, grad_norm)
+    # The lower loss, not the smaller gradient: with such features the norm
+    # of the gradient hardly tells how far the loss is from its minimum.
+    if loss.value(W_scaled) < loss.value(W):
+        return loss, W_scaled, float(np.linalg.norm(loss.gradient(W_scaled)))
+    return loss, W, grad_norm
 
 
-def _separable_pairs(data, rank, method, W_star, solve):
-    """``(T, finite, lp, svm)``: the separable pairs, the finite part for ``T``
-    when it was computed on the way (``(loss, W, ||grad||)`` or None), how
-    ``T`` was decided (the LP's status), and ``U~`` when it was computed (as
-    :func:`_max_margin_solution`).
+def _separable_pairs(data, rank, method, solve):
+    """``(T, lp, svm, farkas)``: the separable pairs, how ``T`` was decided
+    (the LP's status), ``U~`` when it was computed on the way (as
+    :func:`_max_margin_solution`), and the Farkas bounds of the pairs
+    outside ``T`` when they were (:func:`._farkas_bounds.farkas_bounds`).
 
-    With rank-deficient embeddings ``T`` is often empty. Then ``CE`` itself
-    has a minimizer, and the Farkas bound at it shows that no off-support
-    pair is separable: ``T`` is found without the linear program. When some
-    pair is separable, Newton diverges along it and the bound fails on it;
-    then the LP decides, or, when the LP is too large, the pairs left
-    unresolved are a guess that :func:`_verified_guess` checks both ways.
-    If the LP fails, ``T`` is left empty and the status says so.
+    With rank-deficient embeddings ``T`` is often empty: the Farkas bounds
+    of every off-support pair then show it without the linear program.
+    When some pair is separable, the minimizer diverges along it and its
+    bound fails; then the LP decides, or, when the LP is too large, the
+    pairs left unresolved are a guess that :func:`_verified_guess` checks
+    both ways. If the LP fails, ``T`` is left empty and the status says so.
     """
     empty, off = np.zeros_like(data.support_mask), ~data.support_mask
     if not off.any() or (rank == data.n_contexts and method == "auto"):
-        return off, None, "not needed", None
+        return off, "not needed", None, None
+    everything = np.ones_like(data.support_mask)
     if method == "auto" and data.n_tokens * (data.n_contexts - rank) <= EAGER_LP_VARIABLES:
-        # A small Farkas LP decides whether T = O for the price of one NTP-SVM,
-        # which is then U~ itself (classification data are often separable,
-        # where the probe below would chase a diverging minimizer).
+        # Classification data are often separable, where the minimizers behind
+        # the Farkas bounds diverge: a small Farkas LP decides whether T = O
+        # for the price of one NTP-SVM, which is then U~ itself. A few Newton
+        # steps first settle most data that are not separable at all, on
+        # which that LP can be slow.
+        outside, bounds = farkas_bounds(data, everything, QUICK_NEWTON_STEPS, rebalance=False)
+        if np.all(bounds <= FARKAS_RTOL):
+            return empty, "not needed", None, bounds
         separable, svm = _svm_decides(data, solve)
         if separable:
-            return off, None, "not needed", svm
-    probe = None
+            return off, "not needed", svm, None
+    bounds = None
     if method == "auto":
-        probe = _finite_part(data, np.ones_like(data.support_mask), W_star,
-                             max_iter=GUESS_NEWTON_STEPS)
-        unresolved = _unresolved_pairs(data, probe)
+        outside, bounds = farkas_bounds(data, everything)
+        unresolved = unresolved_pairs(outside, bounds)
         if not unresolved.any():
-            return empty, _if_stationary(probe), "not needed", None
+            return empty, "not needed", None, bounds
         if lp_size(data, rank) > LP_MAX_NONZEROS:
-            return _verified_guess(data, unresolved, W_star, solve)
+            return _verified_guess(data, unresolved, solve)
     try:
         # On the equilibrated contexts, like the rank: the same column space,
         # whose orthonormal basis the SVD then resolves to full accuracy.
         T = separable_pairs(_equilibrated(data), rank, always_solve=True)
-        return T, None, "optimal", None
+        return T, "optimal", None, None
     except SeparablePairsError as exc:
-        if probe is None:
+        if bounds is None:
             raise
-        return empty, _if_stationary(probe), f"failed: {exc}", None
+        return empty, f"failed: {exc}", None, bounds
 
 
-def _verified_guess(data, T, W0, solve):
-    """``(T, finite, lp, svm)`` as :func:`_separable_pairs`, from a guess of ``T``.
+def _verified_guess(data, T, solve):
+    """``(T, lp, svm, farkas)`` as :func:`_separable_pairs`, from a guess of ``T``.
 
-    The pair ``(W~, U~)`` of a guess certifies it by itself: the Farkas bound
-    at ``W~`` shows that no pair outside it is separable, and a certified
-    ``U~`` (ties on ``S~``, margin one on ``T``) that every pair in it is.
-    A pair outside the guess that the bound leaves unresolved (its
-    ``pi_j q~_jv`` vanishes as Newton diverges along it) joins the guess; a
+    A guess is certified by two checks: the Farkas bounds of the pairs
+    outside it show that none of them is separable, and a certified ``U~``
+    (ties on ``S~``, margin one on ``T``) that every pair in it is.
+    A pair outside the guess that the bounds leave unresolved (its
+    probability vanishes as Newton diverges along it) joins the guess; a
     pair of the guess on which a Farkas certificate of the NTP-SVM is
-    negative leaves it (once the bound holds, the cone with ties on ``S~`` is
+    negative leaves it (once the bounds hold, the cone with ties on ``S~`` is
     the cone itself, so the certificate shows that its margin is zero).
     A refused ``U~`` is reported in the status: the guess is then unproven.
     Every pair left outside ``T`` is proven non-separable by one of the two
@@ -396,8 +408,8 @@ def _verified_guess(data, T, W0, solve):
     refuted = np.zeros_like(T)  # by Farkas certificates: never separable
     for _ in range(GUESS_ROUNDS):
         effective = data.support_mask | ~T
-        finite = _finite_part(data, effective, W0, max_iter=GUESS_NEWTON_STEPS)
-        unresolved = _unresolved_pairs(data, finite) & ~refuted
+        outside, bounds = farkas_bounds(data, effective)
+        unresolved = unresolved_pairs(outside, bounds) & ~refuted
         if unresolved.any():
             T = T | unresolved
             continue
@@ -408,16 +420,9 @@ def _verified_guess(data, T, W0, solve):
             refuted |= T & (A < -FEASIBILITY_RTOL * np.abs(A).max())
             T = T & ~refuted
             continue
-        return T, _if_stationary(finite), VERIFIED_GUESS, svm
-    return T, None, (f"failed: the separable pairs did not settle in {GUESS_ROUNDS} "
-                     "rounds, and the linear program is too large"), None
-
-
-def _if_stationary(finite):
-    """``finite`` if it holds the stationarity certificate, else None (to be
-    computed with more Newton steps). The Farkas bound holds at any ``W``."""
-    loss, _, grad_norm = finite
-    return finite if grad_norm <= STATIONARITY_RTOL * loss.scale else None
+        return T, VERIFIED_GUESS, svm, bounds
+    return T, (f"failed: the separable pairs did not settle in {GUESS_ROUNDS} "
+               "rounds, and the linear program is too large"), None, None
 
 
 def _rank(H):
@@ -484,50 +489,6 @@ def _max_margin_solution(data, effective, T, solve,
     except refuse as exc:
         return None, np.inf, str(exc)
     return U, max(certificate.primal, certificate.dual, certificate.gap), ""
-
-
-def _pair_bounds(data, finite):
-    """Farkas bounds of :func:`_farkas_bound` for every pair in ``S~`` off the supports.
-
-    Returns ``(pairs, bounds)``: a mask of those pairs and their bounds.
-    For ``U`` in the cone, stationarity gives
-    ``sum_j pi_j sum_{v in S~_j minus S_j} q~_jv margin_jv(U) = -<U, grad CE~(W~)>``
-    with nonnegative terms, so ``margin_jv(U) <= ||grad||_F / (pi_j q~_jv)``,
-    relative to ``max_j ||h_j||``.
-    """
-    loss, W, grad_norm = finite
-    outside = loss.mask & ~data.support_mask
-    j, v = np.nonzero(outside)
-    if j.size == 0:
-        return outside, np.zeros(0)
-    q = loss.softmax(W)
-    # The computed gradient is only known to its round-off.
-    grad_norm = max(grad_norm, GRADIENT_ROUNDOFF * loss.scale)
-    h_max = float(np.max(np.linalg.norm(loss.H, axis=1)))
-    if h_max == 0:
-        return outside, np.zeros(j.size)
-    with np.errstate(divide="ignore", over="ignore"):  # q~ underflows: no bound
-        return outside, grad_norm / (loss.pi[j] * q[j, v]) / h_max
-
-
-def _farkas_bound(data, finite):
-    """Largest margin of a unit direction of the cone on a pair outside ``T``.
-
-    Relative to ``max_j ||h_j||``; 0 when every off-support pair is in ``T``.
-    """
-    return float(np.max(_pair_bounds(data, finite)[1], initial=0.0))
-
-
-def _unresolved_pairs(data, finite):
-    """Pairs outside ``T`` whose Farkas bound exceeds :data:`FARKAS_RTOL`:
-    those bounding a margin above one first (no unit direction has such a
-    margin, so they carry no information: the pairs Newton diverges along),
-    the others only when there are none."""
-    outside, bounds = _pair_bounds(data, finite)
-    unresolved = np.zeros_like(outside)
-    uninformative = ~(bounds <= 1.0)
-    unresolved[outside] = uninformative if uninformative.any() else ~(bounds <= FARKAS_RTOL)
-    return unresolved
 
 
 def _status(certificate):

@@ -1,6 +1,8 @@
 """The cross-entropy restricted to the effective supports, and its minimizer ``W~``.
 
-``CE~(W) = sum_j pi_j [ logsumexp_{z in S~_j} (W h_j)_z - sum_{z in S_j} p_jz (W h_j)_z ]``
+``CE~(W) = sum_j pi_j [ logsumexp_{z in S~_j} (W h_j + b_j)_z - sum_{z in S_j} p_jz (W h_j + b_j)_z ]``
+
+with logit offsets ``b`` (zero unless given; :mod:`._farkas_bounds` uses them).
 
 Its gradient ``sum_j pi_j (q~_j - p_j) h_j^T`` (``q~_j`` the softmax over
 ``S~_j``, zero elsewhere) lies in ``G``, and so does every Hessian-vector
@@ -28,29 +30,40 @@ class RestrictedLoss:
         Distinct contexts (their supports ``S_j`` must lie inside ``mask``).
     mask : ndarray of bool, shape (n_contexts, n_tokens)
         The effective supports ``S~_j``.
+    offsets : tuple of ndarrays (rows, columns, values), default=None
+        Logit offsets ``b_jv`` on a few pairs (zero elsewhere).
     """
 
-    def __init__(self, data, mask):
+    def __init__(self, data, mask, offsets=None):
         self.H = np.asarray(data.embeddings, dtype=np.float64)
         self.pi = np.asarray(data.weights, dtype=np.float64)
         self.P = data.probabilities.toarray()
         self.mask = mask
+        self.offsets = offsets
         self.shape = (data.n_tokens, data.n_features)
         # pi_j ||h_j||^2: the scale of the gradient and of every curvature.
         self._row_weights = self.pi * np.sum(self.H ** 2, axis=1)
         self.scale = float(np.sqrt(self._row_weights.sum()))
         self._point, self._q = None, None
 
+    def _logits(self, W):
+        """``W h_j + b_j`` on ``S~_j``, ``-inf`` elsewhere."""
+        Z = self.H @ W.T
+        if self.offsets is not None:
+            rows, columns, values = self.offsets
+            Z[rows, columns] += values
+        return np.where(self.mask, Z, -np.inf)
+
     def softmax(self, W):
         """``q~_j``: softmax of the logits of ``W`` over ``S~_j`` (zero elsewhere)."""
-        Z = np.where(self.mask, self.H @ W.T, -np.inf)
+        Z = self._logits(W)
         Z -= Z.max(axis=1, keepdims=True)
         E = np.exp(Z)
         return E / E.sum(axis=1, keepdims=True)
 
     def value(self, W):
         """``CE~(W)``."""
-        Z = np.where(self.mask, self.H @ W.T, -np.inf)
+        Z = self._logits(W)
         zmax = Z.max(axis=1)
         lse = zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
         return float(self.pi @ (lse - np.sum(self.P * np.where(self.mask, Z, 0.0), axis=1)))
@@ -76,8 +89,10 @@ class RestrictedLoss:
         dZ = q * (dZ - np.sum(q * dZ, axis=1, keepdims=True)) * self.pi[:, None]
         return (dZ.T @ self.H).ravel()
 
-    def minimize(self, W0, max_iter=200):
+    def minimize(self, W0, max_iter=200, tol=0.0):
         """Newton-CG with backtracking from ``W0`` in ``G``; returns ``(W~, ||grad||_F)``.
+
+        It stops once ``||grad||_F <= tol * scale``, or else at round-off.
 
         The Hessian is singular on ``G-perp``. The truncated CG of
         :meth:`_newton_direction` stops at flat curvature, so the steps stay
@@ -91,6 +106,8 @@ class RestrictedLoss:
         value, grad = self._fun(x)
         norm = float(np.linalg.norm(grad))
         for _ in range(max_iter):
+            if norm <= tol * self.scale:
+                break
             # Inexact Newton: a loose CG far from the minimizer, tight near it
             # (superlinear convergence for a fraction of the Hessian products).
             rtol = min(0.1, np.sqrt(norm / max(self.scale, np.finfo(float).tiny)))

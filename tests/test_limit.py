@@ -82,8 +82,10 @@ def explicit_separable_pairs(H, P):
     margins = np.array([pair_row(H, j, S[j][-1], v, V) for j, v in pairs])
     n, k = V * H.shape[1], len(pairs)
     res = linprog(np.r_[np.zeros(n), -np.ones(k)],
-                  A_ub=np.hstack([-margins, np.eye(k)]), b_ub=np.zeros(k),
-                  A_eq=np.hstack([np.array(ties), np.zeros((len(ties), k))]) if ties else None,
+                  A_ub=sp.hstack([sp.csr_matrix(-margins), sp.eye(k)], format="csr"),
+                  b_ub=np.zeros(k),
+                  A_eq=sp.hstack([sp.csr_matrix(np.array(ties)), sp.csr_matrix((len(ties), k))],
+                                 format="csr") if ties else None,
                   b_eq=np.zeros(len(ties)) if ties else None,
                   bounds=[(None, None)] * n + [(0, 1)] * k, method="highs")
     assert res.status == 0
