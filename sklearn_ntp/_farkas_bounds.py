@@ -16,8 +16,9 @@ choice on real corpora: rare contexts and frequent tokens leave some
 ``pi_j q_jv`` near ``1e-15``, where a gradient at round-off bounds nothing.
 :func:`farkas_bounds` therefore takes uniform weights and distributions,
 then raises the logits of the pairs left with small probabilities by offsets
-and minimizes again; each stationary point gives a valid bound, and the
-smaller of the two is kept.
+and minimizes again; each point gives a valid bound, and the smallest is
+kept. Pairs still unresolved then get Newton steps past round-off, which
+only a separable pair's probability follows down (e-fold per step).
 """
 
 from dataclasses import replace
@@ -59,7 +60,8 @@ def farkas_bounds(data, mask, newton_steps=PROBE_NEWTON_STEPS, rebalance=True):
         Most Newton steps of each minimization (the bounds hold at any point,
         only weaker away from the minimizer).
     rebalance : bool, default=True
-        Whether pairs left unresolved get the second minimization, with offsets.
+        Whether pairs left unresolved get the second minimization, with
+        offsets, continued past round-off if some are still unresolved.
 
     Returns
     -------
@@ -79,6 +81,12 @@ def farkas_bounds(data, mask, newton_steps=PROBE_NEWTON_STEPS, rebalance=True):
         return outside, bounds
     loss = RestrictedLoss(balanced(data), mask, _rebalancing_offsets(loss, W, outside))
     W, grad_norm = loss.minimize(W, max_iter=newton_steps, tol=GRADIENT_ROUNDOFF)
+    bounds = np.minimum(bounds, pair_bounds(loss, W, grad_norm, data.support_mask)[1])
+    if np.all(bounds <= FARKAS_RTOL):
+        return outside, bounds
+    # Past round-off, Newton steps go on while they halve the gradient: along
+    # separable pairs, whose probabilities keep shrinking e-fold per step.
+    W, grad_norm = loss.minimize(W, max_iter=newton_steps, tol=0.0)
     return outside, np.minimum(bounds, pair_bounds(loss, W, grad_norm, data.support_mask)[1])
 
 
@@ -112,12 +120,16 @@ def pair_bounds(loss, W, grad_norm, supports):
     """
     outside = loss.mask & ~supports
     j, v = np.nonzero(outside)
-    h_max = float(np.max(np.linalg.norm(loss.H, axis=1), initial=0.0))
+    h_norms = np.linalg.norm(loss.H, axis=1)
+    h_max = float(np.max(h_norms, initial=0.0))
     if j.size == 0 or h_max == 0:
         return outside, np.zeros(j.size)
     q = loss.softmax(W)
-    # The computed gradient is only known to its round-off.
-    grad_norm = max(grad_norm, GRADIENT_ROUNDOFF * loss.scale)
+    # The computed gradient is only known to its round-off; and the identity
+    # assumes every q_j sums to one, which in floating point adds
+    # sum_j pi_j c_j (sum_v q_jv - 1), with |c_j| <= ||U|| ||h_j||.
+    unnormalized = loss.pi @ (h_norms * np.abs(q.sum(axis=1) - 1.0))
+    grad_norm = max(grad_norm, GRADIENT_ROUNDOFF * loss.scale) + unnormalized
     with np.errstate(divide="ignore", over="ignore"):  # q underflows: no bound
         return outside, grad_norm / (loss.pi[j] * q[j, v]) / h_max
 

@@ -21,6 +21,7 @@ a pair outside ``T`` (from a stationary point, without an LP).
 """
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 
@@ -145,7 +146,7 @@ class ImplicitBiasLimit:
             return None
         loss = RestrictedLoss(self.data, self.effective_support)
         q = loss.softmax(self.finite_component)
-        return -((q - loss.P) * loss.pi[:, None]).T
+        return -((q - self.data.probabilities.toarray()) * loss.pi[:, None]).T
 
     @cached_property
     def effective_subspace(self):
@@ -232,7 +233,8 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         :func:`ntp_svm`; ``"cvxpy"`` hands the row-space formulation to an
         installed cvxpy solver (Clarabel by default).
     verbose : int, default=0
-        Print the time of each part when positive.
+        When positive, print a line as each part ends (its time and outcome),
+        and pass ``verbose`` on to the NTP-SVM solvers.
 
     Returns
     -------
@@ -263,44 +265,43 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
     if svm_method not in SVM_METHODS:
         raise ValueError(f"svm_method must be one of {SVM_METHODS}, got {svm_method!r}.")
     data = as_ntp_data(X, y, sample_weight)
-    timings = {}
-    start = time.perf_counter()
-    # The rank on unit-RMS columns: an invertible change of features, so the
-    # same rank (and the same T), but not lost to badly scaled features.
-    rank = _rank(_equilibrated(data).embeddings)
-    subspace = DataSubspace(data)
-    W_star, residual = subspace.log_odds_solution()
-    is_compatible = bool(subspace.is_exact(residual))
-    timings["finite_component"] = time.perf_counter() - start
+    clock = _Stopwatch(verbose)
+    with clock.part("finite_component", "rank and W*") as note:
+        # The rank on unit-RMS columns: an invertible change of features, so
+        # the same rank (and the same T), but not lost to badly scaled features.
+        rank = _rank(_equilibrated(data).embeddings)
+        subspace = DataSubspace(data)
+        W_star, residual = subspace.log_odds_solution()
+        is_compatible = bool(subspace.is_exact(residual))
+        note.append(f"rank {rank} of m = {data.n_contexts}, log-odds residual {residual:.2g}")
 
-    start = time.perf_counter()
-    solve = partial(solve_ntp_svm, method=svm_method)
-    T, lp, svm, farkas = _separable_pairs(data, rank, method, solve)
-    effective = data.support_mask | ~T
-    is_separable = bool(np.array_equal(T, ~data.support_mask))
-    timings["separable_pairs"] = time.perf_counter() - start
+    solve = partial(solve_ntp_svm, method=svm_method, verbose=verbose)
+    with clock.part("separable_pairs", "separable pairs T") as note:
+        T, lp, svm, farkas = _separable_pairs(data, rank, method, solve)
+        effective = data.support_mask | ~T
+        is_separable = bool(np.array_equal(T, ~data.support_mask))
+        note.append(f"{int(T.sum())} of {int((~data.support_mask).sum())} off-support "
+                    f"pairs (LP: {lp})")
 
-    start = time.perf_counter()
-    # W* is W~ itself when every pair is separable; with none, the minimizer
-    # of CE is unrelated to the log-odds equations, and 0 is a better start.
-    start_point = W_star if T.any() else np.zeros_like(W_star)
-    loss, W, grad_norm = _finite_part(data, effective, start_point)
-    timings["finite_component"] += time.perf_counter() - start
-    start = time.perf_counter()
-    U, kkt, refusal = svm or _max_margin_solution(data, effective, T, solve)
-    timings["max_margin_solution"] = time.perf_counter() - start
+    with clock.part("finite_component", "finite part W~") as note:
+        # W* is W~ itself when every pair is separable; with none, the minimizer
+        # of CE is unrelated to the log-odds equations, and 0 is a better start.
+        start_point = W_star if T.any() else np.zeros_like(W_star)
+        loss, W, grad_norm = _finite_part(data, effective, start_point)
+        stationarity = grad_norm / max(loss.scale, np.finfo(float).tiny)
+        note.append(f"stationarity {stationarity:.2g}")
+    with clock.part("max_margin_solution", "max-margin solution U~") as note:
+        U, kkt, refusal = svm or _max_margin_solution(data, effective, T, solve)
+        note.append(f"KKT residual {kkt:.2g}" if U is not None else refusal or "none (T empty)")
     if farkas is None:
         farkas = pair_bounds(loss, W, grad_norm, data.support_mask)[1]
     certificate = {
-        "stationarity": grad_norm / max(loss.scale, np.finfo(float).tiny),
+        "stationarity": stationarity,
         "kkt_violation": kkt,
         "farkas_bound": float(np.max(farkas, initial=0.0)),
         "separable_pairs_lp": lp,
         "max_margin_refusal": refusal,
     }
-    if verbose:
-        print("implicit_bias_limit: " + ", ".join(
-            f"{name} {seconds:.3g} s" for name, seconds in timings.items()), flush=True)
     norm = None if U is None else float(np.linalg.norm(U))
     return ImplicitBiasLimit(
         finite_component=W, max_margin_solution=U,
@@ -310,8 +311,26 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         separable_pairs=T, effective_support=effective,
         is_compatible=is_compatible, is_separable=is_separable,
         compatibility_residual=residual, rank=rank, certificate=certificate,
-        status=_status(certificate), timings=timings, data=data, subspace=subspace,
+        status=_status(certificate), timings=clock.timings, data=data, subspace=subspace,
     )
+
+
+class _Stopwatch:
+    """Seconds spent on each part (summed by key); with ``verbose``, a line
+    as each part ends, with the notes the part appends."""
+
+    def __init__(self, verbose):
+        self.timings, self.verbose = {}, verbose
+
+    @contextmanager
+    def part(self, key, label):
+        start, notes = time.perf_counter(), []
+        yield notes
+        seconds = time.perf_counter() - start
+        self.timings[key] = self.timings.get(key, 0.0) + seconds
+        if self.verbose:
+            print(f"implicit_bias_limit: {label} in {seconds:.3g} s"
+                  + "".join(f"; {note}" for note in notes), flush=True)
 
 
 def _finite_part(data, effective, W0, max_iter=200):

@@ -37,14 +37,18 @@ class RestrictedLoss:
     def __init__(self, data, mask, offsets=None):
         self.H = np.asarray(data.embeddings, dtype=np.float64)
         self.pi = np.asarray(data.weights, dtype=np.float64)
-        self.P = data.probabilities.toarray()
+        P = data.probabilities.tocoo()
+        # p_jz on the supports only: sparse, and no (m, V) copy.
+        self._support = (P.row, P.col, P.data)
+        self._target = (P.multiply(self.pi[:, None]).T @ self.H)  # sum_j pi_j p_j h_j^T
         self.mask = mask
+        self._full = bool(mask.all())
         self.offsets = offsets
         self.shape = (data.n_tokens, data.n_features)
         # pi_j ||h_j||^2: the scale of the gradient and of every curvature.
         self._row_weights = self.pi * np.sum(self.H ** 2, axis=1)
         self.scale = float(np.sqrt(self._row_weights.sum()))
-        self._point, self._q = None, None
+        self._point = self._q = self._weighted_q = None
 
     def _logits(self, W):
         """``W h_j + b_j`` on ``S~_j``, ``-inf`` elsewhere."""
@@ -52,30 +56,38 @@ class RestrictedLoss:
         if self.offsets is not None:
             rows, columns, values = self.offsets
             Z[rows, columns] += values
-        return np.where(self.mask, Z, -np.inf)
+        return Z if self._full else np.where(self.mask, Z, -np.inf)
+
+    def _evaluate(self, W):
+        """``(CE~(W), q~)`` from one pass over the logits."""
+        Z = self._logits(W)
+        zmax = Z.max(axis=1, keepdims=True)
+        rows, columns, p = self._support
+        in_support = np.bincount(rows, p * Z[rows, columns], minlength=len(Z))
+        Z -= zmax
+        np.exp(Z, out=Z)
+        total = Z.sum(axis=1, keepdims=True)
+        Z /= total
+        value = float(self.pi @ (zmax[:, 0] + np.log(total[:, 0]) - in_support))
+        return value, Z
 
     def softmax(self, W):
         """``q~_j``: softmax of the logits of ``W`` over ``S~_j`` (zero elsewhere)."""
-        Z = self._logits(W)
-        Z -= Z.max(axis=1, keepdims=True)
-        E = np.exp(Z)
-        return E / E.sum(axis=1, keepdims=True)
+        return self._evaluate(W)[1]
 
     def value(self, W):
         """``CE~(W)``."""
-        Z = self._logits(W)
-        zmax = Z.max(axis=1)
-        lse = zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
-        return float(self.pi @ (lse - np.sum(self.P * np.where(self.mask, Z, 0.0), axis=1)))
+        return self._evaluate(W)[0]
 
     def gradient(self, W):
         """``sum_j pi_j (q~_j - p_j) h_j^T``."""
-        return ((self.softmax(W) - self.P) * self.pi[:, None]).T @ self.H
+        return (self.softmax(W) * self.pi[:, None]).T @ self.H - self._target
 
     def _fun(self, x):
-        W = x.reshape(self.shape)
-        self._point, self._q = x.copy(), self.softmax(W)
-        return self.value(W), (((self._q - self.P) * self.pi[:, None]).T @ self.H).ravel()
+        value, q = self._evaluate(x.reshape(self.shape))
+        # pi_j q~_j, kept for the Hessian products at this point.
+        self._point, self._q, self._weighted_q = x.copy(), q, q * self.pi[:, None]
+        return value, (self._weighted_q.T @ self.H - self._target).ravel()
 
     def _softmax_at(self, x):
         """``q~`` at the flattened ``x``, from the last evaluation when it was there."""
@@ -85,8 +97,10 @@ class RestrictedLoss:
 
     def _hessp(self, x, direction):
         q = self._softmax_at(x)
+        # In place: the (m, V) passes, not the two products, dominate the cost.
         dZ = self.H @ direction.reshape(self.shape).T
-        dZ = q * (dZ - np.sum(q * dZ, axis=1, keepdims=True)) * self.pi[:, None]
+        dZ -= np.einsum("jv,jv->j", q, dZ)[:, None]
+        dZ *= self._weighted_q
         return (dZ.T @ self.H).ravel()
 
     def minimize(self, W0, max_iter=200, tol=0.0):
@@ -185,7 +199,7 @@ class RestrictedLoss:
         token-wise scaling followed by centring maps to itself (and ``C D^-1 C``
         is positive definite there). Otherwise the identity.
         """
-        if not self.mask.all():
+        if not self._full:
             return lambda r: r
         q = self._softmax_at(x)
         curvature = self._row_weights @ (q * (1.0 - q))

@@ -164,3 +164,38 @@ def test_real_tokens_are_certified_without_the_lp(python_tokens, monkeypatch):
     expected = explicit_separable_pairs(np.asarray(data.embeddings),
                                         data.probabilities.toarray())
     np.testing.assert_array_equal(limit.separable_pairs, expected)
+
+
+def test_a_few_newton_steps_settle_non_separable_data_before_any_lp(monkeypatch):
+    """Underparameterized data that are not separable at all: the bounds after
+    a few Newton steps prove T = {} (as the explicit LP), before the small
+    Farkas LP of the NTP-SVM, which can be slow on such data, is tried."""
+    import sklearn_ntp._limit as limit_module
+
+    def no_svm(*args, **kwargs):
+        raise AssertionError("the NTP-SVM must not be tried")
+
+    monkeypatch.setattr(limit_module, "_svm_decides", no_svm)
+    H, P = non_separable()
+    limit = implicit_bias_limit(H, P)
+    assert limit.status == "certified", limit.status
+    order = np.lexsort(H.T[::-1])
+    np.testing.assert_array_equal(limit.separable_pairs,
+                                  explicit_separable_pairs(H[order], P[order]))
+    assert not limit.separable_pairs.any()
+
+
+def test_bounds_account_for_probabilities_that_do_not_sum_to_one():
+    """The identity assumes sum_v q_jv = 1; a deviation d_j adds
+    sum_j pi_j ||h_j|| |d_j| to the gradient norm the bounds divide."""
+    data = as_ntp_data(*non_separable())
+    loss = RestrictedLoss(data, np.ones_like(data.support_mask))
+    W = np.zeros(loss.shape)
+    exact = pair_bounds(loss, W, 1.0, data.support_mask)[1]
+    scale = 1.0 + np.linspace(0.0, 1e-3, data.n_contexts)
+    softmax = loss.softmax
+    loss.softmax = lambda W: softmax(W) * scale[:, None]
+    off = pair_bounds(loss, W, 1.0, data.support_mask)[1]
+    extra = np.sum(data.weights * np.linalg.norm(data.embeddings, axis=1) * (scale - 1.0))
+    j = np.nonzero(~data.support_mask)[0]
+    np.testing.assert_allclose(off * scale[j], exact * (1.0 + extra), rtol=1e-12)

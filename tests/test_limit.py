@@ -411,3 +411,16 @@ def test_named_svm_paths_give_the_same_limit():
     np.testing.assert_array_equal(lp.limit.separable_pairs, auto.limit.separable_pairs)
     with pytest.raises(ValueError, match="svm_method"):
         implicit_bias_limit(H, P, svm_method="simplex")
+
+
+def test_verbose_reports_each_part_as_it_ends(capsys):
+    H, P = partially_separable()
+    limit = implicit_bias_limit(H, P, verbose=1)
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("implicit_bias_limit:")]
+    labels = ["rank and W*", "separable pairs T", "finite part W~", "max-margin solution U~"]
+    assert [line.split(": ")[1].split(" in ")[0] for line in lines] == labels
+    assert f"{int(limit.separable_pairs.sum())} of " in lines[1]
+    assert set(limit.timings) == {"finite_component", "separable_pairs", "max_margin_solution"}
+    implicit_bias_limit(H, P)
+    assert capsys.readouterr().out == ""
