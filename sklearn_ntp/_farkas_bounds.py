@@ -72,14 +72,15 @@ def farkas_bounds(data, mask, newton_steps=PROBE_NEWTON_STEPS, rebalance=True):
         direction of the cone, relative to ``max_j ||h_j||``; ``inf`` where
         the probability underflows (a pair along which Newton diverges).
     """
-    loss = RestrictedLoss(balanced(data), mask)
+    uniform = balanced(data)
+    loss = RestrictedLoss(uniform, mask)
     # Newton stops at the gradient's round-off, below which the bounds use it.
     W, grad_norm = loss.minimize(np.zeros(loss.shape), max_iter=newton_steps,
                                  tol=GRADIENT_ROUNDOFF)
     outside, bounds = pair_bounds(loss, W, grad_norm, data.support_mask)
     if not rebalance or np.all(bounds <= FARKAS_RTOL):
         return outside, bounds
-    loss = RestrictedLoss(balanced(data), mask, _rebalancing_offsets(loss, W, outside))
+    loss = RestrictedLoss(uniform, mask, _rebalancing_offsets(loss, W, outside))
     W, grad_norm = loss.minimize(W, max_iter=newton_steps, tol=GRADIENT_ROUNDOFF)
     bounds = np.minimum(bounds, pair_bounds(loss, W, grad_norm, data.support_mask)[1])
     if np.all(bounds <= FARKAS_RTOL):
