@@ -384,7 +384,7 @@ def _separable_pairs(data, rank, method, solve):
         # for the price of one NTP-SVM, which is then U~ itself. A few Newton
         # steps first settle most data that are not separable at all, on
         # which that LP can be slow.
-        outside, bounds = farkas_bounds(data, everything, QUICK_NEWTON_STEPS, rebalance=False)
+        _, bounds = farkas_bounds(data, everything, QUICK_NEWTON_STEPS, rebalance=False)
         if np.all(bounds <= FARKAS_RTOL):
             return empty, "not needed", None, bounds
         separable, svm = _svm_decides(data, solve)

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from scipy.linalg import null_space
 from scipy.optimize import approx_fprime
 from scipy.special import logsumexp
-from test_limit import explicit_separable_pairs, non_separable, pair_row
+from test_limit import explicit_separable_pairs, forbid_the_lp, non_separable, pair_row
 
 import sklearn_ntp._farkas_bounds as bounds_module
 from sklearn_ntp._data import as_ntp_data
@@ -102,17 +102,6 @@ def _own_bounds(data):
     return pair_bounds(loss, W, norm, data.support_mask)[1]
 
 
-def _no_lp(monkeypatch):
-    import sklearn_ntp._limit as limit_module
-    import sklearn_ntp._separable_pairs as pairs
-
-    def no_lp(*args, **kwargs):
-        raise AssertionError("the LP for T must not run")
-
-    monkeypatch.setattr(limit_module, "LP_MAX_NONZEROS", 0)
-    monkeypatch.setattr(pairs, "linprog", no_lp)
-
-
 def test_uniform_weights_certify_what_skewed_weights_cannot(monkeypatch):
     """Context weights over 14 orders of magnitude leave the data's own
     multipliers without a bound; uniform weights certify T = {} (the explicit
@@ -124,7 +113,7 @@ def test_uniform_weights_certify_what_skewed_weights_cannot(monkeypatch):
     outside, bounds = farkas_bounds(data, np.ones_like(data.support_mask))
     np.testing.assert_array_equal(outside, ~data.support_mask)
     assert bounds.max() <= FARKAS_RTOL
-    _no_lp(monkeypatch)
+    forbid_the_lp(monkeypatch)
     limit = implicit_bias_limit(H, P, w)
     assert limit.status == "certified", limit.status
     assert limit.certificate["farkas_bound"] <= FARKAS_RTOL
@@ -157,7 +146,7 @@ def test_rebalanced_probabilities_tighten_the_bounds_on_real_tokens(python_token
 
 def test_real_tokens_are_certified_without_the_lp(python_tokens, monkeypatch):
     X, Y, w = python_tokens
-    _no_lp(monkeypatch)
+    forbid_the_lp(monkeypatch)
     limit = implicit_bias_limit(X, Y, w)
     assert limit.status == "certified", limit.status
     data = limit.data
