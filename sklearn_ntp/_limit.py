@@ -22,19 +22,21 @@ a pair outside ``T`` (from a stationary point, without an LP).
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property, partial
 
 import numpy as np
 import scipy.linalg as la
 
+from ._basis import SPAN_RESOLUTION, ContextBasis, context_basis, orthonormal_data
 from ._data import NTPData, as_ntp_data, with_support
+from ._error_bounds import finite_part_error
+from ._exceptions import CertificationError, NotNTPSeparableError
 from ._farkas_bounds import FARKAS_RTOL, farkas_bounds, pair_bounds, unresolved_pairs
 from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
 from ._separable_pairs import SeparablePairsError, lp_size, separable_pairs
 from ._subspace import DataSubspace
-from ._exceptions import CertificationError, NotNTPSeparableError
-from ._svm import EAGER_LP_VARIABLES, embedding_rank, gram_factor, solve_ntp_svm
+from ._svm import EAGER_LP_VARIABLES, solve_ntp_svm
 from ._svm import METHODS as SVM_METHODS
 from ._svm_certificate import FEASIBILITY_RTOL, GAP_RTOL
 
@@ -52,6 +54,12 @@ QUICK_NEWTON_STEPS = 8
 GUESS_ROUNDS = 6
 #: Status of ``T`` proven without the LP by :func:`_verified_guess`.
 VERIFIED_GUESS = "verified guess"
+#: Largest certified error bound of ``W~`` (Frobenius norm in orthonormal
+#: coordinates, which bounds every logit's), relative to ``max(1, ||W~||)``.
+FINITE_PART_ERROR_RTOL = 1e-7
+#: Largest change of an in-support logit difference of ``W~`` caused by
+#: expressing it in the features' coordinates, relative to ``max(1, max |logit|)``.
+FEATURE_MAP_RTOL = 1e-7
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,13 +82,24 @@ class ImplicitBiasLimit:
     margin : float or None
         ``1 / ||U~||``, the largest margin on ``T`` of a unit-norm direction.
     loss_infimum : float
-        ``L* = CE~(W~) = inf_W CE(W)`` (nats); ``L* >= H``.
+        ``L* = CE~(W~) = inf_W CE(W)`` (nats); ``L* >= H``. When the limit is
+        not certified, the value attained by the computed limit: an upper
+        bound on ``inf CE`` (see ``loss_infimum_bounds``).
+    loss_infimum_bounds : tuple of float
+        ``(lower, upper)`` with ``lower <= inf_W CE(W) <= upper``: within
+        ``certificate["loss_infimum_error"]`` of each other when certified;
+        otherwise ``lower`` is the entropy unless the separable pairs and the
+        error bound of ``W~`` hold.
     entropy : float
         The entropy ``H``.
     separable_pairs : ndarray of bool, shape (n_contexts, n_tokens)
         ``T``, in the context order of ``aggregate_contexts``.
     effective_support : ndarray of bool, shape (n_contexts, n_tokens)
         ``S~``: the supports plus the off-support pairs outside ``T``.
+    undecided_pairs : ndarray of bool, shape (n_contexts, n_tokens)
+        Pairs outside ``T`` whose Farkas bound exceeds the margin resolution
+        ``1e-5`` (so neither proven separable nor proven below the
+        resolution); empty when certified.
     is_compatible : bool
         Whether the log-odds equations have an exact solution (Definition 1).
     is_separable : bool
@@ -89,19 +108,40 @@ class ImplicitBiasLimit:
         Largest log-odds equation violation of the least-squares solution in
         ``F`` (evidence of incompatibility; that solution is not a limit).
     rank : int
-        Numerical rank of the embedding matrix ``H``.
+        Dimension of the column space of ``H`` (at the resolution
+        ``certificate["span_resolution"]``).
+    subspace_dim : int or None
+        Dimension of the data subspace ``F`` (None when it was not formed).
     certificate : dict
-        ``"stationarity"``: ``||grad CE~(W~)||_F / sqrt(sum_j pi_j ||h_j||^2)``
-        (at most ``1e-8``); ``"kkt_violation"``: largest residual of ``U~``'s certificate
-        (relative infeasibility at most ``1e-8``, duality gap at most ``1e-6``;
-        0 when ``T`` is empty); ``"farkas_bound"``: largest margin a unit
-        direction of the cone can have on a pair outside ``T``, relative to
-        ``max_j ||h_j||`` (at most ``1e-5``, unless the LP is optimal), from
-        the reweighted stationary points that decided ``T`` or else from ``W~``;
-        ``"separable_pairs_lp"``: ``"optimal"`` when ``T`` comes from the
-        linear program solved to optimality, which certifies its maximality by
-        itself (the Farkas bound is weak when some ``pi_j q~_jv`` is tiny, as
-        on real corpora), ``"not needed"``, or why it failed.
+        Every quantity is measured in orthonormal coordinates of the contexts
+        (``H = Q B^T``, ``Q^T Q = I``), so it is the same under any invertible
+        change of features:
+
+        - ``"finite_component_error"``: a proven bound on ``||W~ B - M||_F``
+          for the returned ``M`` (every logit of ``W~`` on the effective
+          supports is known to twice that), from the gradient and a lower
+          bound on the curvature of ``CE~`` on ``G`` (``inf`` when no bound
+          could be computed, with ``"finite_component_refusal"`` saying why);
+        - ``"loss_infimum_error"``: a proven bound on ``CE~(W~) - L*``;
+        - ``"stationarity"``: ``||grad CE~||_F / sqrt(sum_j pi_j ||z_j||^2)``;
+        - ``"feature_map_error"``: the change of ``W~``'s in-support logit
+          differences when it is expressed in the features' coordinates,
+          relative to ``max(1, max |logit|)`` (large only when the features
+          themselves are badly conditioned);
+        - ``"kkt_violation"``: largest residual of ``U~``'s certificate
+          (relative infeasibility at most ``1e-8``, duality gap at most
+          ``1e-6``; 0 when ``T`` is empty) -- ``U~`` is a minimum-norm solution
+          in the features' own metric, where gradient descent runs;
+        - ``"farkas_bound"``: the margin resolution: no unit direction of the
+          cone has a margin above it on a pair outside ``T``, relative to
+          ``max_j ||z_j||``; margins below it are treated as zero;
+        - ``"span_resolution"``, ``"smallest_sine"``: sines of angles between
+          feature columns and the span of the others below which a column adds
+          no dimension, and the smallest kept;
+        - ``"separable_pairs_lp"``: ``"optimal"`` when ``T`` comes from the
+          linear program solved to optimality, which certifies its maximality
+          by itself, ``"not needed"`` (with how ``T`` was proven), or why it
+          failed.
     status : str
         ``"certified"``, or which part is not and by how much.
     timings : dict
@@ -113,9 +153,11 @@ class ImplicitBiasLimit:
     margin_direction: np.ndarray | None = field(repr=False)
     margin: float | None
     loss_infimum: float
+    loss_infimum_bounds: tuple
     entropy: float
     separable_pairs: np.ndarray = field(repr=False)
     effective_support: np.ndarray = field(repr=False)
+    undecided_pairs: np.ndarray = field(repr=False)
     is_compatible: bool
     is_separable: bool
     compatibility_residual: float
@@ -124,7 +166,9 @@ class ImplicitBiasLimit:
     status: str
     timings: dict = field(repr=False)
     data: NTPData = field(repr=False)
-    subspace: DataSubspace = field(repr=False)
+    subspace_dim: int | None = None
+    basis: ContextBasis = field(default=None, repr=False)
+    orthonormal_finite_component: np.ndarray = field(default=None, repr=False)
 
     @property
     def certified(self):
@@ -144,9 +188,14 @@ class ImplicitBiasLimit:
         """
         if self.is_separable:
             return None
-        loss = RestrictedLoss(self.data, self.effective_support)
-        q = loss.softmax(self.finite_component)
+        loss = RestrictedLoss(orthonormal_data(self.data, self.basis), self.effective_support)
+        q = loss.softmax(self.orthonormal_finite_component)
         return -((q - self.data.probabilities.toarray()) * loss.pi[:, None]).T
+
+    @cached_property
+    def subspace(self):
+        """The data subspace ``F`` in the features' coordinates (:class:`DataSubspace`)."""
+        return DataSubspace(self.data)
 
     @cached_property
     def effective_subspace(self):
@@ -266,18 +315,21 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         raise ValueError(f"svm_method must be one of {SVM_METHODS}, got {svm_method!r}.")
     data = as_ntp_data(X, y, sample_weight)
     clock = _Stopwatch(verbose)
-    with clock.part("finite_component", "rank and W*") as note:
-        # The rank on unit-RMS columns: an invertible change of features, so
-        # the same rank (and the same T), but not lost to badly scaled features.
-        rank = _rank(_equilibrated(data).embeddings)
-        subspace = DataSubspace(data)
-        W_star, residual = subspace.log_odds_solution()
-        is_compatible = bool(subspace.is_exact(residual))
-        note.append(f"rank {rank} of m = {data.n_contexts}, log-odds residual {residual:.2g}")
+    with clock.part("finite_component", "orthonormal coordinates and W*") as note:
+        # T, L*, the in-support logits of W~ and compatibility depend on H only
+        # through its column space: computed from an orthonormal basis of it,
+        # they do not depend on the features' units, offsets or mixing.
+        basis = context_basis(data.embeddings)
+        unit = orthonormal_data(data, basis)
+        unit_subspace = DataSubspace(unit)
+        M_star, residual = unit_subspace.log_odds_solution()
+        is_compatible = bool(unit_subspace.is_exact(residual))
+        note.append(f"rank {basis.rank} of m = {data.n_contexts}, "
+                    f"log-odds residual {residual:.2g}")
 
     solve = partial(solve_ntp_svm, method=svm_method, verbose=verbose)
     with clock.part("separable_pairs", "separable pairs T") as note:
-        T, lp, svm, farkas = _separable_pairs(data, rank, method, solve)
+        T, lp, farkas = _separable_pairs(unit, basis.rank, method, solve)
         effective = data.support_mask | ~T
         is_separable = bool(np.array_equal(T, ~data.support_mask))
         note.append(f"{int(T.sum())} of {int((~data.support_mask).sum())} off-support "
@@ -286,32 +338,46 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
     with clock.part("finite_component", "finite part W~") as note:
         # W* is W~ itself when every pair is separable; with none, the minimizer
         # of CE is unrelated to the log-odds equations, and 0 is a better start.
-        start_point = W_star if T.any() else np.zeros_like(W_star)
-        loss, W, grad_norm = _finite_part(data, effective, start_point)
-        stationarity = grad_norm / max(loss.scale, np.finfo(float).tiny)
-        note.append(f"stationarity {stationarity:.2g}")
+        start_point = M_star if T.any() else np.zeros_like(M_star)
+        finite = _finite_part(unit, effective, start_point)
+        W, map_error = _in_features(data, basis, effective, finite.M)
+        note.append(f"stationarity {finite.stationarity:.2g}, "
+                    f"error bound {finite.error:.2g}")
     with clock.part("max_margin_solution", "max-margin solution U~") as note:
-        U, kkt, refusal = svm or _max_margin_solution(data, effective, T, solve)
+        U, kkt, refusal = _max_margin_solution(data, effective, T, solve)
         note.append(f"KKT residual {kkt:.2g}" if U is not None else refusal or "none (T empty)")
     if farkas is None:
-        farkas = pair_bounds(loss, W, grad_norm, data.support_mask)[1]
+        farkas = pair_bounds(finite.loss, finite.M, finite.grad_norm, data.support_mask)[1]
+    undecided = np.zeros_like(T)
+    if lp not in ("optimal", VERIFIED_GUESS):
+        undecided[effective & ~data.support_mask] = ~(farkas <= FARKAS_RTOL)
     certificate = {
-        "stationarity": stationarity,
+        "stationarity": finite.stationarity,
+        "finite_component_error": finite.error,
+        "loss_infimum_error": finite.loss_error,
+        "feature_map_error": map_error,
         "kkt_violation": kkt,
         "farkas_bound": float(np.max(farkas, initial=0.0)),
+        "span_resolution": SPAN_RESOLUTION,
+        "smallest_sine": basis.smallest_sine,
         "separable_pairs_lp": lp,
+        "finite_component_refusal": finite.reason,
         "max_margin_refusal": refusal,
     }
+    status = _status(certificate, finite)
     norm = None if U is None else float(np.linalg.norm(U))
+    bounds = _loss_infimum_bounds(data, unit, finite, certificate, status)
     return ImplicitBiasLimit(
         finite_component=W, max_margin_solution=U,
         margin_direction=None if U is None else U / norm,
         margin=None if U is None else 1.0 / norm,
-        loss_infimum=loss.value(W), entropy=data.entropy,
-        separable_pairs=T, effective_support=effective,
+        loss_infimum=bounds[1], loss_infimum_bounds=bounds, entropy=data.entropy,
+        separable_pairs=T, effective_support=effective, undecided_pairs=undecided,
         is_compatible=is_compatible, is_separable=is_separable,
-        compatibility_residual=residual, rank=rank, certificate=certificate,
-        status=_status(certificate), timings=clock.timings, data=data, subspace=subspace,
+        compatibility_residual=residual, rank=basis.rank, certificate=certificate,
+        status=status, timings=clock.timings, data=data,
+        subspace_dim=unit_subspace.dim, basis=basis,
+        orthonormal_finite_component=finite.M,
     )
 
 
@@ -333,39 +399,67 @@ class _Stopwatch:
                   + "".join(f"; {note}" for note in notes), flush=True)
 
 
-def _finite_part(data, effective, W0, max_iter=200):
-    """``(loss, W~, ||grad||_F)``: the minimizer in ``G`` of ``CE~`` for the
-    supports ``effective``, from ``W0`` in ``G`` (e.g. ``W*``, which lies in
-    ``F``), to the stationarity :data:`FINITE_PART_RTOL`.
+@dataclass(frozen=True)
+class _FinitePart:
+    """``W~`` in orthonormal coordinates with its certificate (:mod:`._error_bounds`)."""
 
-    Newton-CG on the contexts as given; when badly scaled features stop it
-    short of stationarity, again on contexts with unit root-mean-square
-    columns (a change of variables that keeps the logits), the result
-    projected back onto ``G`` (which keeps them too).
+    loss: RestrictedLoss
+    M: np.ndarray
+    grad_norm: float
+    error: float
+    loss_error: float
+    reason: str
+
+    @property
+    def stationarity(self):
+        """``||grad CE~||_F`` relative to its scale ``sqrt(sum_j pi_j ||z_j||^2)``."""
+        return self.grad_norm / max(self.loss.scale, np.finfo(float).tiny)
+
+
+def _finite_part(unit, effective, M0, max_iter=200):
+    """``W~`` on the orthonormal contexts ``unit``, from ``M0`` in ``G``.
+
+    Newton-CG to the stationarity :data:`FINITE_PART_RTOL`; when the error
+    bound that this gradient gives is still above :data:`FINITE_PART_ERROR_RTOL`
+    (small curvature on ``G``: contexts of tiny weight, rare tokens), Newton
+    goes on to round-off, which the bound then divides by the curvature.
     """
-    loss = RestrictedLoss(data, effective)
-    W, grad_norm = loss.minimize(W0, max_iter=max_iter, tol=FINITE_PART_RTOL)
-    if grad_norm <= STATIONARITY_RTOL * loss.scale:
-        return loss, W, grad_norm
+    loss = RestrictedLoss(unit, effective)
+    M, grad_norm = loss.minimize(M0, max_iter=max_iter, tol=FINITE_PART_RTOL)
+    error, loss_error, reason = finite_part_error(loss, M, grad_norm)
+    if not error <= FINITE_PART_ERROR_RTOL * max(1.0, float(np.linalg.norm(M))):
+        M, grad_norm = loss.minimize(M, max_iter=max_iter, tol=0.0)
+        error, loss_error, reason = finite_part_error(loss, M, grad_norm)
+    return _FinitePart(loss, M, grad_norm, error, loss_error, reason)
+
+
+def _in_features(data, basis, effective, M):
+    """``(W~, error)``: ``W~`` in the features' coordinates, from ``M = W~ B``.
+
+    The minimum-norm decoder with the logits of ``M`` lies in ``G`` when every
+    effective support is the whole vocabulary (``G`` is then every centred
+    matrix with rows in the row space of ``H``); otherwise its projection onto
+    ``G`` is, with the same logits on the effective supports. ``error`` is
+    the largest change of a logit difference on ``S~_j`` that the change of
+    coordinates caused, relative to ``max(1, max |logit|)``: it stays at
+    round-off unless the features themselves are badly conditioned.
+    """
+    W = basis.to_features(M)
+    if not effective.all():
+        W = DataSubspace(with_support(data, effective)).project(W)
     H = np.asarray(data.embeddings, dtype=np.float64)
-    s = _column_scales(H)
-    scaled = RestrictedLoss(replace(data, embeddings=H / s), effective)
-    W_scaled = scaled.minimize(W * s, max_iter=max_iter, tol=FINITE_PART_RTOL)[0] / s
-    G = (CenteredRowSpace(H, embedding_rank(H / s)[1]) if effective.all()
-         else DataSubspace(with_support(data, effective)))
-    W_scaled = G.project(W_scaled)
-    # The lower loss, not the smaller gradient: with such features the norm
-    # of the gradient hardly tells how far the loss is from its minimum.
-    if loss.value(W_scaled) < loss.value(W):
-        return loss, W_scaled, float(np.linalg.norm(loss.gradient(W_scaled)))
-    return loss, W, grad_norm
+    target = basis.Q @ M.T
+    change = np.where(effective, H @ W.T - target, np.nan)
+    spread = np.nanmax(change, axis=1) - np.nanmin(change, axis=1)
+    scale = max(1.0, float(np.max(np.abs(target), initial=0.0)))
+    return W, float(np.max(spread, initial=0.0)) / scale
 
 
-def _separable_pairs(data, rank, method, solve):
-    """``(T, lp, svm, farkas)``: the separable pairs, how ``T`` was decided
-    (the LP's status), ``U~`` when it was computed on the way (as
-    :func:`_max_margin_solution`), and the Farkas bounds of the pairs
-    outside ``T`` when they were (:func:`._farkas_bounds.farkas_bounds`).
+def _separable_pairs(unit, rank, method, solve):
+    """``(T, lp, farkas)``: the separable pairs of the orthonormal contexts
+    ``unit``, how ``T`` was decided (the LP's status, or how it was proven),
+    and the Farkas bounds of the pairs outside ``T`` when they were computed
+    on the way (:func:`._farkas_bounds.farkas_bounds`).
 
     With rank-deficient embeddings ``T`` is often empty: the Farkas bounds
     of every off-support pair then show it without the linear program.
@@ -374,121 +468,79 @@ def _separable_pairs(data, rank, method, solve):
     pairs left unresolved are a guess that :func:`_verified_guess` checks
     both ways. If the LP fails, ``T`` is left empty and the status says so.
     """
-    empty, off = np.zeros_like(data.support_mask), ~data.support_mask
-    if not off.any() or (rank == data.n_contexts and method == "auto"):
-        return off, "not needed", None, None
-    everything = np.ones_like(data.support_mask)
-    if method == "auto" and data.n_tokens * (data.n_contexts - rank) <= EAGER_LP_VARIABLES:
+    empty, off = np.zeros_like(unit.support_mask), ~unit.support_mask
+    if not off.any() or (rank == unit.n_contexts and method == "auto"):
+        return off, "not needed", None
+    everything = np.ones_like(unit.support_mask)
+    if method == "auto" and unit.n_tokens * (unit.n_contexts - rank) <= EAGER_LP_VARIABLES:
         # Classification data are often separable, where the minimizers behind
         # the Farkas bounds diverge: a small Farkas LP decides whether T = O
-        # for the price of one NTP-SVM, which is then U~ itself. A few Newton
-        # steps first settle most data that are not separable at all, on
-        # which that LP can be slow.
-        _, bounds = farkas_bounds(data, everything, QUICK_NEWTON_STEPS, rebalance=False)
+        # for the price of one NTP-SVM. A few Newton steps first settle most
+        # data that are not separable at all, on which that LP can be slow.
+        _, bounds = farkas_bounds(unit, everything, QUICK_NEWTON_STEPS, rebalance=False)
         if np.all(bounds <= FARKAS_RTOL):
-            return empty, "not needed", None, bounds
-        separable, svm = _svm_decides(data, solve)
-        if separable:
-            return off, "not needed", svm, None
+            return empty, "not needed", bounds
+        if _svm_decides(unit, solve):
+            return off, "not needed", None
     bounds = None
     if method == "auto":
-        outside, bounds = farkas_bounds(data, everything)
+        outside, bounds = farkas_bounds(unit, everything)
         unresolved = unresolved_pairs(outside, bounds)
         if not unresolved.any():
-            return empty, "not needed", None, bounds
-        if lp_size(data, rank) > LP_MAX_NONZEROS:
-            return _verified_guess(data, unresolved, solve)
+            return empty, "not needed", bounds
+        if lp_size(unit, rank) > LP_MAX_NONZEROS:
+            return _verified_guess(unit, unresolved, solve)
     try:
-        # On the equilibrated contexts, like the rank: the same column space,
-        # whose orthonormal basis the SVD then resolves to full accuracy.
-        T = separable_pairs(_equilibrated(data), rank, always_solve=True)
-        return T, "optimal", None, None
+        return separable_pairs(unit, rank, always_solve=True), "optimal", None
     except SeparablePairsError as exc:
         if bounds is None:
             raise
-        return empty, f"failed: {exc}", None, bounds
+        return empty, f"failed: {exc}", bounds
 
 
-def _verified_guess(data, T, solve):
-    """``(T, lp, svm, farkas)`` as :func:`_separable_pairs`, from a guess of ``T``.
+def _verified_guess(unit, T, solve):
+    """``(T, lp, farkas)`` as :func:`_separable_pairs`, from a guess of ``T``.
 
     A guess is certified by two checks: the Farkas bounds of the pairs
-    outside it show that none of them is separable, and a certified ``U~``
-    (ties on ``S~``, margin one on ``T``) that every pair in it is.
-    A pair outside the guess that the bounds leave unresolved (its
-    probability vanishes as Newton diverges along it) joins the guess; a
+    outside it show that none of them is separable, and a certified NTP-SVM
+    of the effective supports (ties on ``S~``, margin one on ``T``) that every
+    pair in it is. A pair outside the guess that the bounds leave unresolved
+    (its probability vanishes as Newton diverges along it) joins the guess; a
     pair of the guess on which a Farkas certificate of the NTP-SVM is
     negative leaves it (once the bounds hold, the cone with ties on ``S~`` is
     the cone itself, so the certificate shows that its margin is zero).
-    A refused ``U~`` is reported in the status: the guess is then unproven.
     Every pair left outside ``T`` is proven non-separable by one of the two
     certificates (the status is :data:`VERIFIED_GUESS`).
     """
     refuted = np.zeros_like(T)  # by Farkas certificates: never separable
     for _ in range(GUESS_ROUNDS):
-        effective = data.support_mask | ~T
-        outside, bounds = farkas_bounds(data, effective)
+        effective = unit.support_mask | ~T
+        outside, bounds = farkas_bounds(unit, effective)
         unresolved = unresolved_pairs(outside, bounds) & ~refuted
         if unresolved.any():
             T = T | unresolved
             continue
         try:
-            svm = _max_margin_solution(data, effective, T, solve, refuse=(CertificationError,))
+            solve(with_support(unit, effective))
         except NotNTPSeparableError as exc:
             A = exc.certificate.T
             refuted |= T & (A < -FEASIBILITY_RTOL * np.abs(A).max())
             T = T & ~refuted
             continue
-        return T, VERIFIED_GUESS, svm, bounds
-    return T, (f"failed: the separable pairs did not settle in {GUESS_ROUNDS} "
-               "rounds, and the linear program is too large"), None, None
-
-
-def _rank(H):
-    """Numerical rank of ``H``: ``m`` when ``d > m`` and the Cholesky factor of
-    ``H H^T`` is definite (as :func:`ntp_svm` decides it; a third of the cost
-    of the singular values), else from the singular values."""
-    if H.shape[1] > H.shape[0] and gram_factor(H)[1]:
-        return H.shape[0]
-    return embedding_rank(H)[1]
-
-
-def _equilibrated(data):
-    """``data`` with unit root-mean-square feature columns (zero columns kept).
-
-    An invertible change of features: logit patterns, ranks and the
-    separable pairs are those of ``data``; norms and ``U~`` are not.
-    """
-    H = np.asarray(data.embeddings, dtype=np.float64)
-    return replace(data, embeddings=H / _column_scales(H))
-
-
-def _column_scales(H):
-    """Root-mean-square of every column of ``H`` (1 for a zero column)."""
-    s = np.sqrt(np.mean(H ** 2, axis=0))
-    s[s == 0] = 1.0
-    return s
-
-
-def _svm_decides(data, solve):
-    """``(separable, svm)``: whether a certified NTP-SVM shows ``T = O``, and
-    (as :func:`_max_margin_solution`) ``U~`` when it is the NTP-SVM of ``data``.
-
-    Feasibility does not depend on the scale of the features: when badly
-    scaled features keep the NTP-SVM of ``data`` from its certificate, the
-    equilibrated contexts decide (``U~`` is then computed on ``data`` later).
-    """
-    for candidate in (data, _equilibrated(data)):
-        try:
-            U, certificate = solve(candidate)
-        except NotNTPSeparableError:
-            return False, None
         except CertificationError:
-            continue
-        if candidate is data:
-            return True, (U, max(certificate.primal, certificate.dual, certificate.gap), "")
-        return True, None
-    return False, None
+            break
+        return T, VERIFIED_GUESS, bounds
+    return T, (f"failed: the separable pairs did not settle in {GUESS_ROUNDS} "
+               "rounds, and the linear program is too large"), None
+
+
+def _svm_decides(unit, solve):
+    """Whether a certified NTP-SVM of the orthonormal contexts shows ``T = O``."""
+    try:
+        solve(unit)
+    except (NotNTPSeparableError, CertificationError):
+        return False
+    return True
 
 
 def _max_margin_solution(data, effective, T, solve,
@@ -510,18 +562,52 @@ def _max_margin_solution(data, effective, T, solve,
     return U, max(certificate.primal, certificate.dual, certificate.gap), ""
 
 
-def _status(certificate):
-    limits = {"stationarity": STATIONARITY_RTOL, "kkt_violation": GAP_RTOL,
-              "farkas_bound": FARKAS_RTOL}
-    names = {"stationarity": "finite component W~ (stationarity",
-             "kkt_violation": "max-margin solution U~ (KKT violation",
-             "farkas_bound": "separable pairs T (Farkas bound"}
-    if certificate["separable_pairs_lp"] in ("optimal", VERIFIED_GUESS):
-        del limits["farkas_bound"]
-    failed = [f"{names[key]} {certificate[key]:.2g} > {limit:g})"
-              for key, limit in limits.items() if not certificate[key] <= limit]
-    if certificate["separable_pairs_lp"].startswith("failed"):
-        failed.append(f"separable pairs T (LP {certificate['separable_pairs_lp']})")
+def _status(certificate, finite):
+    """``"certified"``, or ``"uncertified: "`` and every part that is not, with why."""
+    failed = []
+    scale = max(1.0, float(np.linalg.norm(finite.M)))
+    if finite.reason:
+        failed.append(f"finite component W~ ({finite.reason})")
+    elif not certificate["finite_component_error"] <= FINITE_PART_ERROR_RTOL * scale:
+        failed.append(f"finite component W~ (error bound "
+                      f"{certificate['finite_component_error']:.2g} > "
+                      f"{FINITE_PART_ERROR_RTOL:g} x {scale:.3g})")
+    if not certificate["feature_map_error"] <= FEATURE_MAP_RTOL:
+        failed.append(f"W~ in the features' coordinates (their conditioning changes its "
+                      f"logits by {certificate['feature_map_error']:.2g} relative)")
+    if not certificate["kkt_violation"] <= GAP_RTOL:
+        failed.append(f"max-margin solution U~ (KKT violation "
+                      f"{certificate['kkt_violation']:.2g} > {GAP_RTOL:g})")
+    lp = certificate["separable_pairs_lp"]
+    if lp.startswith("failed"):
+        failed.append(f"separable pairs T (LP {lp})")
+    elif (lp not in ("optimal", VERIFIED_GUESS)
+          and not certificate["farkas_bound"] <= FARKAS_RTOL):
+        failed.append(f"separable pairs T (Farkas bound {certificate['farkas_bound']:.2g} "
+                      f"> {FARKAS_RTOL:g}: some pairs outside T are undecided)")
     if certificate["max_margin_refusal"]:
         failed.append(certificate["max_margin_refusal"])
     return "certified" if not failed else "uncertified: " + "; ".join(failed)
+
+
+def _loss_infimum_bounds(data, unit, finite, certificate, status):
+    """``(lower, upper)`` around ``L* = inf CE``.
+
+    ``CE~(W~)`` is attained in the limit when the pairs of ``T`` are
+    separable, so it is an upper bound once ``T`` is proven (else the full
+    cross-entropy at ``W~`` is); it is ``L*`` up to the certified
+    ``loss_infimum_error`` when the pairs outside ``T`` are proven
+    non-separable too. Otherwise only the entropy bounds ``L*`` from below.
+    """
+    lp = certificate["separable_pairs_lp"]
+    value = finite.loss.value(finite.M)
+    if lp.startswith("failed"):
+        value = RestrictedLoss(unit, np.ones_like(unit.support_mask)).value(finite.M)
+    if status == "certified":
+        return (max(data.entropy, value - finite.loss_error), value)
+    T_proven = lp in ("optimal", VERIFIED_GUESS, "not needed")
+    outside_proven = (lp in ("optimal", VERIFIED_GUESS)
+                      or certificate["farkas_bound"] <= FARKAS_RTOL)
+    lower = (value - finite.loss_error if T_proven and outside_proven
+             and np.isfinite(finite.loss_error) else data.entropy)
+    return (max(data.entropy, lower), value)

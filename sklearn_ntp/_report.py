@@ -215,7 +215,7 @@ def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False
                                and limit.rank == data.n_contexts),
         finite_component=limit.finite_component,
         max_margin_solution=limit.max_margin_solution,
-        subspace_dim=limit.subspace.dim,
+        subspace_dim=limit.subspace_dim,
         timings=limit.timings,
         loss_infimum=limit.loss_infimum,
         n_separable_pairs=int(limit.separable_pairs.sum()),

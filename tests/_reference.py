@@ -6,6 +6,9 @@ Kronecker system and a cvxpy model over the full V x d variable.
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog, minimize
+from scipy.special import logsumexp
 
 
 def random_ntp_problem(rng, n_contexts, n_tokens, n_features, support_size):
@@ -85,3 +88,90 @@ def cross_entropy(W, H, P, pi):
     Z = H @ W.T
     log_q = Z - logsumexp(Z, axis=1, keepdims=True)
     return -np.sum(pi[:, None] * np.where(P > 0, P * log_q, 0.0))
+
+
+# The implicit-bias limit, over the explicit V x d variable.
+def pair_row(H, j, plus, minus, V):
+    E = np.zeros((V, H.shape[1]))
+    E[plus] += H[j]
+    E[minus] -= H[j]
+    return E.ravel()
+
+
+def explicit_separable_pairs(H, P):
+    """LP over vec(W) in R^{V d}: maximize sum t, ties, margins >= t; anchor = last token."""
+    m, V = P.shape
+    S = [np.flatnonzero(row > 0) for row in P]
+    ties = [pair_row(H, j, z, S[j][-1], V) for j in range(m) for z in S[j][:-1]]
+    pairs = [(j, v) for j in range(m) for v in range(V) if P[j, v] == 0]
+    margins = np.array([pair_row(H, j, S[j][-1], v, V) for j, v in pairs])
+    n, k = V * H.shape[1], len(pairs)
+    res = linprog(np.r_[np.zeros(n), -np.ones(k)],
+                  A_ub=sp.hstack([sp.csr_matrix(-margins), sp.eye(k)], format="csr"),
+                  b_ub=np.zeros(k),
+                  A_eq=sp.hstack([sp.csr_matrix(np.array(ties)), sp.csr_matrix((len(ties), k))],
+                                 format="csr") if ties else None,
+                  b_eq=np.zeros(len(ties)) if ties else None,
+                  bounds=[(None, None)] * n + [(0, 1)] * k, method="highs")
+    assert res.status == 0
+    T = np.zeros(P.shape, dtype=bool)
+    for (j, v), t in zip(pairs, res.x[n:]):
+        T[j, v] = t > 0.5
+    return T
+
+
+def basis_of_G(H, mask):
+    """Orthonormal basis (rows) of span{vec((e_z - e_z0) h_j^T) : z in S~_j}."""
+    V = mask.shape[1]
+    rows = [pair_row(H, j, z, np.flatnonzero(mask[j])[0], V)
+            for j in range(H.shape[0]) for z in np.flatnonzero(mask[j])[1:]]
+    if not rows:
+        return np.zeros((0, V * H.shape[1]))
+    _, s, Vt = np.linalg.svd(np.array(rows), full_matrices=False)
+    return Vt[s > 1e-10 * s[0]]
+
+
+def restricted_ce(W, H, P, pi, mask):
+    Z = np.where(mask, H @ W.T, -np.inf)
+    return float(pi @ (logsumexp(Z, axis=1) - np.sum(P * np.where(mask, Z, 0.0), axis=1)))
+
+
+def explicit_finite_part(H, P, pi, mask):
+    """BFGS over the coordinates of W in an orthonormal basis of G."""
+    B = basis_of_G(H, mask)
+    shape = (P.shape[1], H.shape[1])
+    if B.shape[0] == 0:  # G = {0}
+        return np.zeros(shape), restricted_ce(np.zeros(shape), H, P, pi, mask), B
+
+    def fun(c):
+        W = (c @ B).reshape(shape)
+        Z = np.where(mask, H @ W.T, -np.inf)
+        q = np.exp(Z - logsumexp(Z, axis=1, keepdims=True))
+        return restricted_ce(W, H, P, pi, mask), B @ (((q - P) * pi[:, None]).T @ H).ravel()
+
+    res = minimize(fun, np.zeros(B.shape[0]), jac=True, method="BFGS",
+                   options={"gtol": 1e-11, "maxiter": 20_000})
+    return (res.x @ B).reshape(shape), res.fun, B
+
+
+def explicit_max_margin(H, P, mask, T):
+    """cvxpy QP over the V x d variable: ties on S~, margin >= 1 on T."""
+    m, V = P.shape
+    U = cp.Variable((V, H.shape[1]))
+    logits = cp.vec(U @ H.T, order="F")  # token z of context j at j * V + z
+    tied, anchor, top, beaten = [], [], [], []
+    for j in range(m):
+        S = np.flatnonzero(mask[j])
+        tied += [j * V + z for z in S[1:]]
+        anchor += [j * V + S[0]] * (len(S) - 1)
+        beaten += [j * V + v for v in np.flatnonzero(T[j])]
+        top += [j * V + S[0]] * int(T[j].sum())
+    constraints = [logits[top] - logits[beaten] >= 1]
+    if tied:
+        constraints.append(logits[tied] == logits[anchor])
+    cp.Problem(cp.Minimize(cp.sum_squares(U)), constraints).solve(solver=cp.CLARABEL)
+    return U.value
+
+
+def ce(W, H, P, pi):
+    return restricted_ce(W, H, P, pi, np.ones(P.shape, dtype=bool))

@@ -7,10 +7,11 @@ variable, and every certified decision against an explicit LP (scipy).
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _cases import forbid_the_lp, non_separable
+from _reference import explicit_separable_pairs, pair_row
 from scipy.linalg import null_space
 from scipy.optimize import approx_fprime
 from scipy.special import logsumexp
-from test_limit import explicit_separable_pairs, forbid_the_lp, non_separable, pair_row
 
 import sklearn_ntp._farkas_bounds as bounds_module
 from sklearn_ntp._data import as_ntp_data

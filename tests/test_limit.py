@@ -8,12 +8,24 @@ and the behaviour of gradient descent by a plain numpy loop.
 
 import warnings
 
-import cvxpy as cp
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scipy.optimize import linprog, minimize
-from scipy.special import logsumexp
+from _cases import (
+    CASES,
+    forbid_the_lp,
+    incompatible_separable,
+    non_separable,
+    partially_separable,
+    partially_separable_low_rank,
+)
+from _reference import (
+    basis_of_G,
+    ce,
+    explicit_finite_part,
+    explicit_max_margin,
+    explicit_separable_pairs,
+)
 
 from sklearn_ntp import NTPLinearClassifier, NTPSeparabilityWarning
 from sklearn_ntp.datasets import make_ntp_data
@@ -24,130 +36,6 @@ from sklearn_ntp.implicit_bias import (
     log_odds_solution,
     ntp_svm,
 )
-
-
-def _random_supports(rng, H, n_tokens, support_size):
-    P = np.zeros((H.shape[0], n_tokens))
-    for j in range(H.shape[0]):
-        s = rng.choice(n_tokens, size=support_size, replace=False)
-        p = rng.uniform(0.1, 1.0, size=support_size)
-        P[j, s] = p / p.sum()
-    return P
-
-
-def partially_separable(seed=0, m=20, V=8, d=30, S=3):
-    """Overparameterized but for one context, twice another with a disjoint support."""
-    rng = np.random.default_rng(seed)
-    H = rng.standard_normal((m, d))
-    P = _random_supports(rng, H, V, S)
-    H[1] = 2 * H[0]
-    free = np.setdiff1d(np.arange(V), np.flatnonzero(P[0]))
-    P[1] = 0
-    s = rng.choice(free, size=S, replace=False)
-    P[1, s] = rng.dirichlet(np.ones(S))
-    return H, P
-
-
-def non_separable(seed=0, m=40, V=8, d=6, S=3):
-    rng = np.random.default_rng(seed)
-    H = rng.standard_normal((m, d))
-    return H, _random_supports(rng, H, V, S)
-
-
-def incompatible_separable():
-    """h_3 = h_1 + h_2 with the supports {0, 1}: the log-odds must add up, and do not."""
-    H = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    P = np.array([[0.7, 0.3, 0.0], [0.4, 0.6, 0.0], [0.2, 0.8, 0.0]])
-    return H, P
-
-
-CASES = {"partially_separable": partially_separable, "non_separable": non_separable,
-         "incompatible_separable": incompatible_separable}
-
-
-# ---------------------------------------------------------------- references
-def pair_row(H, j, plus, minus, V):
-    E = np.zeros((V, H.shape[1]))
-    E[plus] += H[j]
-    E[minus] -= H[j]
-    return E.ravel()
-
-
-def explicit_separable_pairs(H, P):
-    """LP over vec(W) in R^{V d}: maximize sum t, ties, margins >= t; anchor = last token."""
-    m, V = P.shape
-    S = [np.flatnonzero(row > 0) for row in P]
-    ties = [pair_row(H, j, z, S[j][-1], V) for j in range(m) for z in S[j][:-1]]
-    pairs = [(j, v) for j in range(m) for v in range(V) if P[j, v] == 0]
-    margins = np.array([pair_row(H, j, S[j][-1], v, V) for j, v in pairs])
-    n, k = V * H.shape[1], len(pairs)
-    res = linprog(np.r_[np.zeros(n), -np.ones(k)],
-                  A_ub=sp.hstack([sp.csr_matrix(-margins), sp.eye(k)], format="csr"),
-                  b_ub=np.zeros(k),
-                  A_eq=sp.hstack([sp.csr_matrix(np.array(ties)), sp.csr_matrix((len(ties), k))],
-                                 format="csr") if ties else None,
-                  b_eq=np.zeros(len(ties)) if ties else None,
-                  bounds=[(None, None)] * n + [(0, 1)] * k, method="highs")
-    assert res.status == 0
-    T = np.zeros(P.shape, dtype=bool)
-    for (j, v), t in zip(pairs, res.x[n:]):
-        T[j, v] = t > 0.5
-    return T
-
-
-def basis_of_G(H, mask):
-    """Orthonormal basis (rows) of span{vec((e_z - e_z0) h_j^T) : z in S~_j}."""
-    V = mask.shape[1]
-    rows = [pair_row(H, j, z, np.flatnonzero(mask[j])[0], V)
-            for j in range(H.shape[0]) for z in np.flatnonzero(mask[j])[1:]]
-    if not rows:
-        return np.zeros((0, V * H.shape[1]))
-    _, s, Vt = np.linalg.svd(np.array(rows), full_matrices=False)
-    return Vt[s > 1e-10 * s[0]]
-
-
-def restricted_ce(W, H, P, pi, mask):
-    Z = np.where(mask, H @ W.T, -np.inf)
-    return float(pi @ (logsumexp(Z, axis=1) - np.sum(P * np.where(mask, Z, 0.0), axis=1)))
-
-
-def explicit_finite_part(H, P, pi, mask):
-    """BFGS over the coordinates of W in an orthonormal basis of G."""
-    B = basis_of_G(H, mask)
-    shape = (P.shape[1], H.shape[1])
-
-    def fun(c):
-        W = (c @ B).reshape(shape)
-        Z = np.where(mask, H @ W.T, -np.inf)
-        q = np.exp(Z - logsumexp(Z, axis=1, keepdims=True))
-        return restricted_ce(W, H, P, pi, mask), B @ (((q - P) * pi[:, None]).T @ H).ravel()
-
-    res = minimize(fun, np.zeros(B.shape[0]), jac=True, method="BFGS",
-                   options={"gtol": 1e-11, "maxiter": 20_000})
-    return (res.x @ B).reshape(shape), res.fun, B
-
-
-def explicit_max_margin(H, P, mask, T):
-    """cvxpy QP over the V x d variable: ties on S~, margin >= 1 on T."""
-    m, V = P.shape
-    U = cp.Variable((V, H.shape[1]))
-    logits = cp.vec(U @ H.T, order="F")  # token z of context j at j * V + z
-    tied, anchor, top, beaten = [], [], [], []
-    for j in range(m):
-        S = np.flatnonzero(mask[j])
-        tied += [j * V + z for z in S[1:]]
-        anchor += [j * V + S[0]] * (len(S) - 1)
-        beaten += [j * V + v for v in np.flatnonzero(T[j])]
-        top += [j * V + S[0]] * int(T[j].sum())
-    constraints = [logits[top] - logits[beaten] >= 1]
-    if tied:
-        constraints.append(logits[tied] == logits[anchor])
-    cp.Problem(cp.Minimize(cp.sum_squares(U)), constraints).solve(solver=cp.CLARABEL)
-    return U.value
-
-
-def ce(W, H, P, pi):
-    return restricted_ce(W, H, P, pi, np.ones(P.shape, dtype=bool))
 
 
 # --------------------------------------------------------------------- tests
@@ -346,15 +234,6 @@ def test_inputs_are_not_modified():
     np.testing.assert_array_equal(P0.data, data0)
 
 
-def partially_separable_low_rank(seed=0, m=30, V=6, d=8, S=2):
-    """d < m, so T comes from the LP (or the probe), with one pair of collinear
-    contexts with disjoint supports."""
-    rng = np.random.default_rng(seed)
-    H = rng.standard_normal((m, d))
-    P = _random_supports(rng, H, V, S)
-    return H, P
-
-
 @pytest.mark.parametrize("case", [partially_separable, partially_separable_low_rank])
 def test_separable_pairs_do_not_depend_on_the_scale_of_features(case):
     """An invertible change of features keeps every logit pattern, hence T (checked
@@ -369,18 +248,6 @@ def test_separable_pairs_do_not_depend_on_the_scale_of_features(case):
     # The loss infimum is a property of the logit patterns too.
     assert limit.loss_infimum == pytest.approx(implicit_bias_limit(H, P).loss_infimum,
                                                rel=1e-7)
-
-
-def forbid_the_lp(monkeypatch):
-    """Every LP for T counts as too large, and solving one fails the test."""
-    import sklearn_ntp._limit as module
-    import sklearn_ntp._separable_pairs as pairs
-
-    def no_lp(*args, **kwargs):
-        raise AssertionError("the LP for T must not run")
-
-    monkeypatch.setattr(module, "LP_MAX_NONZEROS", 0)
-    monkeypatch.setattr(pairs, "linprog", no_lp)
 
 
 @pytest.mark.parametrize("case", [*CASES.values(), partially_separable_low_rank])
@@ -422,7 +289,7 @@ def test_verbose_reports_each_part_as_it_ends(capsys):
     limit = implicit_bias_limit(H, P, verbose=1)
     lines = [line for line in capsys.readouterr().out.splitlines()
              if line.startswith("implicit_bias_limit:")]
-    labels = ["rank and W*", "separable pairs T", "finite part W~", "max-margin solution U~"]
+    labels = ["orthonormal coordinates and W*", "separable pairs T", "finite part W~", "max-margin solution U~"]
     assert [line.split(": ")[1].split(" in ")[0] for line in lines] == labels
     assert f"{int(limit.separable_pairs.sum())} of " in lines[1]
     assert set(limit.timings) == {"finite_component", "separable_pairs", "max_margin_solution"}

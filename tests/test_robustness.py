@@ -398,15 +398,24 @@ def test_ntp_svm_at_tiny_scale_is_the_rescaled_solution():
 def test_nearly_identical_contexts_are_not_reported_separable_with_a_large_margin():
     X, y = np.array([[1.0, 0.0], [1.0, 1e-9], [0.0, 1.0]]), [0, 1, 2]
     report = check_ntp_separability(X, y)
-    # The first two contexts differ by 1e-9 and need different top tokens: the
-    # max margin of a unit-norm decoder is below 1e-9. It is either computed
-    # as such, or refused in the status, which names the two contexts.
-    if report.limit.certified:
-        assert report.margin < 1e-8
-    else:
-        assert np.isnan(report.margin) and report.max_margin_solution is None
-        assert "nearly collinear embeddings" in report.limit.status
-        assert "could not be certified" in str(report)
+    # The first two contexts differ by 1e-9 (in any coordinates: their rows in
+    # an orthonormal basis of the column space do) and need different top
+    # tokens: the margin of those two pairs is below 1e-9, under the reported
+    # resolution, so they are outside T; every other pair is separable.
+    conflicting = np.zeros((3, 3), dtype=bool)
+    conflicting[0, 1] = conflicting[1, 0] = True
+    order = np.lexsort(X.T[::-1])  # contexts in the order of aggregate_contexts
+    conflicting = conflicting[order]
+    T = report.limit.separable_pairs
+    np.testing.assert_array_equal(T, (~report.limit.data.support_mask) & ~conflicting)
+    assert report.limit.certificate["farkas_bound"] <= 1e-5
+    assert not report.is_separable
+    # W~ is pulled apart along the 1e-9 difference of the two contexts: no
+    # error bound can be claimed for it, and the status says why (the same
+    # reason in any coordinates), while T and U~ hold.
+    status = report.limit.status
+    assert status.startswith("uncertified: finite component W~ (no curvature bound"), status
+    assert "separable pairs" not in status and "U~" not in status
 
 
 def test_log_odds_solution_with_subnormal_probabilities():

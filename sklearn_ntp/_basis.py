@@ -1,0 +1,123 @@
+"""Orthonormal coordinates of the contexts: the geometry without the user's units.
+
+Every quantity of the implicit-bias limit that gradient descent cannot tell
+apart under an invertible change of features ``h -> A^T h`` -- the separable
+pairs ``T``, the loss infimum ``L*``, the in-support logits of ``W~``, the
+compatibility of the log-odds equations -- depends on the embeddings ``H``
+only through the column space of ``H`` in ``R^m``. Computing them from an
+orthonormal basis ``Q`` of that column space (``H = Q B^T``) makes them
+independent of the features' units, offsets and mixing: a feature measured
+in years next to an intercept column is as well conditioned as its centred
+version.
+
+The basis comes from a Householder QR with column pivoting of ``H`` with
+unit-norm columns (a column scaling, itself invertible). Householder QR is
+backward stable column by column, so the residual of each pivot column after
+the previous ones -- the sine of its angle with their span -- is accurate to
+round-off *relative to that column*; a column whose sine is below
+:data:`SPAN_RESOLUTION` counts as in the span of the others. That tolerance is
+the resolution of the whole geometry, and it is reported.
+"""
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+import scipy.linalg as la
+
+#: Sine of the angle between a (pivoted) feature column of ``H`` and the span
+#: of the previous ones below which it adds no dimension. Far above the QR's
+#: round-off (about ``m * eps``); directions of the contexts that differ by less
+#: than this relative amount are treated as one.
+SPAN_RESOLUTION = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class ContextBasis:
+    """``H = Q B^T`` with ``Q`` (n_contexts, rank) orthonormal.
+
+    Build it with :func:`context_basis`. The logits of a decoder ``W`` are
+    ``H W^T = Q (W B)^T``: ``M = W B`` is the same decoder in orthonormal
+    coordinates, and :meth:`to_features` maps such an ``M`` back.
+
+    Attributes
+    ----------
+    Q : ndarray of shape (n_contexts, rank)
+        Orthonormal basis of the column space of ``H``; its rows ``z_j`` are the
+        contexts in orthonormal coordinates (``||z_j|| <= 1``).
+    B : ndarray of shape (n_features, rank)
+        ``H = Q B^T`` up to the dropped directions.
+    rank : int
+        Dimension of the column space at :data:`SPAN_RESOLUTION`.
+    smallest_sine : float
+        Smallest sine of the angle between a kept pivot column and the span of
+        the previous ones (1 for a single column): how close the contexts' span
+        comes to losing a dimension, in any coordinates.
+    """
+
+    Q: np.ndarray
+    B: np.ndarray
+    rank: int
+    smallest_sine: float
+
+    def to_orthonormal(self, W):
+        """``M = W B``: a decoder of the features as a decoder of the rows of ``Q``."""
+        return np.asarray(W, dtype=np.float64) @ self.B
+
+    def to_features(self, M):
+        """The minimum-norm ``W`` with ``W B = M`` (the same logits on every context).
+
+        Its rows lie in the row space of ``H``; the system is solved by least
+        squares on ``B^T`` (never through ``B^T B``, whose condition number is
+        the square of the features').
+        """
+        M = np.asarray(M, dtype=np.float64)
+        if self.rank == 0:
+            return np.zeros((M.shape[0], self.B.shape[0]))
+        return la.lstsq(self.B.T, M.T, lapack_driver="gelsd")[0].T
+
+    @cached_property
+    def condition_number(self):
+        """Condition number of ``B``: how far the features are from orthonormal
+        coordinates of the contexts (1 when ``H`` has orthonormal columns)."""
+        s = np.linalg.svd(self.B, compute_uv=False)
+        return float(s[0] / s[-1]) if s.size else 1.0
+
+
+def context_basis(H):
+    """:class:`ContextBasis` of the embeddings ``H`` (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp._basis import context_basis
+    >>> x = np.array([0.0, 1.0, 3.0])
+    >>> H = np.c_[np.ones(3), x + 1e6]  # an intercept and a shifted feature
+    >>> basis = context_basis(H)
+    >>> basis.rank, bool(np.allclose(basis.Q @ basis.B.T, H))
+    (2, True)
+    >>> bool(np.allclose(basis.Q.T @ basis.Q, np.eye(2)))
+    True
+    """
+    H = np.asarray(H, dtype=np.float64)
+    m, d = H.shape
+    norms = np.linalg.norm(H, axis=0)
+    if not norms.any():
+        # Every logit is zero whatever the decoder: one zero coordinate keeps
+        # the shapes of the computations that follow.
+        return ContextBasis(Q=np.zeros((m, 1)), B=np.zeros((d, 1)), rank=0, smallest_sine=0.0)
+    scales = np.where(norms > 0, norms, 1.0)
+    Q, R, perm = la.qr(H / scales, mode="economic", pivoting=True)
+    sines = np.abs(np.diag(R))
+    # Pivoting orders the residual norms: the kept columns are a prefix.
+    rank = int(np.sum(sines > SPAN_RESOLUTION))
+    # H[:, perm] / scales[perm] = Q R, so H = Q (R P^T D) on the kept rows.
+    B = np.zeros((d, rank))
+    B[perm] = (R[:rank].T * scales[perm][:, None])
+    return ContextBasis(Q=np.ascontiguousarray(Q[:, :rank]), B=B, rank=rank,
+                        smallest_sine=float(sines[rank - 1]) if rank else 0.0)
+
+
+def orthonormal_data(data, basis):
+    """``data`` with the rows of ``basis.Q`` as its context embeddings."""
+    return replace(data, embeddings=basis.Q)
