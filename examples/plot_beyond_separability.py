@@ -6,12 +6,13 @@ Beyond separability: where GD goes anyway
 The paper's Theorem 2 needs the data to be NTP_H-compatible and
 NTP-separable. Here they are not: one context is twice another but has a
 disjoint support, so no decoder can separate both from all their
-out-of-support tokens. Gradient descent still has a limit
+out-of-support tokens. The loss of gradient descent still tends to its
+infimum ``L* > H`` (proved), and the general limit
 (:func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`, and the theory
-section "Beyond separability"): the loss tends to ``L* > H``, the projection
-on the subspace ``G`` of the effective supports tends to a finite ``W~``, and
-the rest of ``W_k`` grows along ``U~``, the max-margin direction on the pairs
-that can be separated.
+section "Beyond separability") describes where the iterates go, a conjecture
+that the run below supports: the projection on the subspace ``G`` of the
+effective supports tends to a finite ``W~``, and the rest of ``W_k`` grows
+along ``U~``, the max-margin direction on the pairs that can be separated.
 """
 
 # %%

@@ -6,6 +6,7 @@ identical rows of ``X`` are merged into one distinct context ``j`` with weight
 training set and its distinct-context summary define the same objective).
 """
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -14,7 +15,7 @@ import scipy.sparse as sp
 from scipy.special import entr
 from sklearn.utils import check_array, column_or_1d
 from sklearn.utils._param_validation import validate_params
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight
 
 #: Largest allowed deviation of a soft target row's sum from one.
@@ -177,6 +178,10 @@ def _frame_targets(frame, classes):
     the order of ``classes``; they must be the same tokens.
     """
     columns = np.asarray(frame.columns)
+    repeated = [name for name, count in Counter(columns.tolist()).items() if count > 1]
+    if repeated:  # classes_ would name one token twice: predict would be ambiguous
+        raise ValueError(f"y has duplicate column names {repeated[:5]}: the columns of a "
+                         "DataFrame y name the tokens (classes_), which must be distinct.")
     if classes is None:
         return frame.to_numpy(), columns
     if len(columns) != len(classes) or set(columns.tolist()) != set(np.asarray(classes).tolist()):
@@ -234,11 +239,19 @@ def _check_hard_targets(y, n_samples, classes):
 
 
 def _labels_of(y):
-    """Sorted distinct labels of 1-D ``y``, with errors that name ``y``."""
+    """Sorted distinct labels of 1-D ``y``, with errors that name ``y``.
+
+    Tokens are discrete: continuous float labels are refused, as by every
+    scikit-learn classifier. ``check_classification_targets`` is not used: it
+    warns that ``y`` "could represent a regression problem" whenever more than
+    half the labels are distinct, the ordinary case of next-token data (many
+    tokens, few occurrences of each).
+    """
     try:
-        # Tokens are discrete: continuous float labels are a mistake, as for
-        # every scikit-learn classifier.
-        check_classification_targets(y)
+        kind = type_of_target(y, input_name="y")
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(f"Unknown label type: {kind}. Token labels must be discrete "
+                             "(integers or strings), not continuous values.")
         return np.unique(y)
     except (ValueError, TypeError) as exc:  # TypeError: unorderable mixed labels
         raise ValueError(f"Invalid y: {exc}") from exc

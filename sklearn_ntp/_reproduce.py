@@ -40,14 +40,14 @@ RATE_OPTIMIZERS = {
     "SGD": {"solver": "sgd", "learning_rate": 0.5, "batch_size": 10},
     "Accelerated": {"solver": "accelerated", "margin_step": 64.0, "max_iter": 1000},
 }
-#: Thresholds of cos(W - W*, W^mm) whose first-hit iteration the tables report.
+#: Thresholds of cos(W - W~, U~) whose first-hit iteration the tables report.
 THRESHOLDS = (0.99, 0.999)
 #: The toy of Fig. 1-2 is trained with gradient descent only.
 TOY_OPTIMIZERS = {"GD": OPTIMIZERS["GD"]}
 #: Snapshots per run: enough for smooth curves, few enough to cost nothing.
 N_SNAPSHOTS = 2000
-#: Columns of the result tables: (summary key, header).
-#: The limit is (L*, W~, U~): (H, W*, W^mm) on compatible, separable data.
+#: Columns of the result tables: (summary key, header), in the general
+#: limit's names (:data:`NOTATION`).
 COLUMNS = (
     ("excess_loss", "CE - L*"),
     ("norm", "||W||"),
@@ -55,6 +55,13 @@ COLUMNS = (
     ("corrected_alignment", "cos(W - W~, U~)"),
     ("subspace_error", "||P_G(W) - W~||"),
 )
+#: The tables' names, explained once in ``summary.md`` (and in the README).
+NOTATION = ("The tables use the names of the general limit (`implicit_bias_limit`), "
+            "defined on any data: the loss infimum `L*`, the finite part `W~` in its "
+            "subspace `G` (`P_G`: the projection onto `G`) and the max-margin solution "
+            "`U~`. On compatible, separable data, as the paper's, they are the entropy "
+            "`H`, `W*`, `F` and `W^mm`. `CE - L*` is the excess loss; `k to c` is the "
+            "first recorded iteration with `cos(W - W~, U~) >= c`.")
 #: Gradient tolerance of both L-BFGS fits of the corpus study.
 FIT_TOL = 1e-6
 FIGURES = {
@@ -257,9 +264,10 @@ def summary_markdown(summary):
         "# sklearn-ntp: reproduction of the paper's experiments",
         "",
         f"{settings['iterations']} iterations per optimizer, seed {settings['seed']}, "
-        "LeCun-normal initialization; final values (CE - L* is the excess loss over "
-        "the loss infimum L*, which is the entropy H on the paper's data). Run again "
-        f"with `sklearn-ntp reproduce --iterations {settings['iterations']} --seed {settings['seed']}`.",
+        "LeCun-normal initialization; final values. Run again with `sklearn-ntp "
+        f"reproduce --iterations {settings['iterations']} --seed {settings['seed']}`.",
+        "",
+        NOTATION,
         "",
         _section("Toy data (paper Fig. 1-2)", summary["toy"]),
         _section("Overparameterized data (paper App. A.2, Fig. 3-5)",

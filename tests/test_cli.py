@@ -139,6 +139,14 @@ def test_reproduce_prints_tables_and_writes_markdown(reproduced):
     assert str(out / "summary.json") in stdout
 
 
+def test_reproduce_explains_the_general_limit_names_before_the_tables(reproduced):
+    """The tables say L*, W~, U~, P_G; the notes say what these are on the paper's data."""
+    notes = (reproduced[3] / "summary.md").read_text().split("\n## ")[0]
+    for general, paper in (("L*", "H"), ("W~", "W*"), ("U~", "W^mm"), ("G", "F")):
+        assert general in notes and paper in notes
+    assert "P_G" in notes and "cos(W - W~, U~)" in notes
+
+
 def test_reproduce_quick_is_quiet_and_draws_no_figures(tmp_path):
     code, stdout, stderr = run(["reproduce", "--quick", "--iterations", "20", "--seed",
                                 str(SEED), "--out", str(tmp_path)])

@@ -103,6 +103,23 @@ def test_dataframe_columns_become_the_tokens():
         clf.score(X, frame.rename(columns={"mat": "rug"}), w)
 
 
+@pytest.mark.parametrize("names", [["a", "a", "b"], [0, 1, 1]])
+def test_duplicate_dataframe_columns_are_refused(names):
+    """Column names are the tokens: a repeated name would make ``predict`` ambiguous."""
+    frame = pd.DataFrame(np.full((4, 3), 1 / 3), columns=names)
+    X = np.eye(4)
+    duplicate = repr(names[1])
+    for call in (lambda: NTPLinearClassifier(max_iter=3).fit(X, frame),
+                 lambda: aggregate_contexts(X, frame),
+                 lambda: check_ntp_separability(X, frame)):
+        with pytest.raises(ValueError, match=rf"y has duplicate column names \[{duplicate}\]"):
+            call()
+    fitted = NTPLinearClassifier(max_iter=3, compute_implicit_bias=False)
+    fitted.fit(X, frame.set_axis(["a", "b", "c"], axis=1))
+    with pytest.raises(ValueError, match="y has duplicate column names"):
+        fitted.score(X, frame.set_axis(["a", "b", "b"], axis=1))
+
+
 def test_dense_synthetic_targets_work_with_cross_val_score():
     X, Y, w = make_ntp_data(random_state=0)
     _, dense, w_dense = make_ntp_data(random_state=0, sparse_targets=False)

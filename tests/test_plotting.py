@@ -7,7 +7,6 @@ entropy sum), never against the plotting code itself.
 
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from _reference import kronecker_log_odds_solution, naive_ntp_svm  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
-from sklearn_ntp import NTPLinearClassifier, NTPSeparabilityWarning  # noqa: E402
+from sklearn_ntp import NTPLinearClassifier  # noqa: E402
 from sklearn_ntp.datasets import make_ntp_data, make_toy_ntp_data  # noqa: E402
 from sklearn_ntp.plotting._implicit_bias import (  # noqa: E402
     NO_MARGIN_DIRECTION,
@@ -28,6 +27,7 @@ from sklearn_ntp.plotting._implicit_bias import (  # noqa: E402
 )
 from sklearn_ntp.plotting import (  # noqa: E402
     ImplicitBiasDisplay,
+    plot_convergence_rates,
     plot_probability_matrix,
     plot_word_embeddings,
 )
@@ -296,3 +296,26 @@ def test_probability_matrix_accepts_sparse(toy):
 def test_probability_matrix_rejects_bad_input(y, match):
     with pytest.raises(ValueError, match=match):
         plot_probability_matrix(y)
+
+
+def test_convergence_rates_keep_coinciding_curves_visible_and_label_both_panels():
+    """SGD over contexts follows GD: identical curves must both show, with a legend."""
+    k = np.array([1, 10, 100, 1000])
+    curve = (k, 1 / np.log1p(k), 1 / np.log1p(k) ** 2)
+    axes = plot_convergence_rates({"GD": curve, "SGD": curve, "Adam": curve})
+    for ax in axes:
+        assert [text.get_text() for text in ax.get_legend().get_texts()] == [
+            "GD", "SGD", "Adam"]
+        gd, sgd, adam = ax.get_lines()[:3]
+        np.testing.assert_array_equal(gd.get_ydata(), sgd.get_ydata())
+        styles = {(line.get_marker(), str(line.get_linestyle())) for line in (gd, sgd, adam)}
+        assert len(styles) == 3
+        # The earlier curve is on top with larger hollow markers, so the later
+        # one shows inside them.
+        assert gd.get_zorder() > sgd.get_zorder() > adam.get_zorder()
+        assert gd.get_markersize() > sgd.get_markersize()
+        assert gd.get_markerfacecolor() == "none"
+    # Mathematical symbols are typeset (mathtext), not written as plain text.
+    assert axes[0].get_ylabel() == r"$|1 - \gamma(W_k - W^\star) / \gamma^\star|$"
+    assert axes[1].get_ylabel() == r"$1 - \cos(W_k - W^\star, W^{\mathrm{mm}})$"
+    axes[0].figure.canvas.draw()  # mathtext parses

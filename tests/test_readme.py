@@ -24,3 +24,16 @@ def test_readme_shows_the_setup_and_test_commands():
     assert "\npytest" in text
     figure = re.search(r"!\[[^\]]*\]\(([^)]+)\)", text).group(1)
     assert (README.parent / figure).is_file()
+
+
+def test_readme_relates_the_general_limit_names_to_the_papers_once():
+    paragraph = " ".join(README.read_text().split())
+    statement = ("`L*`, `W~`, `U~` and `G` are the names for any data (`reproduce`'s tables use "
+                 "them): when both conditions hold they are `H`, `W*`, `W^mm` and `F`.")
+    assert paragraph.count(statement) == 1
+
+
+def test_readme_says_why_the_iris_snippet_skips_the_limit():
+    text = README.read_text()
+    snippet_end = text.index("compute_implicit_bias=False))")
+    assert "`compute_implicit_bias=False` skips the implicit-bias limit" in text[snippet_end:]

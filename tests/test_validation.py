@@ -222,6 +222,35 @@ def test_predictions_whose_logits_overflow_are_refused():
             method(X)
 
 
+@pytest.mark.parametrize("kind", ["labels", "soft"])
+def test_as_many_tokens_as_contexts_is_not_taken_for_regression(kind):
+    """One context per token is ordinary next-token data, not a regression target.
+
+    scikit-learn's ``check_classification_targets`` warns that such ``y``
+    "could represent a regression problem"; no entry point may.
+    """
+    rng = np.random.default_rng(0)
+    m = 30  # scikit-learn warns above 20 samples with more than half distinct labels
+    X = rng.normal(size=(m, m + 5))
+    y = rng.permutation(m) if kind == "labels" else rng.dirichlet(np.ones(m), size=m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = NTPLinearClassifier(solver="lbfgs", alpha=1e-2).fit(X, y)
+        clf.score(X, y)
+        check_ntp_separability(X, y)
+        ntp_cross_entropy(y, clf.predict_proba(X))
+    assert len(clf.classes_) == m
+
+
+def test_continuous_labels_are_still_refused():
+    """Non-integral float labels are a regression target, refused as by scikit-learn."""
+    y = np.random.default_rng(0).normal(size=30)
+    for call in (lambda: NTPLinearClassifier(max_iter=3).fit(np.eye(30), y),
+                 lambda: aggregate_contexts(np.eye(30), y)):
+        with pytest.raises(ValueError, match="Invalid y: Unknown label type: continuous"):
+            call()
+
+
 @pytest.mark.parametrize("y", [[[0.5, 0.5], [1.0]], [[1.0, 0.0], "a"]])
 def test_ragged_targets_are_named(y):
     with pytest.raises(ValueError, match="Invalid y"):

@@ -11,8 +11,14 @@ from .._classifier import NTPLinearClassifier
 from .._metrics import ntp_margin
 
 #: Reference rates drawn as dashed lines: (label, function of t).
-REFERENCE_RATES = (("1/log t", lambda t: 1 / np.log(t)), ("1/t", lambda t: 1 / t),
-                   ("1/t^2", lambda t: 1 / t ** 2))
+REFERENCE_RATES = ((r"$1/\log t$", lambda t: 1 / np.log(t)), (r"$1/t$", lambda t: 1 / t),
+                   (r"$1/t^2$", lambda t: 1 / t ** 2))
+#: Marker and line style of each curve, in turn: optimizers whose curves
+#: coincide (SGD over contexts follows GD) stay visible.
+CURVE_STYLES = (("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", (0, (5, 1, 1, 1))))
+#: Axis labels (mathtext): the margin gap and the alignment error.
+MARGIN_GAP_LABEL = r"$|1 - \gamma(W_k - W^\star) / \gamma^\star|$"
+MISALIGNMENT_LABEL = r"$1 - \cos(W_k - W^\star, W^{\mathrm{mm}})$"
 
 
 def convergence_rate_curve(params, data, n_iter, W_star, W_mm, *, seed=0, n_points=12):
@@ -78,8 +84,8 @@ def plot_convergence_rates(curves, axes=None):
     Returns
     -------
     axes : pair of matplotlib Axes
-        Margin gap (left) and alignment error (right), with dashed reference
-        rates ``1/log t``, ``1/t`` and ``1/t^2``.
+        Margin gap (left) and alignment error (right), each with a legend
+        and dashed reference rates ``1/log t``, ``1/t`` and ``1/t^2``.
 
     Examples
     --------
@@ -98,17 +104,23 @@ def plot_convergence_rates(curves, axes=None):
         axes = plt.subplots(1, 2, figsize=(11, 4.5))[1]
     t_max = max(max(curve[0][-1] for curve in curves.values()), 20)
     t = np.geomspace(10, t_max, 50)
-    for name, (budgets, gap, error) in curves.items():
-        axes[0].loglog(budgets, gap, "o-", ms=3, label=name)
-        axes[1].loglog(budgets, error, "o-", ms=3, label=name)
+    for index, (name, (budgets, gap, error)) in enumerate(curves.items()):
+        marker, linestyle = CURVE_STYLES[index % len(CURVE_STYLES)]
+        # Hollow markers, larger for earlier curves, which are also drawn on
+        # top: a curve lying on a later one still shows.
+        style = {"marker": marker, "linestyle": linestyle, "label": name,
+                 "markerfacecolor": "none", "ms": 7 - 4 * index / len(curves),
+                 "zorder": 3 + len(curves) - index}
+        axes[0].loglog(budgets, gap, **style)
+        axes[1].loglog(budgets, error, **style)
     for ax in axes:
         for label, rate in REFERENCE_RATES:
             ref = 0.3 * rate(t) / rate(t[0])
             ax.loglog(t, ref, "--", color="gray", lw=0.8)
             ax.annotate(label, (t[-1], ref[-1]), fontsize=8, color="gray")
-        ax.set_xlabel("iteration k")
-    axes[0].set_ylabel("|1 - gamma(W_k - W*) / gamma*|")
-    axes[1].set_ylabel("1 - cos(W_k - W*, W^mm)")
-    axes[1].legend(fontsize=8)
+        ax.set_xlabel("iteration $k$")
+        ax.legend(fontsize=8, loc="lower left")
+    axes[0].set_ylabel(MARGIN_GAP_LABEL)
+    axes[1].set_ylabel(MISALIGNMENT_LABEL)
     axes[0].figure.suptitle("Rates of directional convergence (App. A.2)")
     return axes
