@@ -24,3 +24,13 @@ def test_readme_shows_the_setup_and_test_commands():
     assert "\npytest" in text
     figure = re.search(r"!\[[^\]]*\]\(([^)]+)\)", text).group(1)
     assert (README.parent / figure).is_file()
+
+
+def test_readme_names_exactly_the_formats_check_reads():
+    from sklearn_ntp._cli import READERS
+
+    text = " ".join(README.read_text().split())
+    sentence = text[text.index("python -m sklearn_ntp check"):]
+    sentence = sentence[:sentence.index("python -m sklearn_ntp corpus")]
+    assert "exactly two formats" in sentence and len(READERS) == 2
+    assert all(f"`{suffix}`" in sentence for suffix in READERS)
