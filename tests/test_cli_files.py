@@ -5,14 +5,18 @@ against entropies summed by hand from the raw rows.
 """
 
 import io
+import os
 import re
 import zipfile
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from test_cli import assert_one_line_error, printed_entropy, run
 
+from sklearn_ntp._cli import READERS, InputError, _BoundedReader, load_data_file
 from sklearn_ntp._reproduce import reproduce
 
 LOG2 = np.log(2.0)
@@ -207,3 +211,148 @@ def test_encrypted_member_is_a_one_line_error(tmp_path):
     code, _, stderr = run(["check", str(path)])
     assert_one_line_error(code, stderr)
     assert "encrypted" in stderr
+
+
+# --- files that are not regular files ----------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.timeout(30)  # reading /dev/zero never ends: a regression must not hang
+@pytest.mark.parametrize("name", ["zeros.csv", "zeros.npz"])
+def test_symlink_to_a_device_is_refused_before_reading(tmp_path, name):
+    path = tmp_path / name
+    path.symlink_to("/dev/zero")
+    # --max-size keeps a regression of the type check from reading without end.
+    code, stdout, stderr = run(["check", "--max-size", "1K", str(path)])
+    assert_one_line_error(code, stderr)
+    assert f"{path} is a character device (through a symbolic link)" in stderr
+    assert "regular files" in stderr and stdout == ""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.timeout(30)  # opening a pipe without a writer blocks: must not hang
+@pytest.mark.parametrize("name", ["pipe.csv", "pipe.npz"])
+def test_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path, name):
+    path = tmp_path / name
+    os.mkfifo(path)
+    code, _, stderr = run(["check", str(path)])
+    assert_one_line_error(code, stderr)
+    assert f"{path} is a named pipe; check reads only regular files" in stderr
+
+
+@pytest.mark.parametrize("name", ["data", "data.csv"])
+def test_directory_is_named_as_such(tmp_path, name):
+    path = tmp_path / name
+    path.mkdir()
+    code, _, stderr = run(["check", str(path)])
+    assert_one_line_error(code, stderr)
+    assert f"{path} is a directory; give the path of a .npz or .csv file" in stderr
+    assert "unsupported file type" not in stderr and "Errno" not in stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_bytes_read_are_capped_when_the_size_on_disk_is_wrong(tmp_path):
+    # /proc files are regular files of size 0 that hold text: only counting
+    # the bytes read can apply --max-size to them (or to a growing file).
+    source = Path("/proc/self/status")
+    assert source.stat().st_size == 0 and len(source.read_bytes()) > 100
+    path = tmp_path / "status.csv"
+    path.symlink_to(source)
+    code, _, stderr = run(["check", "--max-size", "100", str(path)])
+    assert_one_line_error(code, stderr)
+    assert f"{path} has more bytes than --max-size 100" in stderr
+
+
+@pytest.mark.parametrize("limit, refused", [(10, False), (9, True)])
+def test_bounded_reader_gives_exactly_the_limit(tmp_path, limit, refused):
+    reader = io.BufferedReader(_BoundedReader(tmp_path, io.BytesIO(b"x" * 10), limit))
+    if refused:
+        with pytest.raises(InputError, match=f"more bytes than --max-size {limit}"):
+            reader.read()
+    else:
+        assert reader.read() == b"x" * 10
+
+
+def test_check_help_states_the_formats_and_the_label_rule():
+    code, stdout, _ = run(["check", "--help"])
+    text = " ".join(stdout.split())
+    assert code == 0 and "in one of two formats (no other is read)" in text
+    assert all(suffix in text for suffix in READERS)
+    assert "compared as numbers (1, 1.0 and 1e0 are one token)" in text
+
+
+# --- .csv token labels ---------------------------------------------------------------
+
+
+def _csv_entropy(rows):
+    """Entropy of the next token given the context, tokens compared as floats."""
+    pairs = Counter((tuple(row[:-1]), float(row[-1])) for row in rows)
+    contexts = Counter(tuple(row[:-1]) for row in rows)
+    n = len(rows)
+    return -sum(c / n * np.log(c / contexts[ctx]) for (ctx, _), c in pairs.items())
+
+
+@pytest.mark.parametrize("spelling", ["1.0", "1.", "1e0", "+1", "01", " 1.000 "])
+def test_numeric_labels_are_compared_as_numbers(tmp_path, spelling):
+    rows = [["1", "0", "1"], ["1", "0", spelling], ["0", "1", "2"], ["0", "1", "2"],
+            ["1", "0", "2"]]
+    path = tmp_path / "numeric.csv"
+    path.write_text("".join(",".join(row) + "\n" for row in rows))
+    code, stdout, _ = run(["check", str(path)])
+    assert code == 0
+    assert re.search(r"tokens V\s+2\n", stdout)
+    assert printed_entropy(stdout) == pytest.approx(_csv_entropy(rows), rel=1e-5)
+    y = load_data_file(path)[1]
+    assert y.dtype == np.int64 and y.tolist() == [1, 1, 2, 2, 2]
+
+
+@pytest.mark.parametrize("labels, expected", [
+    # Not all numbers: compared as text.
+    pytest.param(["1", "1.0", "a"], ["1", "1.0", "a"], id="text"),
+    # Numbers, not all whole: text tokens spelled as on their earliest line.
+    pytest.param(["0.50", "0.5", "1.5", "15e-1"], ["0.50", "0.50", "1.5", "1.5"],
+                 id="fractions"),
+    # Whole numbers at the ends of the 64-bit range.
+    pytest.param([str(np.iinfo(np.int64).max), "-" + str(np.iinfo(np.int64).max), "0",
+                  "-0"], [np.iinfo(np.int64).max, -np.iinfo(np.int64).max, 0, 0],
+                 id="int64-range"),
+    # A long label that is text is only a name.
+    pytest.param(["a", "1" * 100_000], ["a", "1" * 100_000], id="long-text"),
+])
+def test_token_values_follow_the_documented_rule(tmp_path, labels, expected):
+    path = tmp_path / "labels.csv"
+    path.write_text("".join(f"{i + 1},{label}\n" for i, label in enumerate(labels)))
+    assert load_data_file(path)[1].tolist() == expected
+
+
+def test_numeric_first_row_is_data_when_its_label_equals_a_token_as_a_number(tmp_path):
+    path = tmp_path / "onehot.csv"
+    path.write_text("0,1,1.0\n1,0,1\n1,0,2\n")
+    code, stdout, _ = run(["check", str(path)])
+    assert code == 0
+    assert re.search(r"distinct contexts m\s+2\n", stdout)
+
+
+@pytest.mark.parametrize("content, message", [
+    pytest.param("1,0,\n0,1,\n1,0,\n",
+                 "line 2 has an empty token label (its last field); give every row a "
+                 "label, and remove the comma that ends the rows", id="trailing-comma"),
+    pytest.param("1,0," + "1" * 100_000 + "\n0,1,2\n",
+                 "line 1: the token label '111111111111...' (100000 characters) is a "
+                 "number beyond the range of 64-bit integers", id="100000-digits"),
+    pytest.param("1,0,9223372036854775808\n0,1,2\n",
+                 "line 1: the token label '9223372036854775808' is a number beyond the "
+                 "range", id="2**63"),
+    pytest.param("1,0,2\n0,1,1e99999999999999999999\n",
+                 "line 2: the token label '1e99999999999999999999' is a number with too "
+                 "large an exponent", id="exponent"),
+    pytest.param("1,0,a\n0,1," + "b" * 200_000 + "\n",
+                 "line 2: field larger than field limit", id="200000-characters"),
+])
+def test_csv_label_errors_name_the_line_and_the_fix(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    code, stdout, stderr = run(["check", str(path)])
+    assert_one_line_error(code, stderr)
+    assert f"{path} {message}" in stderr and stdout == ""
+    assert "int_max_str_digits" not in stderr and "single token" not in stderr

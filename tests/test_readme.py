@@ -37,3 +37,13 @@ def test_readme_says_why_the_iris_snippet_skips_the_limit():
     text = README.read_text()
     snippet_end = text.index("compute_implicit_bias=False))")
     assert "`compute_implicit_bias=False` skips the implicit-bias limit" in text[snippet_end:]
+
+
+def test_readme_names_exactly_the_formats_check_reads():
+    from sklearn_ntp._cli import READERS
+
+    text = " ".join(README.read_text().split())
+    sentence = text[text.index("python -m sklearn_ntp check"):]
+    sentence = sentence[:sentence.index("python -m sklearn_ntp corpus")]
+    assert "exactly two formats" in sentence and len(READERS) == 2
+    assert all(f"`{suffix}`" in sentence for suffix in READERS)
