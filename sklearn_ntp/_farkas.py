@@ -5,6 +5,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from ._basis import context_basis, orthonormal_data
 from ._exceptions import CertificationError
 from ._svm_certificate import degenerate_message
 
@@ -35,7 +36,7 @@ def margin_bound(A, H):
     return float(np.linalg.norm(A @ H)) / max(total, np.finfo(float).tiny)
 
 
-def separability_certificate(data, rank, options=None):
+def separability_certificate(data, options=None):
     """Verified Farkas certificate that (6a)-(6b) are infeasible, or ``None``.
 
     The constraints are infeasible exactly when some dual matrix ``A`` (zero-sum
@@ -50,16 +51,23 @@ def separability_certificate(data, rank, options=None):
     an out-of-support pair of a non-basis context is then a simple bound, and
     only pairs of the ``r`` basis contexts need LP rows.
 
+    Feasibility does not depend on the features' coordinates, and neither
+    does ``A H = 0`` (it says that the rows of ``A`` are orthogonal to the
+    column space of ``H``): the LP is solved for an orthonormal basis ``Q`` of
+    that column space (:mod:`._basis`), so badly scaled or offset features
+    cost it nothing, and its margin bound is measured there.
+
     ``options`` are passed to HiGHS (e.g. ``{"time_limit": 60}``). A failed LP
     raises :class:`CertificationError` (never read as "no certificate"), and so
     does a direction whose residual ``A H`` is too large to be a certificate:
     the data are then numerically degenerate.
     """
     off = ~data.support_mask.T  # (V, m)
+    coordinates = context_basis(data.embeddings)
+    rank = coordinates.rank
     if rank == data.n_contexts or not off.any():
         return None
-    H = np.asarray(data.embeddings, dtype=np.float64)
-    H = H / max(float(np.linalg.norm(H, axis=1).max()), np.finfo(float).tiny)
+    H = coordinates.Q
     V, m = off.shape
     pivots = la.qr(H.T, mode="economic", pivoting=True)[2]
     basis, rest = pivots[:rank], pivots[rank:]
@@ -109,7 +117,8 @@ def separability_certificate(data, rank, options=None):
     if bound > MARGIN_BOUND_ATOL:
         raise CertificationError(
             "Separability cannot be decided: the best Farkas direction still allows "
-            f"a margin of {bound:.2g}. " + degenerate_message(data),
+            f"a margin of {bound:.2g} (in orthonormal coordinates of the contexts). "
+            + degenerate_message(orthonormal_data(data, coordinates)),
             status="degenerate", residuals={"margin_bound": bound},
         )
     return A

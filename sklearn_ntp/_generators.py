@@ -42,6 +42,18 @@ class PairGenerators:
     def __len__(self):
         return self.plus.size
 
+    def dense_rows(self, max_entries):
+        """The rows ``vec(generator)`` on the tokens they touch, token-major, or
+        None when that matrix would have more than ``max_entries`` entries."""
+        tokens, index = np.unique(np.r_[self.plus, self.minus], return_inverse=True)
+        n, k, d = len(self), tokens.size, self.H.shape[1]
+        if n * k * d > max_entries:
+            return None
+        rows, g = np.zeros((n, k, d)), np.arange(n)
+        rows[g, index[:n]] += self.H[self.context]
+        rows[g, index[n:]] -= self.H[self.context]
+        return rows.reshape(n, k * d)
+
     def gram(self):
         """Gram matrix of the generators in the Frobenius inner product.
 
@@ -124,12 +136,16 @@ class GramSolver:
     def __init__(self, G):
         n = G.shape[0]
         self._chol = None
+        #: Smallest squared Cholesky pivot over the largest diagonal entry (0
+        #: when the Cholesky factorization is not used): about ``1 / cond(G)``.
+        self.pivot_ratio = 0.0
         scale = max(float(np.max(np.diag(G), initial=0.0)), np.finfo(float).tiny)
         if n:
             try:
                 chol = la.cho_factor(G, lower=True)
-                if np.min(np.diag(chol[0])) ** 2 > RANK_RTOL * scale:
-                    self._chol, self.rank = chol, n
+                ratio = float(np.min(np.diag(chol[0])) ** 2) / scale
+                if ratio > RANK_RTOL:
+                    self._chol, self.rank, self.pivot_ratio = chol, n, ratio
             except la.LinAlgError:
                 pass
         if self._chol is None:

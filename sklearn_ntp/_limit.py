@@ -1,7 +1,11 @@
-"""The limit of gradient descent on any data: :func:`implicit_bias_limit`.
+"""The effective-support limit ``(T, W~, U~, L*)`` of any data: :func:`implicit_bias_limit`.
 
-Beyond the paper's two conditions the same picture holds with effective
-supports (docs, "Beyond separability"):
+Beyond the paper's two conditions, effective supports give the infimum
+``L* = inf CE`` (which gradient descent's loss reaches on any data) and the
+candidates ``W~`` and ``U~`` for where its iterates go: proved when ``T`` is
+empty, conjectured otherwise (docs, "Beyond separability"). Every part is
+computed in orthonormal coordinates of the contexts' column space
+(:mod:`._basis`), so it does not depend on the features' units:
 
 1. ``T``, the separable off-support pairs: every off-support pair when ``H``
    has full row rank or the NTP-SVM of the data is feasible; none when the
@@ -15,9 +19,10 @@ supports (docs, "Beyond separability"):
 4. ``U~``, the NTP-SVM of the effective supports (ties on ``S~``, margin one
    on ``T``), solved by :func:`~sklearn_ntp.implicit_bias.ntp_svm`.
 
-Each part carries its certificate: stationarity of ``W~``, the KKT conditions
-of ``U~``, and a Farkas bound showing that no direction of the cone separates
-a pair outside ``T`` (from a stationary point, without an LP).
+Each part carries its certificate: an error bound for ``W~`` and ``L*``
+(:mod:`._error_bounds`), the KKT conditions of ``U~``, and a Farkas bound
+showing that no direction of the cone has a margin above a reported
+resolution on a pair outside ``T`` (from a stationary point, without an LP).
 """
 
 import time
@@ -33,12 +38,13 @@ from ._data import NTPData, as_ntp_data, with_support
 from ._error_bounds import finite_part_error
 from ._exceptions import CertificationError, NotNTPSeparableError
 from ._farkas_bounds import FARKAS_RTOL, farkas_bounds, pair_bounds, unresolved_pairs
+from ._generators import PairGenerators, support_pairs
 from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
 from ._separable_pairs import SeparablePairsError, lp_size, separable_pairs
 from ._subspace import DataSubspace
 from ._svm import EAGER_LP_VARIABLES, solve_ntp_svm
 from ._svm import METHODS as SVM_METHODS
-from ._svm_certificate import FEASIBILITY_RTOL, GAP_RTOL
+from ._svm_certificate import DENSE_GENERATOR_ENTRIES, FEASIBILITY_RTOL, GAP_RTOL
 
 #: Nonzeros above which the linear program for ``T`` is not built (about
 #: 1.5 GiB in HiGHS); ``T`` is then guessed and verified instead.
@@ -64,7 +70,7 @@ FEATURE_MAP_RTOL = 1e-7
 
 @dataclass(frozen=True, eq=False)
 class ImplicitBiasLimit:
-    """The limit of gradient descent on the NTP loss, for any data.
+    """The effective-support limit of the NTP loss: ``T``, ``W~``, ``U~`` and ``L*``.
 
     Built by :func:`implicit_bias_limit`; see its documentation.
 
@@ -248,12 +254,20 @@ class CenteredRowSpace:
 
 def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_method="auto",
                         verbose=0):
-    """The limit of gradient descent on the NTP loss, on any data.
+    """The effective-support limit of the NTP loss, on any data, certified.
 
-    ``W_k ~ W~ + ||P_perp W_k|| U~ / ||U~||`` with ``CE(W_k) -> L*``: the
-    paper's ``(W*, W^mm, H)`` when the data are NTP_H-compatible and
-    NTP-separable, the effective-support limit otherwise (see the theory
-    section "Beyond separability").
+    Gradient descent with a stable step has ``CE(W_k) -> L*`` on any data.
+    When the data are NTP_H-compatible and NTP-separable, ``(W~, U~, L*)``
+    are the paper's ``(W*, W^mm, H)`` and ``W_k ~ W~ + ||P_perp W_k|| U~ / ||U~||``
+    (Theorem 2); when no pair is separable, ``W_k -> W~`` (proved); in
+    between the same picture is conjectured and checked numerically (see
+    the theory sections "Beyond separability" and "Certificates").
+
+    ``T``, ``L*``, the in-support logits of ``W~`` and compatibility are
+    computed in an orthonormal basis of the column space of ``H``: the same
+    under any invertible change of features (a feature offset next to an
+    intercept, units, mixing). ``U~`` is the minimum-norm solution in the
+    features' own metric, where gradient descent runs.
 
     Parameters
     ----------
@@ -277,7 +291,7 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         pairs the bounds leave unresolved are a guess of ``T``, enlarged
         until the bounds of its effective supports hold and then proved by a
         certified ``U~`` (no LP at all). ``"lp"`` always solves the LP.
-    svm_method : {"auto", "interior-point", "dual-cd", "cvxpy"}, default="auto"
+    svm_method : {"auto", "interior-point", "dual-cd", "cvxpy", "active-set"}, default="auto"
         Solver of every NTP-SVM on the way (``U~``), as ``method`` of
         :func:`ntp_svm`; ``"cvxpy"`` hands the row-space formulation to an
         installed cvxpy solver (Clarabel by default).
@@ -439,20 +453,40 @@ def _in_features(data, basis, effective, M):
     The minimum-norm decoder with the logits of ``M`` lies in ``G`` when every
     effective support is the whole vocabulary (``G`` is then every centred
     matrix with rows in the row space of ``H``); otherwise its projection onto
-    ``G`` is, with the same logits on the effective supports. ``error`` is
-    the largest change of a logit difference on ``S~_j`` that the change of
-    coordinates caused, relative to ``max(1, max |logit|)``: it stays at
-    round-off unless the features themselves are badly conditioned.
+    ``G`` is (:func:`_project_on_G`), with the same logits on the effective
+    supports. ``error`` is the largest change of a logit difference on
+    ``S~_j`` that the change of coordinates caused, relative to
+    ``max(1, max |logit|)``: it stays at round-off unless the features
+    themselves are badly conditioned.
     """
     W = basis.to_features(M)
     if not effective.all():
-        W = DataSubspace(with_support(data, effective)).project(W)
+        W = _project_on_G(with_support(data, effective), W)
     H = np.asarray(data.embeddings, dtype=np.float64)
     target = basis.Q @ M.T
     change = np.where(effective, H @ W.T - target, np.nan)
     spread = np.nanmax(change, axis=1) - np.nanmin(change, axis=1)
     scale = max(1.0, float(np.max(np.abs(target), initial=0.0)))
     return W, float(np.max(spread, initial=0.0)) / scale
+
+
+def _project_on_G(effective_data, W):
+    """``P_G(W)`` in the features' coordinates.
+
+    While the generator matrix is small, from an orthonormal basis of its row
+    space (SVD: ``eps cond`` of the features, where the generators' Gram
+    matrix of :class:`DataSubspace` loses its square); else by that class.
+    """
+    generators = PairGenerators(*support_pairs(effective_data), effective_data.embeddings,
+                                effective_data.n_tokens)
+    rows = generators.dense_rows(DENSE_GENERATOR_ENTRIES) if len(generators) else None
+    if rows is None:
+        return DataSubspace(effective_data).project(W) if len(generators) else 0.0 * W
+    tokens = np.unique(np.r_[generators.plus, generators.minus])
+    span = la.orth(rows.T)
+    projected = np.zeros_like(W)
+    projected[tokens] = (span @ (span.T @ W[tokens].ravel())).reshape(tokens.size, -1)
+    return projected
 
 
 def _separable_pairs(unit, rank, method, solve):

@@ -19,11 +19,14 @@ certificate (:mod:`._svm_certificate`); an uncertified result is refused.
 Infeasibility is decided by a verified Farkas certificate (:mod:`._farkas`).
 """
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import scipy.linalg as la
 
+from ._active_set import ACTIVE_SET_ENTRIES, active_set_size, active_set_svm
+from ._basis import context_basis, orthonormal_data
 from ._data import as_ntp_data
 from ._dual_cd import MAX_BLOCK, sequential_dual
 from ._exceptions import CertificationError, NotNTPSeparableError
@@ -47,6 +50,12 @@ __all__ = ["embedding_rank", "kkt_violation", "ntp_svm"]
 
 #: Smallest singular-value ratio of H for the interior point on K itself.
 WELL_CONDITIONED = 1e-4
+#: Condition number of the features (against orthonormal coordinates of the
+#: contexts) above which a refusal names them as the cause.
+ILL_CONDITIONED = 1e6
+#: ... and above which ``method="auto"`` takes the active-set method while it
+#: fits (dual methods on ``H H^T`` lose the square of it).
+ACTIVE_SET_CONDITION = 1e3
 #: Relative ridges of the lifted embeddings tried for degenerate Gram matrices.
 LIFTS = (1e-7, 1e-9, 1e-11)
 #: ``method="auto"`` uses the interior point up to this many contexts ...
@@ -65,14 +74,13 @@ MAX_EPOCHS = 3000
 #: whose iterations each cost as much as half an epoch.
 POLISH_RTOL = 1e-2
 POLISH_RTOL_CG = 1e-5
-METHODS = ("auto", "interior-point", "dual-cd", "cvxpy")
+METHODS = ("auto", "interior-point", "dual-cd", "cvxpy", "active-set")
 
 
 def embedding_rank(H):
-    """Return ``(s, rank)``: singular values of ``H`` and its numerical rank."""
-    s = np.linalg.svd(H, compute_uv=False)
-    rank = int(np.sum(s > np.sqrt(RANK_RTOL) * s[0])) if s.size and s[0] > 0 else 0
-    return s, rank
+    """Return ``(s, rank)``: singular values of ``H`` and the dimension of its
+    column space (:func:`._basis.context_basis`, the same in any coordinates)."""
+    return np.linalg.svd(H, compute_uv=False), context_basis(H).rank
 
 
 def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
@@ -91,7 +99,7 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
         Hard or soft next-token targets.
     sample_weight : array-like of shape (n_samples,), default=None
         Row weights (only which rows have positive weight matters).
-    method : {"auto", "interior-point", "dual-cd", "cvxpy"}, default="auto"
+    method : {"auto", "interior-point", "dual-cd", "cvxpy", "active-set"}, default="auto"
         Solver of the dual QP. ``"interior-point"``: primal-dual interior point,
         ``n_tokens`` (m, m) factorizations per step (exact and fastest for
         small ``m``). ``"dual-cd"``: the sequential dual method (block
@@ -100,12 +108,20 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
         ``n_tokens x m x m`` product with the stored ``H H^T`` otherwise. ``"cvxpy"``: the primal
         in row-space coordinates (``n_tokens x min(m, d)`` variables) handed
         to cvxpy's Clarabel solver (the default cvxpy solver if Clarabel is
-        not installed). ``"auto"`` uses the interior point up to 100 distinct
-        contexts; above, when ``d < m`` and ``n_tokens * d <= 20,000``, the
+        not installed). ``"active-set"``: the primal in the same coordinates
+        by the dual active-set method of Goldfarb and Idnani (``quadprog``),
+        which keeps an orthogonal factorization of the active constraints
+        and so loses ``eps cond(H)`` where the others lose ``eps cond(H)^2``
+        (badly scaled or offset features); its constraint matrix is dense.
+        ``"auto"`` takes the active-set method when the features' condition
+        number (against orthonormal coordinates of the contexts) exceeds
+        ``1e3`` and that matrix has at most 20 million entries, else the
+        interior point up to 100 distinct contexts; above, when ``d < m`` and ``n_tokens * d <= 20,000``, the
         same primal solved by SCS to moderate accuracy (then Clarabel if
         needed), and otherwise the sequential dual method (which suits
         full-row-rank embeddings; on ``d < m`` it converges slowly).
-        Every method ends with the same exact polish and certificate.
+        Every method ends with the same certificate (the dual methods after
+        an exact polish of their active set).
     verbose : int, default=0
         Print the progress of the sequential dual method if positive.
 
@@ -124,7 +140,9 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
         If no solution meets the certificate (feasibility to ``1e-8`` relative
         to the largest logit, relative duality gap ``<= 1e-6``), for instance
         on numerically degenerate data (the message names the pair of
-        contexts involved) or when a linear program fails.
+        contexts involved, nearly collinear in orthonormal coordinates of
+        their column space), on features too badly conditioned for their own
+        metric (the message says so), or when a linear program fails.
 
     Notes
     -----
@@ -169,8 +187,8 @@ def solve_ntp_svm(data, *, method="auto", verbose=0):
     scaled = replace(data, embeddings=H / scale)
     m, d = data.n_contexts, data.n_features
     with kernel_threads(data.n_tokens * m * min(m, d)):
-        A = _SOLVERS[_choose_method(method, data)](scaled, verbose)
-    return (A @ scaled.embeddings) / scale, certify(A, scaled)
+        A, W = _SOLVERS[_choose_method(method, data)](scaled, verbose)
+    return W / scale, certify(A, scaled, W)
 
 
 def _choose_method(method, data):
@@ -178,6 +196,9 @@ def _choose_method(method, data):
     if method != "auto":
         return method
     m, d = data.n_contexts, data.n_features
+    if (active_set_size(data) <= ACTIVE_SET_ENTRIES
+            and context_basis(data.embeddings).condition_number > ACTIVE_SET_CONDITION):
+        return "active-set"
     if m <= INTERIOR_POINT_MAX_CONTEXTS:
         return "interior-point"
     if d < m and data.n_tokens * d <= PRIMAL_MAX_VARIABLES:
@@ -198,9 +219,9 @@ def _raise_zero_embeddings(data):
     )
 
 
-def _raise_if_infeasible(data, rank):
+def _raise_if_infeasible(data):
     """Raise :class:`NotNTPSeparableError` with its certificate if the LP finds one."""
-    certificate = separability_certificate(data, rank)
+    certificate = separability_certificate(data)
     if certificate is not None:
         raise NotNTPSeparableError(
             "The data are not NTP-separable: no W gives every in-support token "
@@ -211,22 +232,40 @@ def _raise_if_infeasible(data, rank):
 
 
 def _certified(data, Z, A_approx, gram=None):
-    """The polished (else the given) dual matrix if its certificate holds, else None."""
-    for A in (polish(data, Z, A_approx, gram=gram), A_approx):
-        if A is not None and np.all(np.isfinite(A)) and certify(A, data).holds:
-            return A
+    """``(A, W)``: the polished (else the given) dual matrix and its primal
+    solution if their certificate holds, else None."""
+    for A, W in (polish(data, Z, A_approx, gram=gram), (A_approx, None)):
+        if A is None or not np.all(np.isfinite(A)):
+            continue
+        W = A @ data.embeddings if W is None else W
+        if certify(A, data, W).holds:
+            return A, W
     return None
 
 
 def _refuse(data, A, method):
-    """Raise :class:`CertificationError` for an uncertified result of ``method``."""
+    """Raise :class:`CertificationError` for an uncertified result of ``method``.
+
+    The reason is one that holds in any coordinates: nearly collinear
+    contexts are measured in an orthonormal basis of their column space, and
+    otherwise badly conditioned features (where the minimum-norm problem of
+    their own metric loses accuracy) are named as such.
+    """
     residual = kkt_violation(A, data) if A is not None and np.all(np.isfinite(A)) else np.inf
-    cos = degenerate_pair(data)[1]
+    basis = context_basis(data.embeddings)
+    unit = orthonormal_data(data, basis)
     message = (f"The NTP-SVM solution of method {method!r} could not be certified "
                f"(KKT residual {residual:.2g}).")
-    if cos > 1.0 - 1e-6:
-        message += " " + degenerate_message(data)
+    if degenerate_pair(unit)[1] > 1.0 - 1e-6:
+        message += " " + degenerate_message(unit)
         status = "degenerate"
+    elif basis.condition_number > ILL_CONDITIONED:
+        message += (f" The features are badly conditioned (condition number "
+                    f"{basis.condition_number:.2g} against orthonormal coordinates of the "
+                    "contexts): the minimum-norm solution in their metric is not resolved. "
+                    "Centring or standardizing the features changes that metric but not "
+                    "which pairs are separable.")
+        status = "ill_conditioned"
     else:
         status = "not_converged"
     raise CertificationError(message, status=status, residuals={"kkt": residual})
@@ -271,13 +310,13 @@ def _solve_interior_point(data, verbose):
     if rank == m and sing[-1] > WELL_CONDITIONED * sing[0]:
         lifts.insert(0, K)
     else:
-        _raise_if_infeasible(data, rank)
+        _raise_if_infeasible(data)
     A_ipm = None
     for K_lift in lifts:
         A_ipm = interior_point(K_lift, off)
-        A = _certified(data, H, A_ipm)
-        if A is not None:
-            return A
+        result = _certified(data, H, A_ipm)
+        if result is not None:
+            return result
     _refuse(data, A_ipm, "interior-point")
 
 
@@ -286,10 +325,8 @@ def _solve_dual_cd(data, verbose):
     H = data.embeddings
     V, m = data.n_tokens, data.n_contexts
     Z, full_rank, K = gram_factor(H)
-    rank = None
     if not full_rank and V * (m - min(m, H.shape[1])) <= EAGER_LP_VARIABLES:
-        rank = embedding_rank(H)[1]
-        _raise_if_infeasible(data, rank)
+        _raise_if_infeasible(data)
     off = ~data.support_mask.T
     # Ties plus about one support vector per context: sum_j S_j generators.
     dense = int(data.support_sizes.sum()) <= DENSE_GENERATORS
@@ -303,11 +340,11 @@ def _solve_dual_cd(data, verbose):
         if verbose:
             print(f"ntp_svm dual-cd: epoch {epoch}, primal infeasibility {violation:.2e}")
         if violation <= gate:
-            A_exact = _certified(data, Z, A, gram=K)
-            if A_exact is not None:
-                return A_exact
+            result = _certified(data, Z, A, gram=K)
+            if result is not None:
+                return result
     if not full_rank:
-        _raise_if_infeasible(data, embedding_rank(H)[1] if rank is None else rank)
+        _raise_if_infeasible(data)
     _refuse(data, A, "dual-cd")
 
 
@@ -333,12 +370,17 @@ def _solve_cvxpy(data, verbose, solver="CLARABEL"):
     problem = cp.Problem(cp.Minimize(cp.sum_squares(W_z)), constraints)
     solver = solver if solver in cp.installed_solvers() else None
     try:
-        problem.solve(solver=solver, verbose=verbose > 1)
+        with warnings.catch_warnings():
+            # "Solution may be inaccurate": the certificate below decides that.
+            warnings.simplefilter("ignore", UserWarning)
+            problem.solve(solver=solver, verbose=verbose > 1)
     except cp.SolverError as exc:
         raise CertificationError(f"cvxpy failed on the NTP-SVM: {exc}",
                                  status="cvxpy_error") from exc
-    if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE) and not full_rank:
-        _raise_if_infeasible(data, embedding_rank(H)[1])
+    if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        # Feasibility is decided by the verified Farkas LP, not by the solver.
+        _raise_if_infeasible(data)
+        _refuse(data, None, "cvxpy")
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise CertificationError(
             f"cvxpy ({problem.solver_stats.solver_name}) ended with status "
@@ -346,10 +388,10 @@ def _solve_cvxpy(data, verbose, solver="CLARABEL"):
     # Minus the margin multipliers: the polish needs only the support vectors.
     A = np.zeros(data.support_mask.T.shape)
     A[v, i] = -constraints[0].dual_value
-    A_exact = _certified(data, Z, A)
-    if A_exact is None:
+    result = _certified(data, Z, A)
+    if result is None:
         _refuse(data, A, "cvxpy")
-    return A_exact
+    return result
 
 
 def _solve_primal_scs(data, verbose):
@@ -365,9 +407,22 @@ def _solve_primal_scs(data, verbose):
         return _solve_cvxpy(data, verbose)
 
 
+def _solve_active_set(data, verbose):
+    """The active-set method of :mod:`._active_set`, certified as the others."""
+    try:
+        A, W = active_set_svm(data)
+    except ValueError:  # quadprog: "constraints are inconsistent"
+        _raise_if_infeasible(data)
+        _refuse(data, None, "active-set")
+    if not certify(A, data, W).holds:
+        _refuse(data, A, "active-set")
+    return A, W
+
+
 _SOLVERS = {
     "interior-point": _solve_interior_point,
     "dual-cd": _solve_dual_cd,
     "cvxpy": _solve_cvxpy,
     "primal-scs": _solve_primal_scs,
+    "active-set": _solve_active_set,
 }

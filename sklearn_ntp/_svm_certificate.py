@@ -28,6 +28,17 @@ FEASIBILITY_RTOL = 1e-8
 GAP_RTOL = 1e-6
 #: Generators up to which the polish factors their dense Gram matrix.
 DENSE_GENERATORS = 3000
+#: Cholesky pivot ratio (about ``1 / cond``) of the generators' Gram matrix
+#: below which the polish solves on the generator matrix itself instead: least
+#: squares by orthogonal factorization lose ``eps cond(M)``, the Gram matrix
+#: ``eps cond(M)^2`` (badly scaled or offset features).
+GRAM_PIVOT_RATIO = 1e-8
+#: Singular values of that matrix below this fraction of the largest are
+#: dependent generators' round-off (a true direction of badly scaled features
+#: is far above it: ``eps cond(M)`` is the accuracy of what is kept).
+ROWS_RCOND = 1e-12
+#: Largest dense generator matrix formed for that (about 160 MB).
+DENSE_GENERATOR_ENTRIES = 20_000_000
 #: Active-set corrections tried before giving up.
 MAX_ROUNDS = 50
 
@@ -82,24 +93,32 @@ def primal_violation(data, logits):
                float(np.max(-slack[~data.support_mask.T], initial=0.0))) / logit_scale
 
 
-def certify(A, data):
-    """:class:`Certificate` of ``W = A H`` for the dual matrix ``A`` (dense)."""
+def certify(A, data, W=None):
+    """:class:`Certificate` of the dual matrix ``A`` (dense) and the primal ``W``.
+
+    ``W`` defaults to ``A H``. A ``W`` computed on its own (the polish on badly
+    conditioned features, where ``A`` is large and ``A H`` cancels) is checked
+    for feasibility itself, and the gap is the true duality gap
+    ``P(W) - D(A) = ||W||^2 / 2 + ||A H||^2 / 2 + sum_off A``.
+    """
     off = ~data.support_mask.T
     H = np.asarray(data.embeddings, dtype=np.float64)
-    W = A @ H
+    W_dual = A @ H
+    W = W_dual if W is None else W
     primal = primal_violation(data, W @ H.T)
     dual_scale = max(float(np.abs(A).max(initial=0.0)), np.finfo(float).tiny)
     column_sums = float(np.abs(A.sum(axis=0)).max(initial=0.0))
     dual = max(float(np.max(A[off], initial=0.0)), column_sums) / dual_scale
-    # P(W) = ||W||^2 / 2 and D(A) = -||A H||^2 / 2 - sum_off A (same W).
+    # P(W) = ||W||^2 / 2 and D(A) = -||A H||^2 / 2 - sum_off A.
     primal_value = 0.5 * float(np.sum(W * W))
-    gap = abs(2.0 * primal_value + float(A[off].sum())) / max(primal_value, np.finfo(float).tiny)
+    gap = (abs(primal_value + 0.5 * float(np.sum(W_dual * W_dual)) + float(A[off].sum()))
+           / max(primal_value, np.finfo(float).tiny))
     return Certificate(primal=primal, dual=dual, gap=gap)
 
 
-def kkt_violation(A, data):
-    """Largest KKT residual of ``W = A H`` (see :class:`Certificate`)."""
-    cert = certify(A, data)
+def kkt_violation(A, data, W=None):
+    """Largest KKT residual of ``A`` and ``W`` (see :class:`Certificate`)."""
+    cert = certify(A, data, W)
     return max(cert.primal, cert.dual, cert.gap)
 
 
@@ -155,6 +174,30 @@ def _solve_generators(gens, rhs, A0, gram=None):
     return c
 
 
+def _solve_active(gens, rhs, A0, gram=None, primal=False):
+    """``(c, W)``: coefficients of the active problem, and its minimum-norm
+    solution ``W`` when it was computed on its own (else None).
+
+    With ``primal`` (the generators are built on the embeddings themselves)
+    and a badly conditioned Gram matrix, ``W`` is the minimum-norm solution
+    of the active constraints by least squares on the generator matrix
+    (orthogonal factorization: ``eps cond(M)`` instead of the Gram matrix's
+    ``eps cond(M)^2``), and ``c`` any coefficients that reproduce it.
+    """
+    if primal and len(gens) <= DENSE_GENERATORS:
+        solver = GramSolver(gens.gram())
+        rows = (gens.dense_rows(DENSE_GENERATOR_ENTRIES)
+                if solver.pivot_ratio < GRAM_PIVOT_RATIO else None)
+        if rows is None:
+            return solver.solve(rhs), None
+        w = la.lstsq(rows, rhs, cond=ROWS_RCOND, lapack_driver="gelsd")[0]
+        tokens = np.unique(np.r_[gens.plus, gens.minus])
+        W = np.zeros((gens.n_tokens, gens.H.shape[1]))
+        W[tokens] = w.reshape(tokens.size, -1)
+        return la.lstsq(rows.T, w, cond=ROWS_RCOND, lapack_driver="gelsd")[0], W
+    return _solve_generators(gens, rhs, A0, gram), None
+
+
 def _nonnegative_multipliers(gens, rhs, c):
     """Other coefficients of the same ``W``, with nonnegative margin multipliers.
 
@@ -201,18 +244,23 @@ def polish(data, Z, A, margin_tol=1e-6, gram=None):
     -------
     A_exact : ndarray of shape (n_tokens, n_contexts) or None
         None if the active set did not settle within :data:`MAX_ROUNDS`.
+    W : ndarray of shape (n_tokens, n_features) or None
+        The primal solution when it was computed on its own
+        (:func:`_solve_active`), else None (``W = A H``).
     """
+    primal = Z is data.embeddings
     off = ~data.support_mask.T
     lam = np.where(off, -A, 0.0)
     active = lam > margin_tol * max(float(lam.max(initial=0.0)), 1e-300)
     for _ in range(MAX_ROUNDS):
         gens, rhs = _active_generators(data, Z, active)
-        c = _solve_generators(gens, rhs, A, gram)
+        c, W = _solve_active(gens, rhs, A, gram, primal)
         A = gens.dual_matrix(c).toarray()
-        _, slack, logit_scale = constraint_residuals(gram_logits(A, Z, gram), data)
+        logits = gram_logits(A, Z, gram) if W is None else W @ Z.T
+        _, slack, logit_scale = constraint_residuals(logits, data)
         violated = off & (slack < -FEASIBILITY_RTOL * logit_scale)
         if (violated & active).any():
-            return None  # inconsistent active set (dependent generators)
+            return None, None  # inconsistent active set (dependent generators)
         if violated.any():
             # The worst half only: adding every violated margin overshoots
             # and makes the active set cycle.
@@ -220,12 +268,12 @@ def polish(data, Z, A, margin_tol=1e-6, gram=None):
             continue
         negative = active & (A > FEASIBILITY_RTOL * max(1.0, float(np.abs(A).max())))
         if not negative.any():
-            return A
+            return A, W
         c_nonneg = _nonnegative_multipliers(gens, rhs, c)
         if c_nonneg is not None:
-            return gens.dual_matrix(c_nonneg).toarray()
+            return gens.dual_matrix(c_nonneg).toarray(), W
         active &= ~negative
-    return None
+    return None, None
 
 
 def degenerate_pair(data):

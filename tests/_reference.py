@@ -154,23 +154,29 @@ def explicit_finite_part(H, P, pi, mask):
     return (res.x @ B).reshape(shape), res.fun, B
 
 
-def explicit_max_margin(H, P, mask, T):
-    """cvxpy QP over the V x d variable: ties on S~, margin >= 1 on T."""
-    m, V = P.shape
-    U = cp.Variable((V, H.shape[1]))
+def explicit_max_margin(H, P, mask, T, feature_map=None):
+    """cvxpy QP over the V x d variable: ties on S~, margin >= 1 on T.
+
+    With ``feature_map`` ``A``, the minimum-norm solution for the contexts
+    ``H A`` (rows ``h_j^T A``), solved over ``V = U A^T`` on the rows of the
+    well-conditioned ``H`` (same logits) with the objective ``||V A^-T||^2``.
+    """
+    m, n_tokens = P.shape
+    A_inv = np.eye(H.shape[1]) if feature_map is None else np.linalg.inv(feature_map)
+    U = cp.Variable((n_tokens, H.shape[1]))
     logits = cp.vec(U @ H.T, order="F")  # token z of context j at j * V + z
     tied, anchor, top, beaten = [], [], [], []
     for j in range(m):
         S = np.flatnonzero(mask[j])
-        tied += [j * V + z for z in S[1:]]
-        anchor += [j * V + S[0]] * (len(S) - 1)
-        beaten += [j * V + v for v in np.flatnonzero(T[j])]
-        top += [j * V + S[0]] * int(T[j].sum())
+        tied += [j * n_tokens + z for z in S[1:]]
+        anchor += [j * n_tokens + S[0]] * (len(S) - 1)
+        beaten += [j * n_tokens + v for v in np.flatnonzero(T[j])]
+        top += [j * n_tokens + S[0]] * int(T[j].sum())
     constraints = [logits[top] - logits[beaten] >= 1]
     if tied:
         constraints.append(logits[tied] == logits[anchor])
-    cp.Problem(cp.Minimize(cp.sum_squares(U)), constraints).solve(solver=cp.CLARABEL)
-    return U.value
+    cp.Problem(cp.Minimize(cp.sum_squares(U @ A_inv.T)), constraints).solve(solver=cp.CLARABEL)
+    return U.value @ A_inv.T
 
 
 def ce(W, H, P, pi):

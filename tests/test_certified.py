@@ -8,6 +8,9 @@ feature map undone). Whatever the library's status says is certified must
 agree with them, and ``loss_infimum_bounds`` must always contain ``L*``.
 """
 
+import warnings
+
+import cvxpy as cp
 import numpy as np
 import pytest
 from _cases import incompatible_separable, non_separable, partially_separable
@@ -17,8 +20,13 @@ from _reference import (
     explicit_separable_pairs,
 )
 from scipy.special import softmax
+from sklearn.datasets import load_breast_cancer
 
-from sklearn_ntp.implicit_bias import aggregate_contexts, implicit_bias_limit
+from sklearn_ntp.implicit_bias import (
+    aggregate_contexts,
+    check_ntp_separability,
+    implicit_bias_limit,
+)
 
 
 def _dense(H, y, pi=None):
@@ -27,13 +35,16 @@ def _dense(H, y, pi=None):
     return np.asarray(data.embeddings), data.probabilities.toarray(), np.asarray(data.weights)
 
 
-def _reference(H, P, pi):
-    """``(T, L*, restricted softmax of W~, U~)`` from the explicit formulations."""
+def _reference(H, P, pi, feature_map=None, max_margin=True):
+    """``(T, L*, restricted softmax of W~, U~)`` from the explicit formulations,
+    on well-conditioned contexts ``H``; ``U~`` for the contexts ``H A`` when a
+    ``feature_map`` ``A`` is given (its metric is theirs)."""
     T = explicit_separable_pairs(H, P)
     mask = (P > 0) | ~T
     W, value, _ = explicit_finite_part(H, P, pi, mask)
     q = softmax(np.where(mask, H @ W.T, -np.inf), axis=1)
-    U = explicit_max_margin(H, P, mask, T) if T.any() else None
+    U = (explicit_max_margin(H, P, mask, T, feature_map) if T.any() and max_margin
+         else None)
     return T, value, q, U
 
 
@@ -42,7 +53,7 @@ def _restricted_softmax(limit):
     return softmax(np.where(limit.effective_support, Z, -np.inf), axis=1)
 
 
-def check_against(limit, reference, U_reference=True):
+def check_against(limit, reference):
     """What the status certifies is correct; the bounds on L* always hold."""
     T, value, q, U = reference
     status, certificate = limit.status, limit.certificate
@@ -57,8 +68,7 @@ def check_against(limit, reference, U_reference=True):
                                                + slack)
     if "W~ in the features' coordinates" not in status:
         np.testing.assert_allclose(_restricted_softmax(limit), q, atol=1e-6)
-    if U is not None and U_reference and "U~" not in status and not certificate[
-            "max_margin_refusal"]:
+    if U is not None and "U~" not in status and not certificate["max_margin_refusal"]:
         np.testing.assert_allclose(limit.max_margin_solution, U,
                                    atol=1e-5 * np.abs(U).max())
 
@@ -75,7 +85,8 @@ def tiny_margins(eps=2e-8):
 
 def intercept_data(seed, offset, soft=False):
     """An intercept column and 1-3 clustered features, weights in [0.2, 1]; the
-    first feature shifted by ``offset`` (exactly undone for the reference)."""
+    first feature shifted by ``offset`` (exactly undone for the reference:
+    the shifted rows are ``h_j^T A`` for the shear :func:`shear`)."""
     rng = np.random.default_rng(seed)
     m, k, V = 40, int(rng.integers(1, 4)), 3
     y = rng.integers(0, V, m)
@@ -89,6 +100,13 @@ def intercept_data(seed, offset, soft=False):
     shifted = X.copy()
     shifted[:, 1] += offset
     return X, shifted, y, w
+
+
+def shear(n_features, offset):
+    """``A`` with ``h^T A``: the first feature plus ``offset`` times the intercept."""
+    A = np.eye(n_features)
+    A[0, 1] = offset
+    return A
 
 
 def collinear_weighted(seed=0):
@@ -153,24 +171,34 @@ def test_tiny_margins_are_found_in_orthonormal_coordinates():
 @pytest.mark.parametrize("offset", [0.0, 2e2, 1e3, 6e3])
 @pytest.mark.parametrize("soft", [False, True])
 def test_a_feature_offset_next_to_an_intercept_changes_nothing(seed, offset, soft):
+    """T, L* and W~'s in-support probabilities are those of the back-shifted
+    data, all certified; U~ (the shifted features' own metric) agrees with the
+    reference QP of that metric where the reference itself solves (offsets up
+    to 1e3), and is certified there."""
     X, shifted, y, w = intercept_data(seed, offset, soft)
-    reference = _reference(*_dense(X, y, w))
+    reference = _reference(*_dense(X, y, w), feature_map=shear(X.shape[1], offset),
+                           max_margin=offset <= 1e3)
     limit = implicit_bias_limit(shifted, y, w)
-    check_against(limit, reference, U_reference=offset == 0.0)
-    assert "separable pairs T" not in limit.status
-    assert "finite component" not in limit.status
+    check_against(limit, reference)
     np.testing.assert_array_equal(limit.separable_pairs, reference[0])
+    if offset <= 1e3:
+        assert limit.certified, limit.status
+    else:
+        assert limit.status == "certified" or "badly conditioned" in limit.status, limit.status
 
 
 def test_a_huge_offset_is_refused_or_correct():
     """With an offset of 1e9 the features' own coordinates lose W~ and U~ to
-    round-off; T and L* are still those of the back-shifted data."""
+    round-off, and the status says so; T and L* are still those of the
+    back-shifted data, certified in orthonormal coordinates."""
     X, shifted, y, w = intercept_data(62, 1e9)
-    reference = _reference(*_dense(X, y, w))
+    reference = _reference(*_dense(X, y, w), max_margin=False)
     limit = implicit_bias_limit(shifted, y, w)
-    check_against(limit, reference, U_reference=False)
+    check_against(limit, reference)
     np.testing.assert_array_equal(limit.separable_pairs, reference[0])
     assert limit.loss_infimum == pytest.approx(reference[1], rel=1e-9)
+    assert "separable pairs T" not in limit.status
+    assert "finite component W~ (" not in limit.status
 
 
 def test_small_curvature_is_part_of_the_error_bound():
@@ -218,3 +246,25 @@ def test_invariant_under_invertible_feature_maps(kind, condition):
                                atol=max(1e-6, 1e-14 * condition))
     for key in ("finite_component", "separable pairs"):
         assert (key in base.status) == (key in mapped.status)
+
+
+def test_breast_cancer_with_an_intercept_is_certified():
+    """Raw features up to ~4,000 next to an intercept: the limit is certified,
+    and U~ is the minimum-norm solution of these features' metric, as a QP
+    over column-scaled variables (Clarabel) finds it independently."""
+    X, y = load_breast_cancer(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = check_ntp_separability(X, y, fit_intercept=True)
+    limit = report.limit
+    assert limit.certified and limit.is_separable, limit.status
+    H = np.asarray(limit.data.embeddings)
+    scales = np.sqrt(np.mean(H ** 2, axis=0))
+    sign = np.where(limit.data.probabilities.toarray()[:, 0] > 0, 1.0, -1.0)
+    W = cp.Variable((2, H.shape[1]))
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(W @ np.diag(1.0 / scales))),
+                         [cp.multiply(sign, (H / scales) @ (W[0] - W[1])) >= 1])
+    problem.solve(solver=cp.CLARABEL)
+    U = W.value / scales
+    np.testing.assert_allclose(limit.max_margin_solution, U, atol=1e-4 * np.abs(U).max())
+    assert report.margin == pytest.approx(1.0 / np.linalg.norm(U), rel=1e-6)
