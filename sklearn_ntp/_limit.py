@@ -38,13 +38,12 @@ from ._data import NTPData, as_ntp_data, with_support
 from ._error_bounds import finite_part_error
 from ._exceptions import CertificationError, NotNTPSeparableError
 from ._farkas_bounds import FARKAS_RTOL, farkas_bounds, pair_bounds, unresolved_pairs
-from ._generators import PairGenerators, support_pairs
 from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
 from ._separable_pairs import SeparablePairsError, lp_size, separable_pairs
-from ._subspace import DataSubspace
+from ._subspace import DataSubspace, project_on_subspace
 from ._svm import EAGER_LP_VARIABLES, solve_ntp_svm
 from ._svm import METHODS as SVM_METHODS
-from ._svm_certificate import DENSE_GENERATOR_ENTRIES, FEASIBILITY_RTOL, GAP_RTOL
+from ._svm_certificate import FEASIBILITY_RTOL, GAP_RTOL
 
 #: Nonzeros above which the linear program for ``T`` is not built (about
 #: 1.5 GiB in HiGHS); ``T`` is then guessed and verified instead.
@@ -453,7 +452,7 @@ def _in_features(data, basis, effective, M):
     The minimum-norm decoder with the logits of ``M`` lies in ``G`` when every
     effective support is the whole vocabulary (``G`` is then every centred
     matrix with rows in the row space of ``H``); otherwise its projection onto
-    ``G`` is (:func:`_project_on_G`), with the same logits on the effective
+    ``G`` is (:func:`._subspace.project_on_subspace`), with the same logits on the effective
     supports. ``error`` is the largest change of a logit difference on
     ``S~_j`` that the change of coordinates caused, relative to
     ``max(1, max |logit|)``: it stays at round-off unless the features
@@ -461,32 +460,13 @@ def _in_features(data, basis, effective, M):
     """
     W = basis.to_features(M)
     if not effective.all():
-        W = _project_on_G(with_support(data, effective), W)
+        W = project_on_subspace(with_support(data, effective), W)
     H = np.asarray(data.embeddings, dtype=np.float64)
     target = basis.Q @ M.T
     change = np.where(effective, H @ W.T - target, np.nan)
     spread = np.nanmax(change, axis=1) - np.nanmin(change, axis=1)
     scale = max(1.0, float(np.max(np.abs(target), initial=0.0)))
     return W, float(np.max(spread, initial=0.0)) / scale
-
-
-def _project_on_G(effective_data, W):
-    """``P_G(W)`` in the features' coordinates.
-
-    While the generator matrix is small, from an orthonormal basis of its row
-    space (SVD: ``eps cond`` of the features, where the generators' Gram
-    matrix of :class:`DataSubspace` loses its square); else by that class.
-    """
-    generators = PairGenerators(*support_pairs(effective_data), effective_data.embeddings,
-                                effective_data.n_tokens)
-    rows = generators.dense_rows(DENSE_GENERATOR_ENTRIES) if len(generators) else None
-    if rows is None:
-        return DataSubspace(effective_data).project(W) if len(generators) else 0.0 * W
-    tokens = np.unique(np.r_[generators.plus, generators.minus])
-    span = la.orth(rows.T)
-    projected = np.zeros_like(W)
-    projected[tokens] = (span @ (span.T @ W[tokens].ravel())).reshape(tokens.size, -1)
-    return projected
 
 
 def _separable_pairs(unit, rank, method, solve):

@@ -7,7 +7,9 @@ solution inside ``F`` is ``W* = sum_g c_g (e_z - e_z0) h_j^T`` with ``G c = ell`
 """
 
 import numpy as np
+import scipy.linalg as la
 
+from ._basis import context_basis, orthonormal_data
 from ._data import as_ntp_data
 from ._exceptions import NotNTPCompatibleError
 from ._generators import (
@@ -22,6 +24,9 @@ from ._generators import (
 #: Largest violation of a log-odds equation accepted as an exact solution,
 #: relative to ``max(1, max |log-odds|)``.
 LOG_ODDS_RTOL = 1e-8
+#: Largest dense generator matrix (rows ``vec(generator)`` on the tokens they
+#: touch) projected on by orthogonal factorization (about 160 MB).
+DENSE_GENERATOR_ENTRIES = 20_000_000
 #: Size of the smaller dense system (Gram or normal matrix) up to which
 #: ``method="auto"`` factors it: about 15 s and 1 GiB at this size.
 DENSE_MAX_SIZE = 12000
@@ -137,6 +142,27 @@ class DataSubspace:
         return residual <= LOG_ODDS_RTOL * scale
 
 
+def project_on_subspace(data, W):
+    """``P_F(W)`` for the supports of ``data``, in its features' coordinates.
+
+    While the generator matrix is small (:data:`DENSE_GENERATOR_ENTRIES`),
+    from an orthonormal basis of its row space (SVD: ``eps cond`` of the
+    features, where the generators' Gram matrix of :class:`DataSubspace`
+    loses its square); else by that class.
+    """
+    generators = PairGenerators(*support_pairs(data), data.embeddings, data.n_tokens)
+    if not len(generators):
+        return np.zeros_like(np.asarray(W, dtype=np.float64))
+    rows = generators.dense_rows(DENSE_GENERATOR_ENTRIES)
+    if rows is None:
+        return DataSubspace(data).project(W)
+    tokens = np.unique(np.r_[generators.plus, generators.minus])
+    span = la.orth(rows.T)
+    projected = np.zeros_like(np.asarray(W, dtype=np.float64))
+    projected[tokens] = (span @ (span.T @ W[tokens].ravel())).reshape(tokens.size, -1)
+    return projected
+
+
 def data_subspace(X, y=None, sample_weight=None, *, method="auto"):
     """Build the data subspace ``F`` spanned by in-support token differences.
 
@@ -222,8 +248,12 @@ def log_odds_solution(X, y=None, sample_weight=None, *, allow_inexact=False, met
     >>> bool(np.allclose(log_odds_solution(X, Y, method="krylov"), W))
     True
     """
-    subspace = data_subspace(X, y, sample_weight, method=method)
-    W, residual = subspace.log_odds_solution()
+    data = as_ntp_data(X, y, sample_weight)
+    # Solved in orthonormal coordinates of the contexts (the same equations
+    # in any units), then expressed in the features' coordinates.
+    basis = context_basis(data.embeddings)
+    subspace = DataSubspace(orthonormal_data(data, basis), method=method)
+    M, residual = subspace.log_odds_solution()
     if not allow_inexact and not subspace.is_exact(residual):
         raise NotNTPCompatibleError(
             "The data are not NTP_H-compatible: no W satisfies every log-odds "
@@ -231,4 +261,4 @@ def log_odds_solution(X, y=None, sample_weight=None, *, allow_inexact=False, met
             "allow_inexact=True for the least-squares solution in F.",
             residual=residual,
         )
-    return W
+    return project_on_subspace(data, basis.to_features(M))

@@ -18,6 +18,7 @@ from _reference import (
     explicit_finite_part,
     explicit_max_margin,
     explicit_separable_pairs,
+    kronecker_log_odds_solution,
 )
 from scipy.special import softmax
 from sklearn.datasets import load_breast_cancer
@@ -26,6 +27,8 @@ from sklearn_ntp.implicit_bias import (
     aggregate_contexts,
     check_ntp_separability,
     implicit_bias_limit,
+    log_odds_solution,
+    ntp_svm,
 )
 
 
@@ -268,3 +271,34 @@ def test_breast_cancer_with_an_intercept_is_certified():
     U = W.value / scales
     np.testing.assert_allclose(limit.max_margin_solution, U, atol=1e-4 * np.abs(U).max())
     assert report.margin == pytest.approx(1.0 / np.linalg.norm(U), rel=1e-6)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e4])
+def test_log_odds_solution_with_an_offset_feature(offset):
+    """W* of contexts with an intercept and a shifted feature: the minimum-norm
+    solution of the explicit Kronecker system (SVD least squares, in the same
+    coordinates), with every in-support logit difference equal to its log-odds."""
+    rng = np.random.default_rng(4)
+    m, d, V = 8, 12, 5
+    H = np.c_[np.ones(m), rng.normal(size=(m, d - 1))]
+    H[:, 1] += offset
+    P = _soft(rng, m, V, 3)
+    W = log_odds_solution(H, P)
+    np.testing.assert_allclose(W, kronecker_log_odds_solution(H, P),
+                               atol=1e-8 * np.abs(W).max())
+    logits = H @ W.T
+    for j in range(m):
+        support = np.flatnonzero(P[j])
+        np.testing.assert_allclose(logits[j, support] - logits[j, support[0]],
+                                   np.log(P[j, support] / P[j, support[0]]), atol=1e-8)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_ntp_svm_of_an_offset_feature_is_the_reference_qp(offset):
+    """The NTP-SVM of the shifted features (their own metric) against the
+    reference QP of that metric, solved over the unshifted contexts."""
+    X, shifted, y, _ = intercept_data(2, offset)  # a separable draw
+    H, P, _ = _dense(X, y)
+    T = ~(P > 0)
+    U = explicit_max_margin(H, P, P > 0, T, shear(X.shape[1], offset))
+    np.testing.assert_allclose(ntp_svm(shifted, y), U, atol=1e-6 * np.abs(U).max())
