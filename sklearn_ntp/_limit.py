@@ -105,18 +105,11 @@ class ImplicitBiasLimit:
         Pairs outside ``T`` whose Farkas bound exceeds the margin resolution
         ``1e-5`` (so neither proven separable nor proven below the
         resolution); empty when certified.
-    is_compatible : bool
-        Whether the log-odds equations have an exact solution (Definition 1).
     is_separable : bool
         Whether ``T`` is every off-support pair (Definition 2).
-    compatibility_residual : float
-        Largest log-odds equation violation of the least-squares solution in
-        ``F`` (evidence of incompatibility; that solution is not a limit).
     rank : int
         Dimension of the column space of ``H`` (at the resolution
         ``certificate["span_resolution"]``).
-    subspace_dim : int or None
-        Dimension of the data subspace ``F`` (None when it was not formed).
     certificate : dict
         Every quantity is measured in orthonormal coordinates of the contexts
         (``H = Q B^T``, ``Q^T Q = I``), so it is the same under any invertible
@@ -163,17 +156,38 @@ class ImplicitBiasLimit:
     separable_pairs: np.ndarray = field(repr=False)
     effective_support: np.ndarray = field(repr=False)
     undecided_pairs: np.ndarray = field(repr=False)
-    is_compatible: bool
     is_separable: bool
-    compatibility_residual: float
     rank: int
     certificate: dict
     status: str
     timings: dict = field(repr=False)
     data: NTPData = field(repr=False)
-    subspace_dim: int | None = None
     basis: ContextBasis = field(default=None, repr=False)
     orthonormal_finite_component: np.ndarray = field(default=None, repr=False)
+    _log_odds_cache: tuple = field(default=None, repr=False)
+
+    @cached_property
+    def _compatibility(self):
+        """``(F, W*, residual)`` in orthonormal coordinates, computed on first use
+        (W* costs as much as the rest of the limit at corpus scale)."""
+        return self._log_odds_cache or _log_odds(orthonormal_data(self.data, self.basis))
+
+    @property
+    def is_compatible(self):
+        """Whether the log-odds equations have an exact solution (Definition 1)."""
+        subspace, _, residual = self._compatibility
+        return bool(subspace.is_exact(residual))
+
+    @property
+    def compatibility_residual(self):
+        """Largest log-odds equation violation of the least-squares solution in
+        ``F`` (evidence of incompatibility; that solution is not a limit)."""
+        return float(self._compatibility[2])
+
+    @property
+    def subspace_dim(self):
+        """Dimension of the data subspace ``F`` (None on its Krylov path)."""
+        return self._compatibility[0].dim
 
     @property
     def certified(self):
@@ -328,17 +342,13 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         raise ValueError(f"svm_method must be one of {SVM_METHODS}, got {svm_method!r}.")
     data = as_ntp_data(X, y, sample_weight)
     clock = _Stopwatch(verbose)
-    with clock.part("finite_component", "orthonormal coordinates and W*") as note:
+    with clock.part("finite_component", "orthonormal coordinates") as note:
         # T, L*, the in-support logits of W~ and compatibility depend on H only
         # through its column space: computed from an orthonormal basis of it,
         # they do not depend on the features' units, offsets or mixing.
         basis = context_basis(data.embeddings)
         unit = orthonormal_data(data, basis)
-        unit_subspace = DataSubspace(unit)
-        M_star, residual = unit_subspace.log_odds_solution()
-        is_compatible = bool(unit_subspace.is_exact(residual))
-        note.append(f"rank {basis.rank} of m = {data.n_contexts}, "
-                    f"log-odds residual {residual:.2g}")
+        note.append(f"rank {basis.rank} of m = {data.n_contexts}")
 
     solve = partial(solve_ntp_svm, method=svm_method, verbose=verbose)
     with clock.part("separable_pairs", "separable pairs T") as note:
@@ -350,8 +360,11 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
 
     with clock.part("finite_component", "finite part W~") as note:
         # W* is W~ itself when every pair is separable; with none, the minimizer
-        # of CE is unrelated to the log-odds equations, and 0 is a better start.
-        start_point = M_star if T.any() else np.zeros_like(M_star)
+        # of CE is unrelated to the log-odds equations, and 0 is a better start
+        # (and W* is only computed if asked for: compatibility is a lazy property).
+        log_odds = _log_odds(unit) if T.any() else None
+        start_point = (log_odds[1] if T.any()
+                       else np.zeros((data.n_tokens, unit.n_features)))
         finite = _finite_part(unit, effective, start_point)
         W, map_error = _in_features(data, basis, effective, finite.M)
         note.append(f"stationarity {finite.stationarity:.2g}, "
@@ -386,12 +399,16 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         margin=None if U is None else 1.0 / norm,
         loss_infimum=bounds[1], loss_infimum_bounds=bounds, entropy=data.entropy,
         separable_pairs=T, effective_support=effective, undecided_pairs=undecided,
-        is_compatible=is_compatible, is_separable=is_separable,
-        compatibility_residual=residual, rank=basis.rank, certificate=certificate,
-        status=status, timings=clock.timings, data=data,
-        subspace_dim=unit_subspace.dim, basis=basis,
-        orthonormal_finite_component=finite.M,
+        is_separable=is_separable, rank=basis.rank, certificate=certificate,
+        status=status, timings=clock.timings, data=data, basis=basis,
+        orthonormal_finite_component=finite.M, _log_odds_cache=log_odds,
     )
+
+
+def _log_odds(unit):
+    """``(F, W*, residual)`` of the orthonormal contexts ``unit``."""
+    subspace = DataSubspace(unit)
+    return (subspace, *subspace.log_odds_solution())
 
 
 class _Stopwatch:
