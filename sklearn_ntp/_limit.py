@@ -352,7 +352,8 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
 
     solve = partial(solve_ntp_svm, method=svm_method, verbose=verbose)
     with clock.part("separable_pairs", "separable pairs T") as note:
-        T, lp, farkas = _separable_pairs(unit, basis.rank, method, solve)
+        svm = _SvmOnTheWay(data, solve)
+        T, lp, farkas = _separable_pairs(unit, basis.rank, method, svm)
         effective = data.support_mask | ~T
         is_separable = bool(np.array_equal(T, ~data.support_mask))
         note.append(f"{int(T.sum())} of {int((~data.support_mask).sum())} off-support "
@@ -370,7 +371,7 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         note.append(f"stationarity {finite.stationarity:.2g}, "
                     f"error bound {finite.error:.2g}")
     with clock.part("max_margin_solution", "max-margin solution U~") as note:
-        U, kkt, refusal = _max_margin_solution(data, effective, T, solve)
+        U, kkt, refusal = svm.result or _max_margin_solution(data, effective, T, solve)
         note.append(f"KKT residual {kkt:.2g}" if U is not None else refusal or "none (T empty)")
     if farkas is None:
         farkas = pair_bounds(finite.loss, finite.M, finite.grad_norm, data.support_mask)[1]
@@ -486,7 +487,7 @@ def _in_features(data, basis, effective, M):
     return W, float(np.max(spread, initial=0.0)) / scale
 
 
-def _separable_pairs(unit, rank, method, solve):
+def _separable_pairs(unit, rank, method, svm):
     """``(T, lp, farkas)``: the separable pairs of the orthonormal contexts
     ``unit``, how ``T`` was decided (the LP's status, or how it was proven),
     and the Farkas bounds of the pairs outside ``T`` when they were computed
@@ -511,7 +512,7 @@ def _separable_pairs(unit, rank, method, solve):
         _, bounds = farkas_bounds(unit, everything, QUICK_NEWTON_STEPS, rebalance=False)
         if np.all(bounds <= FARKAS_RTOL):
             return empty, "not needed", bounds
-        if _svm_decides(unit, solve):
+        if svm.decides(unit):
             return off, "not needed", None
     bounds = None
     if method == "auto":
@@ -520,7 +521,7 @@ def _separable_pairs(unit, rank, method, solve):
         if not unresolved.any():
             return empty, "not needed", bounds
         if lp_size(unit, rank) > LP_MAX_NONZEROS:
-            return _verified_guess(unit, unresolved, solve)
+            return _verified_guess(unit, unresolved, svm.solve)
     try:
         return separable_pairs(unit, rank, always_solve=True), "optimal", None
     except SeparablePairsError as exc:
@@ -565,13 +566,31 @@ def _verified_guess(unit, T, solve):
                "rounds, and the linear program is too large"), None
 
 
-def _svm_decides(unit, solve):
-    """Whether a certified NTP-SVM of the orthonormal contexts shows ``T = O``."""
-    try:
-        solve(unit)
-    except (NotNTPSeparableError, CertificationError):
+class _SvmOnTheWay:
+    """Decides whether ``T = O`` by a certified NTP-SVM, keeping ``U~`` if found.
+
+    Feasibility does not depend on the coordinates, and a certified solution
+    in the features' own metric has every margin at least ``1 - 1e-8``: it
+    proves ``T = O`` and is ``U~`` itself. When the features' metric does not
+    give one, the orthonormal contexts decide.
+    """
+
+    def __init__(self, data, solve):
+        self.data, self.solve, self.result = data, solve, None
+
+    def decides(self, unit):
+        """Whether a certified NTP-SVM shows that every off-support pair is separable."""
+        for candidate in (self.data, unit):
+            try:
+                U, certificate = self.solve(candidate)
+            except NotNTPSeparableError:
+                return False
+            except CertificationError:
+                continue
+            if candidate is self.data:
+                self.result = (U, max(certificate.primal, certificate.dual, certificate.gap), "")
+            return True
         return False
-    return True
 
 
 def _max_margin_solution(data, effective, T, solve,

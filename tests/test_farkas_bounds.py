@@ -165,7 +165,7 @@ def test_a_few_newton_steps_settle_non_separable_data_before_any_lp(monkeypatch)
     def no_svm(*args, **kwargs):
         raise AssertionError("the NTP-SVM must not be tried")
 
-    monkeypatch.setattr(limit_module, "_svm_decides", no_svm)
+    monkeypatch.setattr(limit_module._SvmOnTheWay, "decides", no_svm)
     H, P = non_separable()
     limit = implicit_bias_limit(H, P)
     assert limit.status == "certified", limit.status
