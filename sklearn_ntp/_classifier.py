@@ -20,9 +20,13 @@ from ._data import aggregate_contexts, with_intercept_column
 from ._exceptions import NTPSeparabilityWarning
 from ._loss import NTPLoss, log_softmax, softmax
 from ._penalty import L2Penalty
+from ._scaling import column_scale_exponents
 from ._solvers import SOLVERS, Objective, SolverOptions
-from ._step_size import auto_learning_rate, smoothness_constant
+from ._step_size import auto_learning_rate, context_smoothness, smoothness_constant
 from ._tracking import HistoryTracker, implicit_bias_reference
+
+#: Solvers whose step is ``learning_rate`` (lbfgs and accelerated have none).
+STEP_SOLVERS = ("gd", "ngd", "adam", "sgd")
 
 
 class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
@@ -68,19 +72,30 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
           in-support gradient norm and the direction residual.
 
     learning_rate : "auto" or float, default="auto"
-        Step size ``eta`` of gd, ngd and adam (ignored by lbfgs). ``"auto"``
-        derives it from the smoothness constant of the objective,
-        ``L = lambda_max(sum_j pi_j h_j h_j^T) / 2 + alpha`` (the softmax
-        covariance has norm at most 1/2; ``h_j`` includes the constant
-        feature when ``fit_intercept=True``): ``1 / L`` for gd, the step with
-        the largest guaranteed decrease (every step below ``2 / L`` decreases
-        the objective); ``0.1 / sqrt(L)`` for ngd and ``0.02 / sqrt(L)`` for
-        adam, whose steps move ``W`` by about ``eta`` (see the user guide).
-        ``L`` is computed exactly (an eigenvalue of the smaller Gram matrix
-        of ``H``) up to 1000 features or contexts, by Lanczos above. A number
-        is used as given: the paper's settings are 0.5 (gd), 0.01 (ngd) and
-        0.01 (adam) on standard Gaussian embeddings, where ``1 / L ~ 0.5``.
-        A run that diverges stops with a warning.
+        Step size ``eta`` of gd, ngd, adam and sgd (ignored by lbfgs and
+        accelerated). A number is used as given, on the given features: gd
+        is then the paper's gradient descent (its settings are 0.5 (gd),
+        0.01 (ngd) and 0.01 (adam) on standard Gaussian embeddings, where
+        ``1 / L ~ 0.5``). ``"auto"`` first divides every column of the
+        contexts (the constant one too when ``fit_intercept=True``) by a
+        power of two, ``feature_scale_``: columns whose scale
+        ``sqrt(sum_j pi_j h_jk^2 + 2 alpha)`` is within a factor 2 of the
+        median one keep a common scale, the others are brought to it (a
+        diagonal preconditioner, exact both ways); on embeddings with
+        columns of comparable scales (e.g. Gaussian ones) nothing changes,
+        on raw tabular data gd then converges as on standardized features.
+        It then derives the step from the smoothness constant of the
+        rescaled objective, ``L = lambda_max(sum_j pi_j h_j h_j^T) / 2 +
+        alpha`` (the softmax covariance has norm at most 1/2): ``1 / L`` for
+        gd, the step with the largest guaranteed decrease (every step below
+        ``2 / L`` decreases the objective); ``0.1 / sqrt(L)`` for ngd and
+        ``0.02 / sqrt(L)`` for adam, whose steps move ``W`` by about ``eta``;
+        for sgd with ``b`` draws per step, ``1 / ((1 - 1/b) L + L_max / b)``
+        with ``L_max = max_j ||h_j||^2 / 2 + alpha`` the smoothness of a
+        single context's loss, i.e. ``1 / L_max`` for ``b = 1`` (see the
+        user guide). ``L`` is computed exactly (an eigenvalue of the smaller
+        Gram matrix of ``H``) up to 1000 features or contexts, by Lanczos
+        above. A run that diverges stops with a warning.
     max_iter : int, default=1000
         Maximum number of updates (L-BFGS-B iterations for lbfgs).
     tol : float, default=1e-4
@@ -151,8 +166,17 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     intercept_ : ndarray of shape (n_tokens,)
         The fitted biases ``b``; zeros when ``fit_intercept=False``.
     learning_rate_ : float or None
-        The step used by gd, ngd or adam (``learning_rate``, or the value
-        ``"auto"`` chose); None for lbfgs.
+        The step: ``learning_rate`` when given, or the value ``"auto"``
+        derived for the rescaled contexts ``X / feature_scale_``; None for
+        lbfgs.
+    feature_scale_ : ndarray of shape (n_features,) or (n_features + 1,)
+        The powers of two by which the solver divided the columns of the
+        contexts (the last entry is the intercept's constant column when
+        ``fit_intercept=True``); ``coef_`` and ``intercept_`` are mapped back
+        exactly. All ones unless columns of different scales are rescaled
+        (by ``learning_rate="auto"``, or for lbfgs), or the largest column's
+        scale is beyond ``2**64`` or below ``2**-64``, where one power of two
+        for all columns keeps the numbers in range and changes nothing else.
     classes_ : ndarray of shape (n_tokens,)
         Token labels: the sorted labels of 1-D ``y``, ``arange(n_tokens)``
         for 2-D ``y`` (the column names of a DataFrame).
@@ -189,8 +213,9 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         ``norm`` (``||W_k||_F``) and, with ``compute_implicit_bias=True``,
         ``alignment`` (``cos(W_k, U~)``), ``corrected_alignment``
         (``cos(W_k - W~, U~)``) and ``subspace_error``
-        (``||P_G(W_k) - W~||_F``). Alignments are NaN when
-        ``margin_direction_`` is None.
+        (``||P_G(W_k) - W~||_F``, measured on the rescaled problem of
+        ``X / feature_scale_`` when ``feature_scale_`` is not uniform).
+        Alignments are NaN when ``margin_direction_`` is None.
     converged_ : bool
         Whether the stopping criterion (see ``tol``) was met.
     stop_reason_ : str
@@ -218,6 +243,20 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     whenever it stops short of ``tol``. With ``alpha=0`` reaching
     ``max_iter`` is not warned about for the other solvers: the loss infimum
     is in general only reached asymptotically.
+
+    The solver runs on the contexts divided column-wise by
+    ``feature_scale_``, which gives the same logits with the decoder
+    ``coef_ * feature_scale_``, and the implicit-bias attributes describe
+    that run. When ``feature_scale_`` is uniform (a number as
+    ``learning_rate``, the solver accelerated, or ``"auto"`` on columns of
+    comparable scales) gradient descent makes the same iterates as on ``X``
+    itself and the limit is
+    :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit` of ``X``. When it
+    is not (``"auto"`` on columns of different scales, e.g. raw tabular
+    data), gradient descent is preconditioned, and its limit is that of
+    ``X / feature_scale_``, mapped back: ``finite_component_`` and
+    ``margin_direction_`` then differ from the limit of plain gradient
+    descent on ``X``, which a number as ``learning_rate`` gives.
 
     With ``fit_intercept=True`` the implicit-bias attributes describe the
     decoder ``[W, b]`` of the augmented embeddings ``[h_j, 1]``:
@@ -329,6 +368,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.array_api_support = True
+        tags.input_tags.sparse = True
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -344,7 +384,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             one (dense, scipy.sparse, or a pandas DataFrame whose column
             names become ``classes_``).
         sample_weight : array-like of shape (n_samples,), default=None
-            Nonnegative row weights (normalized to sum to one).
+            Nonnegative row weights; only their ratios matter (they are normalized
+            to sum to one, so uniform weights of any size are weights of one).
 
         Returns
         -------
@@ -357,7 +398,12 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         # Aggregation and the exact geometry run on the host, once per fit.
         data = self._contexts(aggregate_contexts(to_host(X), to_host(y),
                                                  to_host(sample_weight)))
-        self.learning_rate_ = self._learning_rate(data)
+        # The solver, its step and the geometry work on the contexts divided
+        # column-wise by powers of two; coef_ is mapped back exactly.
+        scaling = self._scaling(data)
+        data = scaling.contexts(data)
+        penalty = L2Penalty(self.alpha, scaling.exponents)
+        self.learning_rate_ = self._learning_rate(data, penalty)
         if self.solver == "lbfgs":  # scipy's L-BFGS-B: NumPy on the host
             xp, device = namespace(data.embeddings)[0], None
         reference = self._implicit_bias_reference(data)
@@ -366,28 +412,22 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             data.entropy, every=self.history_every, reference=reference,
             verbose=self.verbose,
             print_every=1 if self.verbose >= 2 else max(1, self.max_iter // 10),
-            total=self.max_iter,
+            total=self.max_iter, scaling=None if scaling.identity else scaling,
         )
-        options = SolverOptions(
-            max_iter=self.max_iter, tol=self.tol,
-            learning_rate=self.learning_rate_ or 1.0,  # None for lbfgs, which ignores it
-            beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-            batch_size=self.batch_size, sampling=self.sampling,
-            step_schedule=self.step_schedule, margin_step=self.margin_step,
-            random_state=self.random_state,
-        )
-        objective = Objective(NTPLoss(data, xp=xp, device=device), L2Penalty(self.alpha),
-                              infimum)
-        W0 = self._initial_coef(data.classes, data.n_features, data.embeddings.dtype)
+        objective = Objective(NTPLoss(data, xp=xp, device=device), penalty, infimum,
+                              None if scaling.identity else scaling)
+        W0 = scaling.to_scaled(
+            self._initial_coef(data.classes, data.n_features, data.embeddings.dtype))
         W0 = W0 if device is None else xp.asarray(W0, device=device)
-        result = SOLVERS[self.solver](objective, W0, options, tracker)
+        result = SOLVERS[self.solver](objective, W0, self._options(scaling), tracker)
         if result.warning:  # each solver knows which outcomes deserve one
             warnings.warn(result.warning, ConvergenceWarning, stacklevel=3)
 
         X_xp, _, X_device = get_namespace_and_device(X)
         self.classes_ = np.array(data.classes)  # writeable, unlike NTPData's
-        self.coef_, self.intercept_ = self._split_coef(
-            X_xp.asarray(result.coef, device=X_device))
+        self.coef_, self.intercept_ = self._split_coef(X_xp.asarray(
+            _unscaled(scaling, result.coef), device=X_device))
+        self.feature_scale_ = scaling.scale
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.stop_reason_ = result.stop_reason
@@ -399,14 +439,48 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = tracker.history
         self.entropy_ = data.entropy
         self.loss_infimum_ = infimum
-        self.finite_component_ = getattr(reference, "finite_component", None)
-        self.margin_direction_ = getattr(reference, "margin_direction", None)
+        self.finite_component_, self.margin_direction_ = None, None
+        if reference is not None:
+            self.finite_component_ = _unscaled(scaling, reference.finite_component)
+            self.margin_direction_ = scaling.direction(reference.margin_direction)
         if not isinstance(X, np.ndarray):  # the limits join the fitted arrays on X's device
-            self.finite_component_, self.margin_direction_ = (
+            self.finite_component_, self.margin_direction_, self.feature_scale_ = (
                 None if A is None else from_host(
                     A, X_xp, X_device, _max_precision_float_dtype(X_xp, X_device))
-                for A in (self.finite_component_, self.margin_direction_))
+                for A in (self.finite_component_, self.margin_direction_,
+                          self.feature_scale_))
         return self
+
+    def _scaling(self, data):
+        """The powers of two by which the solver divides the contexts' columns.
+
+        Per column for the step-size solvers with ``learning_rate="auto"``
+        (one step then fits every column) and for lbfgs (which seeks the
+        minimizer, whatever the coordinates); otherwise uniform, which
+        changes nothing but the range of the numbers (see
+        :mod:`sklearn_ntp._scaling`).
+        """
+        per_column = self.solver == "lbfgs" or (
+            self.learning_rate == "auto" and self.solver in STEP_SOLVERS)
+        return column_scale_exponents(data.embeddings, data.weights, self.alpha, per_column)
+
+    def _options(self, scaling):
+        """The solver's options, with a given step and epsilon mapped to rescaled contexts."""
+        step, epsilon = self.learning_rate_ or 1.0, self.epsilon  # lbfgs has no step
+        given = self.learning_rate != "auto"
+        if given:  # W' = W 2^base: gd moves W' by 4^base times as much, ngd and adam 2^base
+            power = 2 if self.solver in ("gd", "sgd") else 1
+            with np.errstate(over="ignore", under="ignore"):
+                step = float(np.ldexp(step, power * scaling.base))
+                epsilon = float(np.ldexp(epsilon, -scaling.base))
+        return SolverOptions(
+            max_iter=self.max_iter, tol=self.tol, learning_rate=step,
+            auto_step=not given, given_learning_rate=self.learning_rate_ if given else None,
+            beta_1=self.beta_1, beta_2=self.beta_2, epsilon=epsilon,
+            batch_size=self.batch_size, sampling=self.sampling,
+            step_schedule=self.step_schedule, margin_step=self.margin_step,
+            random_state=self.random_state,
+        )
 
     def _contexts(self, data):
         """The distinct contexts, with a constant feature when an intercept is fitted."""
@@ -430,14 +504,24 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         xp, _ = namespace(self.coef_)
         return xp.concat([self.coef_, xp.reshape(self.intercept_, (-1, 1))], axis=1)
 
-    def _learning_rate(self, data):
-        """The step of gd, ngd and adam: ``learning_rate``, or derived from ``L``."""
+    def _learning_rate(self, data, penalty):
+        """The step: ``learning_rate``, or derived from the (rescaled) contexts' smoothness."""
         if self.solver == "lbfgs":
             return None
         if self.learning_rate != "auto":
             return float(self.learning_rate)
-        L = smoothness_constant(data.embeddings, data.weights, self.alpha)
-        return auto_learning_rate(self.solver, L)
+        alpha = penalty.largest_strength
+        L = smoothness_constant(data.embeddings, data.weights, alpha)
+        if self.solver != "sgd":
+            return auto_learning_rate(self.solver, L)
+        return auto_learning_rate("sgd", L, context_smoothness(data.embeddings, alpha),
+                                  self._draws_per_step(data.n_contexts))
+
+    def _draws_per_step(self, n_contexts):
+        """Independent draws per sgd step, or None when the step is gradient descent."""
+        if self.sampling == "contexts" and (self.batch_size or n_contexts) >= n_contexts:
+            return None
+        return self.batch_size or n_contexts
 
     def _implicit_bias_reference(self, data):
         if not self.compute_implicit_bias:
@@ -469,11 +553,6 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                              "(n_tokens, n_features"
                              f"{' + 1 with the intercept' if self.fit_intercept else ''}).")
         return np.array(W, dtype=dtype)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
 
     def _validate_X(self, X, method):
         check_is_fitted(self)
@@ -596,3 +675,14 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         data = self._contexts(aggregate_contexts(
             to_host(X), to_host(y), to_host(sample_weight), classes=self.classes_))
         return -NTPLoss(data).value(to_host(self._full_coef()).astype(data.embeddings.dtype))
+
+
+def _unscaled(scaling, W):
+    """The decoder of the given contexts from that of the rescaled ones; finite or an error."""
+    W = scaling.from_scaled(W)
+    xp, _ = namespace(W)
+    if not bool(xp.all(xp.isfinite(W))):
+        raise ValueError(
+            "X is too small in scale: the fitted decoder of its contexts has entries beyond "
+            f"the range of {W.dtype}; rescale X (e.g. with StandardScaler).")
+    return W

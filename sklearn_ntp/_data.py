@@ -108,7 +108,15 @@ def checked_array(array, name, **kwargs):
 
 
 def check_sample_weight(sample_weight, n_samples):
-    """Validate row weights: finite, nonnegative, not all zero (default: ones)."""
+    """Validate row weights and scale them to a largest one in ``[1/2, 1)`` (default: ones).
+
+    Weights must be finite, nonnegative and not all zero. Only their ratios
+    matter (the loss is normalized by the total weight), and scaling them
+    before anything is summed keeps every total finite: weights of ``1e308``
+    or ``1e-320`` give the data of weights of one. The scale is the power of
+    two of the largest weight, so it is exact: weights of ordinary size give
+    the very numbers they gave without it.
+    """
     if sample_weight is None:
         return np.ones(n_samples)
     try:
@@ -121,7 +129,15 @@ def check_sample_weight(sample_weight, n_samples):
         raise ValueError(
             "sample_weight must have at least one positive entry (all weights are zero)."
         )
-    return sample_weight
+    largest = sample_weight.max()
+    relative = np.ldexp(sample_weight, -np.frexp(largest)[1])
+    vanished = np.flatnonzero((sample_weight > 0) & (relative == 0))
+    if vanished.size:  # a row that exists, with a weight float64 cannot express
+        raise ValueError(
+            f"sample_weight[{vanished[0]}] = {sample_weight[vanished[0]]:.3g} is more than "
+            f"2**1074 times smaller than the largest weight {largest:.3g}: float64 cannot "
+            "hold their ratio. Set such weights to 0 to drop those rows.")
+    return relative
 
 
 def check_classes(classes):
@@ -368,7 +384,9 @@ def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
         dense, scipy.sparse or a pandas DataFrame (its column names are then
         the tokens).
     sample_weight : array-like of shape (n_samples,), default=None
-        Nonnegative row weights. Rows of zero weight are ignored.
+        Nonnegative row weights; only their ratios matter (any positive
+        uniform weights give the data of weights one). Rows of zero weight
+        are ignored.
     classes : array-like of shape (n_tokens,), default=None
         Distinct token labels fixing the vocabulary and the column order of
         ``probabilities`` (in any order; copied, never modified); by default
@@ -423,8 +441,14 @@ def merge_contexts(X, Y, w, classes):
         (w[keep], (inverse, np.arange(keep.size))), shape=(n_contexts, keep.size)
     )
     counts = np.asarray(group.sum(axis=1)).ravel()
-    P = sp.diags(1.0 / counts) @ (group @ Y[keep])
-    P = sp.csr_matrix(P)
+    P = sp.csr_matrix(group @ Y[keep])
+    sizes = np.diff(P.indptr)
+    with np.errstate(over="ignore"):
+        reciprocal = np.repeat(1.0 / counts, sizes)
+    # Rows scaled by 1 / counts, or divided by counts where that overflows
+    # (a context whose total weight is subnormal).
+    P.data = np.where(np.isfinite(reciprocal), P.data * reciprocal,
+                      P.data / np.repeat(counts, sizes))
     P.eliminate_zeros()
     P.sort_indices()
 

@@ -13,6 +13,7 @@ Two ways to sample the data, both unbiased for ``grad CE``:
 
 The step is ``eta`` (``"constant"``) or ``eta / sqrt(k)`` at step ``k``
 (``"inverse_sqrt"``, the Robbins-Monro schedule that averages the noise out).
+The ridge penalty's gradient, which needs no sampling, is added exactly.
 """
 
 import numpy as np
@@ -34,11 +35,14 @@ class SGDStep:
         ``random_state``.
     W0 : ndarray
         Initial matrix (for the dtype).
+    penalty : L2Penalty, default=None
+        The ridge penalty, whose exact gradient joins every sampled one.
     """
 
-    def __init__(self, datafit, options, W0):
+    def __init__(self, datafit, options, W0, penalty=None):
         data = datafit.data
         self.options = options
+        self.penalty = None if penalty is None or penalty.alpha == 0.0 else penalty
         self.H = datafit.H
         self.P = data.probabilities
         self.rng = check_random_state(options.random_state)
@@ -73,16 +77,23 @@ class SGDStep:
     def __call__(self, W, grad, t):
         if self.full_batch:
             return W - self._eta(t) * grad
+        sampled = self._sampled_gradient(W)
+        if self.penalty is not None:
+            sampled = sampled + self.penalty.grad(W)
+        return W - self._eta(t) * sampled
+
+    def _sampled_gradient(self, W):
+        """The cross-entropy's gradient over one drawn batch."""
         rows, targets, weights = self._sample()
         xp, on_host = namespace(W)
         if on_host:
             H = self.H[rows]
             residual = (softmax(H @ W.T) - targets) * weights[:, None]
-            return W - self._eta(t) * (residual.T @ H).astype(W.dtype, copy=False)
+            return (residual.T @ H).astype(W.dtype, copy=False)
         # The draw is made on the host (a few indices); the step runs on W's
         # device, with host-to-device copies only (no synchronization).
         H = xp.take(self.H, xp.asarray(rows, device=W.device), axis=0)
         targets = from_host(targets, xp, W.device, W.dtype)
         weights = from_host(weights[:, None], xp, W.device, W.dtype)
         residual = (softmax(H @ W.T) - targets) * weights
-        return W - self._eta(t) * (residual.T @ H)
+        return residual.T @ H

@@ -9,7 +9,13 @@ class SolverOptions:
 
     max_iter: int
     tol: float
+    #: The step on the solver's contexts (which may be rescaled by powers of two).
     learning_rate: float = 0.5
+    #: Whether ``learning_rate`` was derived by ``learning_rate="auto"`` (for messages).
+    auto_step: bool = False
+    #: The step the user gave, when the contexts were rescaled (for messages;
+    #: None: ``learning_rate`` itself).
+    given_learning_rate: float | None = None
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-8

@@ -49,6 +49,10 @@ class Objective:
         ``L* = inf CE`` when known (see
         :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`); the entropy
         ``H`` of the data otherwise (``L* = H`` on compatible, separable data).
+    scaling : FeatureScaling, default=None
+        When the data fit's contexts were rescaled column-wise (see
+        :mod:`sklearn_ntp._scaling`): gradient norms are then those of the
+        given problem, so that ``tol`` keeps its meaning.
 
     Examples
     --------
@@ -65,10 +69,11 @@ class Objective:
                     [ 0.25, -0.25]]))
     """
 
-    def __init__(self, datafit, penalty, loss_infimum=None):
+    def __init__(self, datafit, penalty, loss_infimum=None, scaling=None):
         self.datafit = datafit
         self.penalty = penalty
         self.loss_infimum = datafit.entropy if loss_infimum is None else loss_infimum
+        self.scaling = scaling
 
     def __call__(self, W):
         """Return ``(objective, CE, gradient of the objective)`` at ``W``."""
@@ -87,7 +92,13 @@ class Objective:
         """
         if self.penalty.alpha == 0.0:
             return float(ce) - self.loss_infimum <= tol
-        return float(frobenius_norm(grad)) <= tol
+        return self.gradient_norm(grad) <= tol
+
+    def gradient_norm(self, grad):
+        """``||grad||_F`` in the units of the given (not rescaled) problem."""
+        if self.scaling is None:
+            return float(frobenius_norm(grad))
+        return self.scaling.gradient_norm(grad)
 
 
 def gd_step(options, W0):
@@ -144,6 +155,9 @@ class DescentRule:
     objective means the step is too large for the curvature.
     """
 
+    #: What a divergence means for this rule (no fold-dependent numbers).
+    reason = "the objective increased, which a stable gradient step never does"
+
     def __init__(self, eps):
         self.slack = float(np.sqrt(eps))
         self.previous = np.inf
@@ -167,18 +181,24 @@ class ExcursionRule:
 
     def __init__(self, eps):
         self.limit, self.excursion = None, 0
+        self.reason = ""
 
     def check(self, value):
         """``"ok"``, ``"excursion"`` or ``"diverged"`` for the next objective ``value``."""
         if self.limit is None:
             self.limit = DIVERGENCE_FACTOR * max(1.0, value)
         if not np.isfinite(value):
+            self.reason = "the objective became non-finite"
             return "diverged"
         if value <= self.limit:
             self.excursion = 0
             return "ok"
         self.excursion += 1
-        return "diverged" if self.excursion >= DIVERGENCE_PATIENCE else "excursion"
+        if self.excursion < DIVERGENCE_PATIENCE:
+            return "excursion"
+        self.reason = (f"the objective stayed above {DIVERGENCE_FACTOR:g} max(1, f(W_0)) "
+                       f"for {DIVERGENCE_PATIENCE} iterations")
+        return "diverged"
 
 
 def _max_squared_context_norm(objective):
@@ -187,21 +207,31 @@ def _max_squared_context_norm(objective):
     return float(np.max(np.einsum("ij,ij->i", H, H)))
 
 
-def _divergence_message(objective, options, name):
-    """Why a first-order run diverged: the step, or embeddings far from unit scale.
+def _divergence_message(objective, options, name, reason):
+    """Why a first-order run diverged, naming the step it used and where it came from.
 
-    No fold-dependent numbers in the common case: a grid search shows the
-    warning once per candidate.
+    A given step carries no fold-dependent number in the common case: a grid
+    search then shows the warning once per candidate.
     """
-    scale = _max_squared_context_norm(objective)
+    if name == "sgd" and options.batch_size is not None:
+        name = f"sgd with batch_size={options.batch_size}"
     tail = "coef_ is the last accepted iterate, after n_iter_ updates."
+    if options.auto_step:
+        return (f"{name} diverged: {reason}, with the step {options.learning_rate:.3g} "
+                "(learning_rate_) that learning_rate='auto' derived from the data; pass a "
+                f"smaller learning_rate. {tail}")
+    scale = _max_squared_context_norm(objective)
+    if objective.scaling is not None:  # a uniform scale: in the units of the given X
+        scale = float(np.ldexp(scale, 2 * objective.scaling.base))
+    hint = "pass a smaller one, or learning_rate='auto' to derive a stable step from the data"
     if not 1e-8 <= scale <= 1e8:
-        return (f"The objective diverged: the embeddings have squared norms up to "
-                f"{scale:.0e}, far from unit scale; rescale X (e.g. StandardScaler) or "
-                f"use learning_rate='auto'. {tail}")
-    return (f"The objective diverged: learning_rate={options.learning_rate:g} is too "
-            f"large for {name} on these data (learning_rate='auto' derives a stable "
-            f"step from them). {tail}")
+        hint = (f"the embeddings have squared norms up to {scale:.0e}, far from unit scale: "
+                "rescale X (e.g. StandardScaler) or use learning_rate='auto', which adapts "
+                "the step to the data")
+    given = (options.learning_rate if options.given_learning_rate is None
+             else options.given_learning_rate)
+    return (f"{name} diverged: {reason}. learning_rate={given:g} is too large for {name} "
+            f"on these data; {hint}. {tail}")
 
 
 def _max_iter_warning(objective, name, n_iter):
@@ -239,7 +269,8 @@ def descend(make_step, rule, name, objective, W, options, tracker):
             if status == "diverged":
                 tracker.rewind(*accepted)
                 result = SolverResult(accepted[1], accepted[0], False, "diverged",
-                                      _divergence_message(objective, options, name))
+                                      _divergence_message(objective, options, name,
+                                                          rule.reason))
                 break
             if status == "ok":
                 accepted = (k, W, ce)
@@ -291,7 +322,7 @@ class _LBFGSRun:
 def _lbfgs_outcome(run, res, objective, options):
     """``(stop_reason, warning)`` of an L-BFGS-B run that did not meet ``tol``."""
     _, _, _, ce, grad = run._last
-    where = (f"at ||grad|| = {np.linalg.norm(grad):.3g}, CE - L* = "
+    where = (f"at ||grad|| = {objective.gradient_norm(grad):.3g}, CE - L* = "
              f"{ce - objective.loss_infimum:.3g} (tol = {options.tol:g})")
     if res.status == 1:
         return "max_iter", (f"lbfgs did not converge in {options.max_iter} iterations "
@@ -335,8 +366,8 @@ def lbfgs(objective, W0, options, tracker):
 
 def sgd(objective, W0, options, tracker):
     """Stochastic gradient descent (:class:`~sklearn_ntp._sgd.SGDStep`)."""
-    return descend(partial(SGDStep, objective.datafit), ExcursionRule, "sgd",
-                   objective, W0, options, tracker)
+    return descend(partial(SGDStep, objective.datafit, penalty=objective.penalty),
+                   ExcursionRule, "sgd", objective, W0, options, tracker)
 
 
 #: Solver registry used by :class:`~sklearn_ntp.NTPLinearClassifier`.

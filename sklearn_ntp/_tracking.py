@@ -148,29 +148,29 @@ class _DeviceReference:
     coordinates are whitened into distances on the host once, at the end.
     """
 
-    def __init__(self, reference, W):
+    def __init__(self, subspace, direction, finite, W):
         xp, _ = namespace(W)
         move = lambda a: from_host(np.asarray(a), xp, W.device, W.dtype)  # noqa: E731
         self.xp = xp
-        basis = getattr(reference.subspace, "basis", None)
+        basis = getattr(subspace, "basis", None)
         # G without generators (every effective support full): centred W B.
         self.basis = None if basis is None else move(basis)
         if basis is None:
-            generators = reference.subspace.generators
+            generators = subspace.generators
             V = generators.n_tokens
             self.H = move(generators.H)
             self.plus = xp.asarray(generators.context * V + generators.plus, device=W.device)
             self.minus = xp.asarray(generators.context * V + generators.minus,
                                     device=W.device)
-        self.direction = (None if reference.margin_direction is None
-                          else move(reference.margin_direction))
-        self.finite = move(reference.finite_component)
+        self.direction = None if direction is None else move(direction)
+        self.finite = move(finite)
 
     def _cosine(self, A):
         xp = self.xp
         return xp.sum(A * self.direction) / xp.linalg.vector_norm(A)
 
-    def snapshot(self, W, coordinates):
+    def snapshot(self, W, user, coordinates):
+        """Coordinates of the solver's iterate ``W``; angles of the user's ``user``."""
         xp = self.xp
         if self.basis is None:
             logits = xp.reshape(self.H @ W.T, (-1,))
@@ -180,7 +180,7 @@ class _DeviceReference:
             coordinates.append(xp.reshape(C - xp.mean(C, axis=0), (-1,)))
         if self.direction is None:
             return (np.nan, np.nan)
-        return (self._cosine(W), self._cosine(W - self.finite))
+        return (self._cosine(user), self._cosine(user - self.finite))
 
 
 class HistoryTracker:
@@ -208,6 +208,12 @@ class HistoryTracker:
     total : int, default=None
         Iteration budget; when given, progress lines show ``k/total`` and the
         percentage done.
+    scaling : FeatureScaling, default=None
+        When the solver runs on contexts rescaled column-wise (see
+        :mod:`sklearn_ntp._scaling`) and ``reference`` is their limit: norms
+        and angles are then those of the given problem's decoders, and the
+        subspace distances too when the scale is uniform (those of the
+        rescaled problem otherwise).
 
     Examples
     --------
@@ -224,11 +230,13 @@ class HistoryTracker:
     """
 
     def __init__(self, entropy, *, every=1, reference=None, verbose=0, print_every=1,
-                 total=None):
+                 total=None, scaling=None):
         self.entropy = entropy
         self.total = total
         self.every = every
         self.reference = reference
+        self.scaling = scaling
+        self._finite, self._direction = _user_limits(reference, scaling)
         self.verbose = verbose
         self.print_every = print_every
         self._losses = []
@@ -264,21 +272,31 @@ class HistoryTracker:
         if self.verbose and k % self.print_every:
             self._print(k, W, ce)
 
+    def _user(self, W):
+        """The given problem's decoder, up to the exact factor of a uniform scale."""
+        return W if self.scaling is None else self.scaling.relative_coef(W)
+
+    def _norm(self, user):
+        norm = frobenius_norm(user)
+        return norm if self.scaling is None else self.scaling.unit_norm(norm)
+
     def _snapshot(self, k, W, ce):
-        row = (k, ce, frobenius_norm(W))
+        user = self._user(W)
+        row = (k, ce, self._norm(user))
         ref = self.reference
         if ref is None:
             return row
         if not isinstance(W, np.ndarray):  # on W's device, without a sync
             if self._device is None:
-                self._device = _DeviceReference(ref, W)
-            return row + self._device.snapshot(W, self._coordinates)
-        W = np.asarray(W, dtype=np.float64)
-        self._coordinates.append(ref.subspace.coordinates(W))
-        if ref.margin_direction is None:
+                self._device = _DeviceReference(ref.subspace, self._direction, self._finite,
+                                                W)
+            return row + self._device.snapshot(W, user, self._coordinates)
+        self._coordinates.append(ref.subspace.coordinates(np.asarray(W, dtype=np.float64)))
+        if self._direction is None:
             return row + (np.nan, np.nan)
-        return row + (_cosine(W, ref.margin_direction),
-                      _cosine(W - ref.finite_component, ref.margin_direction))
+        user = np.asarray(user, dtype=np.float64)
+        return row + (_cosine(user, self._direction),
+                      _cosine(user - self._finite, self._direction))
 
     def _print(self, k, W, ce):
         step = f"iteration {k:7d}"
@@ -286,9 +304,10 @@ class HistoryTracker:
             step += f"/{self.total} ({100 * k / self.total:3.0f}%)"
         ref = self.reference
         infimum = self.entropy if ref is None else ref.loss_infimum
-        line = f"{step}  excess loss {ce - infimum:.4e}  ||W|| {np.linalg.norm(W):.4e}"
-        if ref is not None and ref.margin_direction is not None:
-            line += f"  alignment {_cosine(np.asarray(W, float), ref.margin_direction):.6f}"
+        user = np.asarray(self._user(W), dtype=np.float64)
+        line = f"{step}  excess loss {ce - infimum:.4e}  ||W|| {float(self._norm(user)):.4e}"
+        if self._direction is not None:
+            line += f"  alignment {_cosine(user, self._direction):.6f}"
         print(line, flush=True)
 
     @property
@@ -310,4 +329,16 @@ class HistoryTracker:
             history["subspace_error"] = (
                 ref.subspace.distances(stack_to_host(self._coordinates), ref.finite_component)
                 if self._coordinates else np.zeros(0))
+            if self.scaling is not None and self.scaling.uniform:
+                history["subspace_error"] = self.scaling.unit_norm(history["subspace_error"])
         return history
+
+
+def _user_limits(reference, scaling):
+    """``(W~, U~ / ||U~||)`` of the given problem, up to a uniform scale's factor."""
+    if reference is None:
+        return None, None
+    if scaling is None or scaling.uniform:
+        return reference.finite_component, reference.margin_direction
+    return (scaling.relative_coef(reference.finite_component),
+            scaling.direction(reference.margin_direction))

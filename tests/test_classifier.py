@@ -416,3 +416,101 @@ def test_bad_inputs_raise_clear_errors(small_problem):
         clf.fit(H, None)
     with pytest.raises(ValueError, match="non-finite"):
         NTPLinearClassifier(init=np.full((5, 8), 1e308)).fit(H, P)
+
+
+# ------------------------------------------------- extreme scales of X (exact invariance)
+
+def gaussian_three_tokens():
+    """20 contexts in 3-D with random labels: not separable, a finite minimizer."""
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(20, 3)), rng.integers(0, 3, size=20)
+
+
+@pytest.mark.parametrize("solver", ["gd", "lbfgs"])
+@pytest.mark.parametrize("scale", [2.0 ** -997, 1e-300, 1e-155, 1e150])
+def test_extreme_scales_fit_the_optimum_of_unit_scale(scale, solver):
+    """CE(W; c X) = CE(c W; X): every scale of X has the optimum of scale 1, which
+    scikit-learn's unpenalized LogisticRegression finds on X itself."""
+    X, y = gaussian_three_tokens()
+    reference = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow, no convergence warning
+        clf = NTPLinearClassifier(solver=solver, fit_intercept=True, tol=1e-10,
+                                  max_iter=20_000)
+        clf.fit(scale * X, y)
+    assert clf.converged_ and clf.n_iter_ > 0
+    assert clf.margin_direction_ is None  # not separable: the minimizer is finite
+    # The infimum is the minimum, whatever the scale: scikit-learn's loss there.
+    minimum = -np.mean(reference.predict_log_proba(X)[np.arange(20), y])
+    assert clf.loss_infimum_ == pytest.approx(minimum, rel=1e-9)
+    np.testing.assert_allclose(clf.predict_proba(scale * X), reference.predict_proba(X),
+                               atol=1e-4)
+    np.testing.assert_array_equal(clf.predict(scale * X), reference.predict(X))
+    np.testing.assert_allclose(clf.coef_ * scale, reference.coef_ - reference.coef_.mean(0),
+                               atol=1e-3)
+
+
+@pytest.mark.parametrize("solver", ["gd", "ngd", "adam", "sgd", "lbfgs", "accelerated"])
+def test_a_power_of_two_scale_of_X_gives_exactly_the_fit_of_X(solver):
+    """Scaled by 2^-997 (or 2^400), X gives the very iterates of X: coef_ scales exactly."""
+    X, y = gaussian_three_tokens()
+    params = {"solver": solver, "max_iter": 50, "random_state": 0, "batch_size": 4}
+    unit = NTPLinearClassifier(**params).fit(X, y)
+    for exponent in (-997, 400):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            scaled = NTPLinearClassifier(**params).fit(np.ldexp(X, exponent), y)
+        np.testing.assert_array_equal(scaled.coef_, np.ldexp(unit.coef_, -exponent))
+        np.testing.assert_array_equal(scaled.loss_curve_, unit.loss_curve_)
+        assert scaled.loss_infimum_ == unit.loss_infimum_
+        for key in ("alignment", "corrected_alignment"):
+            np.testing.assert_array_equal(scaled.history_[key], unit.history_[key])
+        np.testing.assert_array_equal(scaled.history_["norm"],
+                                      np.ldexp(unit.history_["norm"], -exponent))
+
+
+def test_a_given_step_on_tiny_X_is_gradient_descent_and_says_nothing_false():
+    """The given step is plain GD on the given X: at scale 1e-300 it cannot move the
+    logits, which stay zero; no message blames or suggests a step."""
+    X, y = gaussian_three_tokens()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = NTPLinearClassifier(learning_rate=0.5, compute_implicit_bias=False,
+                                  max_iter=20).fit(1e-300 * X, y)
+    np.testing.assert_allclose(clf.predict_proba(1e-300 * X), 1 / 3, rtol=1e-12)
+    assert clf.learning_rate_ == 0.5
+
+
+def test_a_scale_whose_decoder_overflows_is_refused():
+    X, y = gaussian_three_tokens()
+    with pytest.raises(ValueError, match="X's column .* rescale X"):
+        NTPLinearClassifier().fit(1e-306 * X, y)
+    with pytest.raises(ValueError, match="X has entries up to .* rescale X"):
+        NTPLinearClassifier().fit(1e300 * X, y)
+
+
+# ------------------------------------------------------------ sample weights of any size
+
+@pytest.mark.parametrize("weight", [1e308, 1e-320, 2.0 ** -1074])
+def test_uniform_weights_of_any_size_give_the_fit_of_weights_one(weight):
+    X, y = gaussian_three_tokens()
+    ones = NTPLinearClassifier(fit_intercept=True).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = NTPLinearClassifier(fit_intercept=True).fit(X, y, np.full(20, weight))
+    assert clf.n_iter_ == ones.n_iter_ > 0
+    assert clf.loss_infimum_ == pytest.approx(ones.loss_infimum_, rel=1e-12)
+    np.testing.assert_allclose(clf.coef_, ones.coef_, rtol=1e-10)
+    assert clf.score(X, y, np.full(20, weight)) == pytest.approx(ones.score(X, y),
+                                                                  rel=1e-12)
+
+
+def test_weights_spanning_many_decades_fit_their_weighted_loss():
+    X, y = gaussian_three_tokens()
+    w = 10.0 ** np.random.default_rng(1).uniform(-150, 150, size=20)
+    clf = NTPLinearClassifier(fit_intercept=True, compute_implicit_bias=False).fit(X, y, w)
+    pi = w / w.sum()  # no overflow at these sizes: the reference normalizes directly
+    A, P = np.c_[X, np.ones(20)], np.eye(3)[y]
+    W = np.c_[clf.coef_, clf.intercept_]
+    assert clf.loss_curve_[-1] == pytest.approx(cross_entropy(W, A, P, pi), rel=1e-12)
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0] - 0.5  # it learned the heavy rows

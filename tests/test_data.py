@@ -1,5 +1,7 @@
 """Aggregation of raw rows into distinct contexts, and every bad-input path."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -61,6 +63,32 @@ def test_zero_weight_rows_are_ignored_and_arrays_are_read_only():
         data.embeddings[0, 0] = 5.0
 
 
+@pytest.mark.parametrize("weight", [1e308, 1e-320, 3.7, 2.0 ** -1074])
+def test_uniform_weights_of_any_size_give_the_data_of_weights_one(weight):
+    X, y = _raw_pairs()
+    ones = aggregate_contexts(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow in the totals
+        data = aggregate_contexts(X, y, sample_weight=np.full(len(y), weight))
+    _assert_same(ones, data)
+    np.testing.assert_allclose(data.weights, [3 / 6, 2 / 6, 1 / 6], rtol=1e-15)
+
+
+def test_weights_spanning_three_hundred_decades_keep_their_ratios():
+    X, y = _raw_pairs()
+    w = np.array([1e300, 1e-10, 3e299, 1e300, 2e-10, 5e-16])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = aggregate_contexts(X, y, sample_weight=w)
+    # Contexts [0, 1] (rows 0, 2, 3), [1, 0] (rows 1, 4) and [2, 2] (row 5).
+    np.testing.assert_allclose(data.weights[0], 1.0, rtol=1e-15)
+    # Subnormal, so with fewer digits, but there: every context keeps its weight.
+    np.testing.assert_allclose(data.weights[1:], [3e-10 / 2.3e300, 5e-16 / 2.3e300],
+                               rtol=1e-6)
+    np.testing.assert_allclose(data.probabilities.toarray(),
+                               [[0, 2 / 2.3, 0.3 / 2.3], [1, 0, 0], [0, 0, 1]], rtol=1e-14)
+
+
 def test_float32_embeddings_keep_their_dtype():
     data = aggregate_contexts(np.eye(2, dtype=np.float32), [0, 1])
     assert data.embeddings.dtype == np.float32
@@ -83,6 +111,7 @@ def test_float32_embeddings_keep_their_dtype():
         (np.eye(2), [0, 1], [0.0, 0.0], "sample_weight.*(non-zero|positive)"),
         (np.eye(2), [0, 1], [1.0], r"sample_weight.shape == \(1,\), expected \(2,\)"),
         (np.eye(2), [0, 1], [1.0, np.nan], "Input sample_weight contains NaN"),
+        (np.eye(2), [0, 1], [1e300, 1e-30], r"sample_weight\[1\] = 1e-30 .* float64 cannot"),
         (np.ones(3), [0, 1, 1], None, "2D array"),
     ],
 )
