@@ -593,21 +593,21 @@ class _SvmOnTheWay:
         return False
 
 
-def _max_margin_solution(data, effective, T, solve,
-                         refuse=(CertificationError, NotNTPSeparableError)):
+def _max_margin_solution(data, effective, T, solve):
     """``(U~, KKT residual, refusal)``; ``(None, 0.0, "")`` when ``T`` is empty.
 
     ``U~`` is the NTP-SVM of the effective supports; :func:`ntp_svm` returns
     it only with its certificate holding, whose largest residual (relative
-    infeasibility, duality gap) is reported. A refusal (the errors in
-    ``refuse``; the others propagate) leaves ``U~`` unknown:
-    ``(None, inf, why)``, and the status quotes why.
+    infeasibility, duality gap) is reported. A refusal leaves ``U~`` unknown:
+    ``(None, inf, why)``, and the status quotes why. ``T`` is proven by then,
+    so the refusal is about ``U~`` alone (the minimum-norm problem of the
+    features' metric), never about which pairs are separable.
     """
     if not T.any():
         return None, 0.0, ""
     try:
         U, certificate = solve(with_support(data, effective))
-    except refuse as exc:
+    except (CertificationError, NotNTPSeparableError) as exc:
         return None, np.inf, str(exc)
     return U, max(certificate.primal, certificate.dual, certificate.gap), ""
 
@@ -625,7 +625,10 @@ def _status(certificate, finite):
     if not certificate["feature_map_error"] <= FEATURE_MAP_RTOL:
         failed.append(f"W~ in the features' coordinates (their conditioning changes its "
                       f"logits by {certificate['feature_map_error']:.2g} relative)")
-    if not certificate["kkt_violation"] <= GAP_RTOL:
+    if certificate["max_margin_refusal"]:
+        failed.append(f"max-margin solution U~ not certified: "
+                      f"{certificate['max_margin_refusal'].rstrip('.')}")
+    elif not certificate["kkt_violation"] <= GAP_RTOL:
         failed.append(f"max-margin solution U~ (KKT violation "
                       f"{certificate['kkt_violation']:.2g} > {GAP_RTOL:g})")
     lp = certificate["separable_pairs_lp"]
@@ -635,8 +638,6 @@ def _status(certificate, finite):
           and not certificate["farkas_bound"] <= FARKAS_RTOL):
         failed.append(f"separable pairs T (Farkas bound {certificate['farkas_bound']:.2g} "
                       f"> {FARKAS_RTOL:g}: some pairs outside T are undecided)")
-    if certificate["max_margin_refusal"]:
-        failed.append(certificate["max_margin_refusal"])
     return "certified" if not failed else "uncertified: " + "; ".join(failed)
 
 

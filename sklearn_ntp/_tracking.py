@@ -86,7 +86,7 @@ def implicit_bias_reference(data, limit=None):
         limit = next((held for held in _HELD_LIMITS.get() if _same_data(held.data, data)),
                      None) or implicit_bias_limit(data)
     issues = () if limit.certified else (
-        f"The limit of gradient descent is not fully certified: {limit.status}.",)
+        f"The implicit-bias limit is not fully certified: {limit.status.rstrip('.')}.",)
     return ImplicitBiasReference(limit.effective_subspace, limit.finite_component,
                                  limit.margin_direction, limit.loss_infimum, issues)
 

@@ -23,6 +23,7 @@ from _reference import (
 from scipy.special import softmax
 from sklearn.datasets import load_breast_cancer
 
+from sklearn_ntp import NTPLinearClassifier
 from sklearn_ntp.implicit_bias import (
     aggregate_contexts,
     check_ntp_separability,
@@ -302,3 +303,24 @@ def test_ntp_svm_of_an_offset_feature_is_the_reference_qp(offset):
     T = ~(P > 0)
     U = explicit_max_margin(H, P, P > 0, T, shear(X.shape[1], offset))
     np.testing.assert_allclose(ntp_svm(shifted, y), U, atol=1e-6 * np.abs(U).max())
+
+
+def test_default_fit_on_raw_breast_cancer_is_quiet_and_consistent():
+    """No solver's warning reaches the user, and what the estimator reports
+    agrees with its limit: separable, with a certified max-margin direction."""
+    X, y = load_breast_cancer(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = NTPLinearClassifier(fit_intercept=True).fit(X, y)
+    assert clf.margin_direction_ is not None
+    assert np.linalg.norm(np.c_[clf.margin_direction_]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", SWEEP)
+def test_status_never_contradicts_the_separable_pairs(kind):
+    H, y, pi = sweep_instance(kind, 0)
+    limit = implicit_bias_limit(H, y, pi)
+    if "separable pairs T" not in limit.status:
+        assert "cannot be decided" not in limit.status
+        assert limit.is_separable == bool(np.array_equal(limit.separable_pairs,
+                                                         ~limit.data.support_mask))
