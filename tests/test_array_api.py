@@ -55,11 +55,16 @@ def fit_both(xp, data, dtype=np.float64, **params):
     return ref, clf
 
 
+# Each namespace rounds differently (torch its norms). Normalized GD at a fixed
+# step oscillates near the limit and amplifies rounding: on these data a
+# relative change of 1e-15 in X moves its coef_ by 1e-15 after 20 steps, 3e-8
+# after 50 and 1e-5 after 200, so it is compared over 20 steps. GD and Adam
+# here stay within 1e-13 over 200 steps.
 @pytest.mark.parametrize("xp", list(namespaces()))
 @pytest.mark.parametrize("params", [
     {"solver": "gd", "learning_rate": 0.5, "max_iter": 200},
     {"solver": "adam", "learning_rate": 0.05, "max_iter": 200},
-    {"solver": "ngd", "learning_rate": 0.1, "max_iter": 200},
+    {"solver": "ngd", "learning_rate": 0.1, "max_iter": 20},
     {"solver": "gd", "learning_rate": 0.5, "max_iter": 500, "alpha": 0.01, "tol": 1e-3},
     {"solver": "lbfgs", "alpha": 0.01, "max_iter": 50},
     {"solver": "sgd", "batch_size": 5, "max_iter": 100, "random_state": 0},
@@ -67,10 +72,6 @@ def fit_both(xp, data, dtype=np.float64, **params):
      "random_state": 0},
 ], ids=["gd", "adam", "ngd", "gd-ridge", "lbfgs", "sgd-contexts", "sgd-tokens"])
 def test_same_results_as_numpy_float64(xp, data, params):
-    if params["solver"] == "ngd" and xp is not xps:
-        # torch rounds its norms differently, and normalized GD at a fixed step
-        # oscillates near the limit and amplifies rounding: a shorter run.
-        params = {**params, "max_iter": 20}
     ref, clf = fit_both(xp, data, **params)
     assert clf.n_iter_ == ref.n_iter_ and clf.stop_reason_ == ref.stop_reason_
     for name in ("coef_", "loss_curve_", "finite_component_", "margin_direction_"):

@@ -96,8 +96,13 @@ def test_gd_matches_a_numpy_loop_and_tracks_the_implicit_bias(paper_problem):
     assert_implicit_bias_trends(h, clf.entropy_)
 
 
-def assert_implicit_bias_trends(history, entropy):
-    """Theorem 2: CE -> H, ||W|| grows, alignments -> 1, P_F(W_k) -> W*."""
+def assert_implicit_bias_trends(history, entropy, floor=0.0):
+    """Theorem 2: CE -> H, ||W|| grows, alignments -> 1, P_F(W_k) -> W*.
+
+    A constant-step method approaches ``W*`` only down to a distance set by its
+    step, where its iterates wander with the machine's rounding: there the
+    subspace error need only stay below ``floor``.
+    """
     excess = [at(history, "loss", k) - entropy for k in CHECKPOINTS]
     norm = [at(history, "norm", k) for k in CHECKPOINTS]
     align = [at(history, "alignment", k) for k in CHECKPOINTS]
@@ -107,7 +112,7 @@ def assert_implicit_bias_trends(history, entropy):
     assert norm[0] < norm[1] < norm[2]
     assert align[0] < align[1] < align[2] and align[2] > 0.9
     assert corrected[2] > 0.9
-    assert error[0] > error[1] > error[2]
+    assert error[0] > error[1] and error[2] < max(error[1], floor)
 
 
 @pytest.mark.parametrize("params", [
@@ -117,7 +122,10 @@ def assert_implicit_bias_trends(history, entropy):
 def test_ngd_and_adam_show_the_same_implicit_bias(paper_problem, params):
     H, P, pi, W_star, W_mm = paper_problem
     clf = fit_paper(paper_problem, **params)
-    assert_implicit_bias_trends(clf.history_, clf.entropy_)
+    # From about 1000 steps on, Adam at this step wanders with ||P_F(W_k) - W*||
+    # between 0.003 and 0.015, and the value at a given step depends on rounding
+    # (at 1000 and 10,000 steps, either can be the larger): no order between them.
+    assert_implicit_bias_trends(clf.history_, clf.entropy_, floor=0.03)
     # Faster than GD (paper App. A.2): closer to W^mm after the same budget.
     assert cosine(clf.coef_, W_mm) > 0.93
     assert clf.loss_curve_[-1] == pytest.approx(cross_entropy(clf.coef_, H, P, pi), rel=1e-12)

@@ -109,9 +109,12 @@ def test_reproduce_optimizer_results_are_consistent(reproduced):
             reached = result["final"]["corrected_alignment"] >= float(threshold)
             assert k is None or 0 <= k <= result["n_iter"]
             assert not reached or k is not None
-    # Same seed, same LeCun initialization for every optimizer.
+    # Same seed, same LeCun initialization for every optimizer. The accelerated
+    # solver records its loss through NTPLoss.value, the others through
+    # value_and_grad: two summations, which differ in the last bit for about one
+    # initialization in ten.
     initials = [results[name]["initial"] for name in OPTIMIZERS]
-    assert all(i == initials[0] for i in initials)
+    assert all(i == pytest.approx(initials[0], rel=1e-12, abs=1e-15) for i in initials)
 
 
 def test_reproduce_partially_separable_part_is_measured_against_the_limit(reproduced):
