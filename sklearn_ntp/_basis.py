@@ -19,7 +19,7 @@ round-off *relative to that column*; a column whose sine is below
 the resolution of the whole geometry, and it is reported.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -30,6 +30,9 @@ import scipy.linalg as la
 #: round-off (about ``m * eps``); directions of the contexts that differ by less
 #: than this relative amount are treated as one.
 SPAN_RESOLUTION = 1e-10
+#: Smallest Cholesky pivot ratio of ``H H^T`` for a wide ``H`` (``d > m``)
+#: taken as proof of independent contexts without the QR.
+INDEPENDENT_PIVOTS = 1e-12
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,13 +55,18 @@ class ContextBasis:
     smallest_sine : float
         Smallest sine of the angle between a kept pivot column and the span of
         the previous ones (1 for a single column): how close the contexts' span
-        comes to losing a dimension, in any coordinates.
+        comes to losing a dimension, in any coordinates. For independent
+        contexts of a wide ``H`` (``Q = I``), the square root of the smallest
+        Cholesky pivot ratio of ``H H^T`` instead.
     """
 
     Q: np.ndarray
     B: np.ndarray
     rank: int
     smallest_sine: float
+    #: Cholesky factor of ``H H^T`` when the contexts are independent and
+    #: ``Q = I`` (then ``W = (M (H H^T)^-1) H`` maps back in ``O(m^2 V)``).
+    gram_cholesky: tuple | None = field(default=None, repr=False)
 
     def to_orthonormal(self, W):
         """``M = W B``: a decoder of the features as a decoder of the rows of ``Q``."""
@@ -74,6 +82,8 @@ class ContextBasis:
         M = np.asarray(M, dtype=np.float64)
         if self.rank == 0:
             return np.zeros((M.shape[0], self.B.shape[0]))
+        if self.gram_cholesky is not None:
+            return la.cho_solve(self.gram_cholesky, M.T).T @ self.B.T
         return la.lstsq(self.B.T, M.T, lapack_driver="gelsd")[0].T
 
     @cached_property
@@ -106,6 +116,10 @@ def context_basis(H):
         # Every logit is zero whatever the decoder: one zero coordinate keeps
         # the shapes of the computations that follow.
         return ContextBasis(Q=np.zeros((m, 1)), B=np.zeros((d, 1)), rank=0, smallest_sine=0.0)
+    if d > m:
+        independent = _independent_contexts(H)
+        if independent is not None:
+            return independent
     scales = np.where(norms > 0, norms, 1.0)
     Q, R, perm = la.qr(H / scales, mode="economic", pivoting=True)
     sines = np.abs(np.diag(R))
@@ -116,6 +130,31 @@ def context_basis(H):
     B[perm] = (R[:rank].T * scales[perm][:, None])
     return ContextBasis(Q=np.ascontiguousarray(Q[:, :rank]), B=B, rank=rank,
                         smallest_sine=float(sines[rank - 1]) if rank else 0.0)
+
+
+def _independent_contexts(H):
+    """``Q = I`` when ``d > m`` and the contexts are clearly independent.
+
+    The column space is then all of ``R^m``, and any orthonormal basis of it
+    will do: the identity costs nothing, and ``H = I H``. Independence is read
+    off the Cholesky factor of ``H H^T`` (one matrix product, far cheaper
+    than a pivoted QR of a wide ``H``, and needed anyway to map decoders
+    back): pivots above :data:`INDEPENDENT_PIVOTS` relative leave no doubt
+    about the rank, whatever the features' scales. None otherwise (the
+    pivoted QR decides).
+    """
+    gram = H @ H.T
+    try:
+        factor = la.cho_factor(gram, lower=True)
+    except la.LinAlgError:
+        return None
+    pivots = np.diag(factor[0]) ** 2
+    ratio = float(pivots.min() / pivots.max())
+    if not ratio > INDEPENDENT_PIVOTS:
+        return None
+    m = H.shape[0]
+    return ContextBasis(Q=np.eye(m), B=np.ascontiguousarray(H.T), rank=m,
+                        smallest_sine=float(np.sqrt(ratio)), gram_cholesky=factor)
 
 
 def orthonormal_data(data, basis):
