@@ -1,7 +1,8 @@
 """Speed of W* and W^mm against the naive formulations, measured in one process.
 
     python benchmarks/bench_implicit_bias.py            # both comparisons (~1 min)
-    python benchmarks/bench_implicit_bias.py --large-naive   # also the naive NTP-SVM at m=200 (minutes)
+    python benchmarks/bench_implicit_bias.py --large-naive
+        # also the naive NTP-SVM at m=200 (minutes)
 
 Baselines: the explicit Kronecker least-squares system for ``W*`` and a cvxpy model
 over the full V x d variable for ``W^mm`` (the reference models of the test suite).
@@ -63,7 +64,8 @@ def bench_svm(rng, sizes, naive=True):
     n_constraints = m * V - m
     dense_mib = n_constraints * V * d * 8 / 2**20
     line = (f"ntp_svm m={m} V={V} d={d} S={S}: ours {t_ours:.3f} s, peak memory "
-            f"{peak_mib(ntp_svm, H, P):.1f} MiB (a dense constraints x V*d matrix: {dense_mib:.0f} MiB)")
+            f"{peak_mib(ntp_svm, H, P):.1f} MiB "
+            f"(a dense constraints x V*d matrix: {dense_mib:.0f} MiB)")
     if naive:
         t_naive, (W_ref, *_) = best_of(naive_ntp_svm, H, P, repeat=1)
         line += (f", naive cvxpy {t_naive:.2f} s, speed-up {t_naive / t_ours:.1f}x, "

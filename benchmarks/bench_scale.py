@@ -96,7 +96,8 @@ def bench(sizes, rows):
         reference = methods[0]
         t_auto, _, _, W_auto = results[reference]
         for method, (seconds, peak, outcome, W) in results.items():
-            line = f"m={m:>6} V={V:>4} d={d:>5} S={S}  {method:<15} {seconds:8.2f} s {peak:8.0f} MiB  {outcome}"
+            line = (f"m={m:>6} V={V:>4} d={d:>5} S={S}  {method:<15} {seconds:8.2f} s "
+                    f"{peak:8.0f} MiB  {outcome}")
             if method != reference:
                 line += f"  ({reference} is {seconds / t_auto:.2f}x faster"
                 if W is not None and W_auto is not None:
@@ -153,8 +154,10 @@ def bench_corpus():
     limit = results["report"].limit
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     parts = ", ".join(f"{name} {t:.1f} s" for name, t in limit.timings.items())
-    fits = ", ".join(f"{name} {r['seconds']:.1f} s" for name, r in results["fits"]["models"].items())
-    print(f"corpus (m={limit.data.n_contexts}, V={limit.data.n_tokens}, d={limit.data.n_features}): "
+    models = results["fits"]["models"]
+    fits = ", ".join(f"{name} {r['seconds']:.1f} s" for name, r in models.items())
+    data = limit.data
+    print(f"corpus (m={data.n_contexts}, V={data.n_tokens}, d={data.n_features}): "
           f"{seconds:.1f} s end to end, peak {peak:.0f} MiB; limit {limit.status} "
           f"(Farkas bound {limit.certificate['farkas_bound']:.2g}, "
           f"{int(limit.separable_pairs.sum())} pairs in T): {parts}; fits: {fits}")

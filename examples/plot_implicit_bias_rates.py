@@ -52,6 +52,6 @@ plt.show()
 # %%
 # Iterations each optimizer needed to reach ``1 - cos <= 1e-2`` and ``1e-3``
 # on the grid (None: not within its budget).
-for name, (k, gap, error) in curves.items():
+for name, (k, _gap, error) in curves.items():
     reached = [int(k[error <= e][0]) if (error <= e).any() else None for e in (1e-2, 1e-3)]
     print(f"{name:<28} 0.99: {reached[0]}   0.999: {reached[1]}")

@@ -73,8 +73,10 @@ W = clf.coef_
 W_perp = F.project_orthogonal(W)
 limit = clf.finite_component_ + np.linalg.norm(W_perp) * clf.margin_direction_
 
-print(f"||P_F(W) - W*||                 = {np.linalg.norm(F.project(W) - clf.finite_component_):.4f}")
-print(f"cos(W, W^mm)                    = {np.vdot(W, clf.margin_direction_) / np.linalg.norm(W):.4f}")
+subspace_error = np.linalg.norm(F.project(W) - clf.finite_component_)
+alignment = np.vdot(W, clf.margin_direction_) / np.linalg.norm(W)
+print(f"||P_F(W) - W*||                 = {subspace_error:.4f}")
+print(f"cos(W, W^mm)                    = {alignment:.4f}")
 print(f"relative distance to the limit  = {np.linalg.norm(W - limit) / np.linalg.norm(W):.4f}")
 
 # %%

@@ -14,7 +14,6 @@ from sklearn.utils._array_api import (
     get_namespace,
 )
 
-
 _host_norm = getattr(np.linalg, "vector_norm", np.linalg.norm)
 
 

@@ -85,7 +85,8 @@ def separability_certificate(data, options=None):
     upper[bounded_vars] = 0.0
     tb, cb = tok[~bounded], ctx[~bounded]
     rows = sp.csr_matrix(
-        (N[cb].ravel(), (np.repeat(np.arange(tb.size), k), (tb[:, None] * k + np.arange(k)).ravel())),
+        (N[cb].ravel(),
+         (np.repeat(np.arange(tb.size), k), (tb[:, None] * k + np.arange(k)).ravel())),
         shape=(tb.size, V * k),
     )
     objective = np.asarray(rows.sum(axis=0)).ravel()  # sum of off-support entries of A

@@ -100,7 +100,8 @@ class PairGenerators:
         return tokens, A.reshape(k * d, k * d)
 
     def dual_matrix(self, coef):
-        """The (n_tokens, n_contexts) sparse ``A`` with ``sum_g coef[g] (e_plus - e_minus) h_g^T = A H``."""
+        """The (n_tokens, n_contexts) sparse ``A`` with
+        ``sum_g coef[g] (e_plus - e_minus) h_g^T = A H``."""
         return sp.csr_matrix(
             (np.r_[coef, -coef], (np.r_[self.plus, self.minus], np.r_[self.context, self.context])),
             shape=(self.n_tokens, self.H.shape[0]),

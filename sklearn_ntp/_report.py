@@ -124,7 +124,8 @@ class SeparabilityReport:
         if self.limit is not None and not self.limit.certified:
             rows.append(("certificates", self.limit.status))
         width = max(len(name) for name, _ in rows)
-        lines = ["NTP separability report"] + [f"  {name:<{width}}  {value}" for name, value in rows]
+        lines = ["NTP separability report"]
+        lines += [f"  {name:<{width}}  {value}" for name, value in rows]
         return "\n".join(lines)
 
 

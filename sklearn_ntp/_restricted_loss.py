@@ -1,6 +1,7 @@
 """The cross-entropy restricted to the effective supports, and its minimizer ``W~``.
 
-``CE~(W) = sum_j pi_j [ logsumexp_{z in S~_j} (W h_j + b_j)_z - sum_{z in S_j} p_jz (W h_j + b_j)_z ]``
+``CE~(W) = sum_j pi_j [ logsumexp_{z in S~_j} (W h_j + b_j)_z``
+``- sum_{z in S_j} p_jz (W h_j + b_j)_z ]``
 
 with logit offsets ``b`` (zero unless given; :mod:`._farkas_bounds` uses them).
 

@@ -22,8 +22,8 @@ from scipy.optimize import minimize
 
 from ._accelerated import accelerated
 from ._array_api import frobenius_norm, in_host_memory, namespace, to_host
-from ._solver_api import SolverOptions, SolverResult
 from ._sgd import SGDStep
+from ._solver_api import SolverOptions, SolverResult
 
 #: An iterate whose objective exceeds this multiple of ``max(1, f(W_0))``
 #: counts as an excursion for the solvers whose objective need not decrease

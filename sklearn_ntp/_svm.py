@@ -116,7 +116,8 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
         ``"auto"`` takes the active-set method when the features' condition
         number (against orthonormal coordinates of the contexts) exceeds
         ``1e3`` and that matrix has at most 20 million entries, else the
-        interior point up to 100 distinct contexts; above, when ``d < m`` and ``n_tokens * d <= 20,000``, the
+        interior point up to 100 distinct contexts; above, when ``d < m`` and
+        ``n_tokens * d <= 20,000``, the
         same primal solved by SCS to moderate accuracy (then Clarabel if
         needed), and otherwise the sequential dual method (which suits
         full-row-rank embeddings; on ``d < m`` it converges slowly).

@@ -110,6 +110,15 @@ def test_labels_predict_in_namespace():
                                   NTPLinearClassifier(max_iter=20).fit(X, y).predict(X))
 
 
+def _counting(original, name, calls, active):
+    """``original`` recording ``name`` in ``calls`` while ``active`` is nonempty."""
+    def counted(self, *args, **kwargs):
+        if active:
+            calls.append(name)
+        return original(self, *args, **kwargs)
+    return counted
+
+
 @pytest.mark.parametrize("learning_rate, reason", [(0.5, "tol"), (5.0, "diverged")])
 def test_device_tests_every_history_every(monkeypatch, data, learning_rate, reason):
     # Off the host the stop and divergence tests run every history_every steps.
@@ -163,11 +172,7 @@ def test_device_run_reads_scalars_once_per_history_every(monkeypatch, data):
     Array, calls, active = type(xps.asarray(0.0)), [], []
     for name in ("__float__", "__bool__", "__int__", "__index__", "__array__"):
         if hasattr(Array, name):
-            def counted(self, *args, _original=getattr(Array, name), _name=name, **kwargs):
-                if active:
-                    calls.append(_name)
-                return _original(self, *args, **kwargs)
-            monkeypatch.setattr(Array, name, counted)
+            monkeypatch.setattr(Array, name, _counting(getattr(Array, name), name, calls, active))
 
     def solver(*args):
         active.append(True)

@@ -13,6 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_ntp import NTPLinearClassifier, NTPSeparabilityChecker, NTPSeparabilityWarning
 from sklearn_ntp.implicit_bias import NotNTPCompatibleError, NotNTPSeparableError
 
+
 @parametrize_with_checks([NTPSeparabilityChecker()])
 def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():

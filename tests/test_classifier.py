@@ -24,8 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_ntp import NTPLinearClassifier
-from sklearn_ntp import NTPSeparabilityWarning
+from sklearn_ntp import NTPLinearClassifier, NTPSeparabilityWarning
 
 
 def cosine(A, B):

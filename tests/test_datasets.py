@@ -11,12 +11,13 @@ from scipy.stats import entropy
 from sklearn_ntp._data import aggregate_contexts
 from sklearn_ntp._exceptions import NotNTPSeparableError
 from sklearn_ntp.datasets import (
+    _python_tokens,
+    _synthetic,
     contexts_from_sequences,
     load_python_tokens,
     make_ntp_data,
     make_toy_ntp_data,
 )
-from sklearn_ntp.datasets import _python_tokens, _synthetic
 
 SMALL = dict(n_contexts=8, vocab_size=6, n_features=5, support_size=3, n_sequences=400)
 
@@ -146,7 +147,7 @@ def _log_odds_residual(X, P):
     """Least-squares residual of the log-odds equations, as a dense system in vec(W)."""
     V = P.shape[1]
     rows, rhs = [], []
-    for j, (h, p) in enumerate(zip(X, P)):
+    for h, p in zip(X, P):
         support = np.flatnonzero(p)
         for z in support[1:]:
             e = np.zeros(V)

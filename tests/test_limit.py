@@ -289,7 +289,8 @@ def test_verbose_reports_each_part_as_it_ends(capsys):
     limit = implicit_bias_limit(H, P, verbose=1)
     lines = [line for line in capsys.readouterr().out.splitlines()
              if line.startswith("implicit_bias_limit:")]
-    labels = ["orthonormal coordinates", "separable pairs T", "finite part W~", "max-margin solution U~"]
+    labels = ["orthonormal coordinates", "separable pairs T", "finite part W~",
+              "max-margin solution U~"]
     assert [line.split(": ")[1].split(" in ")[0] for line in lines] == labels
     assert f"{int(limit.separable_pairs.sum())} of " in lines[1]
     assert set(limit.timings) == {"finite_component", "separable_pairs", "max_margin_solution"}

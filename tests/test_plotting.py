@@ -20,16 +20,16 @@ from sklearn.exceptions import NotFittedError  # noqa: E402
 
 from sklearn_ntp import NTPLinearClassifier  # noqa: E402
 from sklearn_ntp.datasets import make_ntp_data, make_toy_ntp_data  # noqa: E402
-from sklearn_ntp.plotting._implicit_bias import (  # noqa: E402
-    NO_MARGIN_DIRECTION,
-    NOT_TRACKED,
-    TRIVIAL_SUBSPACE,
-)
 from sklearn_ntp.plotting import (  # noqa: E402
     ImplicitBiasDisplay,
     plot_convergence_rates,
     plot_probability_matrix,
     plot_word_embeddings,
+)
+from sklearn_ntp.plotting._implicit_bias import (  # noqa: E402
+    NO_MARGIN_DIRECTION,
+    NOT_TRACKED,
+    TRIVIAL_SUBSPACE,
 )
 
 HISTORY_KEYS = ["iteration", "loss", "norm", "alignment", "corrected_alignment",

@@ -14,6 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ntp import NTPLinearClassifier
 
+
 @parametrize_with_checks(
     [
         NTPLinearClassifier(max_iter=50),
@@ -77,7 +78,7 @@ def test_grid_search_on_soft_targets_uses_the_log_likelihood(soft_data):
     base = NTPLinearClassifier(max_iter=40, compute_implicit_bias=False)
     search = GridSearchCV(base, {"learning_rate": [0.05, 0.5]}, cv=cv, n_jobs=2).fit(X, Y)
     for i, lr in enumerate([0.05, 0.5]):
-        expected = manual_cv(lambda: clone(base).set_params(learning_rate=lr), X, Y,
+        expected = manual_cv(lambda lr=lr: clone(base).set_params(learning_rate=lr), X, Y,
                              cv.split(X), held_out_log_likelihood)
         assert search.cv_results_["mean_test_score"][i] == pytest.approx(expected)
     assert search.best_params_ == {"learning_rate": 0.5}
@@ -100,7 +101,7 @@ def test_grid_search_with_the_excess_loss_scorer(soft_data):
     search = GridSearchCV(base, {"learning_rate": [0.05, 0.5]}, cv=cv,
                           scoring=neg_excess_ntp_loss_scorer).fit(X, Y)
     for i, lr in enumerate([0.05, 0.5]):
-        expected = manual_cv(lambda: clone(base).set_params(learning_rate=lr), X, Y,
+        expected = manual_cv(lambda lr=lr: clone(base).set_params(learning_rate=lr), X, Y,
                              cv.split(X), neg_excess)
         assert search.cv_results_["mean_test_score"][i] == pytest.approx(expected)
 

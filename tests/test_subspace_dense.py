@@ -34,8 +34,10 @@ def consistent_problem(rng, n_contexts, n_tokens, n_features, support_size):
 
 PROBLEMS = {
     # Generator space when N = sum_j (S_j - 1) <= k d (k touched tokens), else weight space.
-    "generator-space compatible": lambda: random_ntp_problem(np.random.default_rng(0), 15, 12, 30, 3),
-    "generator-space rank-deficient": lambda: repeated_pair_problem(np.random.default_rng(2), 9, 40, 4),
+    "generator-space compatible":
+        lambda: random_ntp_problem(np.random.default_rng(0), 15, 12, 30, 3),
+    "generator-space rank-deficient":
+        lambda: repeated_pair_problem(np.random.default_rng(2), 9, 40, 4),
     "weight-space incompatible": lambda: random_ntp_problem(np.random.default_rng(3), 60, 6, 4, 3),
     "weight-space compatible": lambda: consistent_problem(np.random.default_rng(4), 60, 6, 4, 3),
 }
