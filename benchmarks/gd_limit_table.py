@@ -3,7 +3,7 @@
     python benchmarks/gd_limit_table.py                 # seed 0, 10^5 steps (a few seconds)
     python benchmarks/gd_limit_table.py --steps 10000   # a quicker run
 
-The data (``partially_separable`` in ``tests/test_limit.py``): m = 20 contexts
+The data (``partially_separable`` in ``tests/_cases.py``): m = 20 contexts
 h_j ~ N(0, I_30), V = 8 tokens, supports of size 3 drawn uniformly, in-support
 probabilities proportional to U(0.1, 1), uniform weights pi_j = 1/m; then
 h_1 = 2 h_0 and context 1 gets a support disjoint from context 0's, with
@@ -14,29 +14,17 @@ is compared at k = 10^2, ..., 10^5 with the limit of
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.special import log_softmax, softmax
 
-from sklearn_ntp.implicit_bias import implicit_bias_limit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _cases import partially_separable  # noqa: E402
 
-
-def partially_separable(seed, m=20, V=8, d=30, S=3):
-    """Overparameterized but for one context, twice another with a disjoint support."""
-    rng = np.random.default_rng(seed)
-    H = rng.standard_normal((m, d))
-    P = np.zeros((m, V))
-    for j in range(m):
-        support = rng.choice(V, size=S, replace=False)
-        p = rng.uniform(0.1, 1.0, size=S)
-        P[j, support] = p / p.sum()
-    H[1] = 2 * H[0]
-    free = np.setdiff1d(np.arange(V), np.flatnonzero(P[0]))
-    P[1] = 0
-    support = rng.choice(free, size=S, replace=False)  # drawn before the probabilities
-    P[1, support] = rng.dirichlet(np.ones(S))
-    return H, P
+from sklearn_ntp.implicit_bias import implicit_bias_limit  # noqa: E402
 
 
 def cross_entropy(W, H, P):

@@ -101,9 +101,13 @@ def test_numeric_header_written_by_pandas_is_skipped(tmp_path):
     assert re.search(r"tokens V\s+2\n", stdout)  # "label" is not a token
 
 
-def test_numeric_first_row_is_data_when_its_label_is_a_token(tmp_path):
+@pytest.mark.parametrize("content", [
+    "0,1,a\n1,0,a\n1,0,b\n",
+    "0,1,1.0\n1,0,1\n1,0,2\n",  # its label equals a token as a number
+])
+def test_numeric_first_row_is_data_when_its_label_is_a_token(tmp_path, content):
     path = tmp_path / "onehot.csv"
-    path.write_text("0,1,a\n1,0,a\n1,0,b\n")
+    path.write_text(content)
     code, stdout, _ = run(["check", str(path)])
     assert code == 0
     assert re.search(r"distinct contexts m\s+2\n", stdout)
@@ -323,14 +327,6 @@ def test_token_values_follow_the_documented_rule(tmp_path, labels, expected):
     path = tmp_path / "labels.csv"
     path.write_text("".join(f"{i + 1},{label}\n" for i, label in enumerate(labels)))
     assert load_data_file(path)[1].tolist() == expected
-
-
-def test_numeric_first_row_is_data_when_its_label_equals_a_token_as_a_number(tmp_path):
-    path = tmp_path / "onehot.csv"
-    path.write_text("0,1,1.0\n1,0,1\n1,0,2\n")
-    code, stdout, _ = run(["check", str(path)])
-    assert code == 0
-    assert re.search(r"distinct contexts m\s+2\n", stdout)
 
 
 @pytest.mark.parametrize("content, message", [
