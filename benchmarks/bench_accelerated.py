@@ -12,8 +12,8 @@ import time
 import warnings
 
 from sklearn_ntp import NTPLinearClassifier
-from sklearn_ntp._reproduce import iterations_to
 from sklearn_ntp.datasets import make_ntp_data
+from sklearn_ntp.studies._reproduce import iterations_to
 
 
 def run(params, data, max_iter):

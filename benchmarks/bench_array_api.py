@@ -34,8 +34,8 @@ import sklearn  # noqa: E402
 from sklearn.utils._array_api import get_namespace  # noqa: E402
 
 from sklearn_ntp import NTPLinearClassifier  # noqa: E402
-from sklearn_ntp._data import aggregate_contexts  # noqa: E402
-from sklearn_ntp._loss import NTPLoss  # noqa: E402
+from sklearn_ntp._data._ntp_data import aggregate_contexts  # noqa: E402
+from sklearn_ntp._loss._cross_entropy import NTPLoss  # noqa: E402
 
 SIZES = [(2000, 500, 256), (20000, 1000, 256), (100000, 1000, 128)]
 SUPPORT, ETA, FIT_ITERATIONS = 8, 0.5, 100

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _reference import random_ntp_problem  # noqa: E402
 
 from sklearn_ntp import NTPLinearClassifier  # noqa: E402
-from sklearn_ntp._data import aggregate_contexts  # noqa: E402
-from sklearn_ntp._loss import NTPLoss  # noqa: E402
+from sklearn_ntp._data._ntp_data import aggregate_contexts  # noqa: E402
+from sklearn_ntp._loss._cross_entropy import NTPLoss  # noqa: E402
 
 M, V, D, S = 2000, 500, 256, 8
 TARGET = 1.25

@@ -32,8 +32,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _reference import random_ntp_problem  # noqa: E402
 
-import sklearn_ntp._threads as threads  # noqa: E402
-from sklearn_ntp._reproduce import corpus_study  # noqa: E402
+import sklearn_ntp._utils._threads as threads  # noqa: E402
 from sklearn_ntp.implicit_bias import (  # noqa: E402
     CertificationError,
     NotNTPSeparableError,
@@ -41,6 +40,7 @@ from sklearn_ntp.implicit_bias import (  # noqa: E402
     implicit_bias_limit,
     ntp_svm,
 )
+from sklearn_ntp.studies._reproduce import corpus_study  # noqa: E402
 
 #: (m, V, d, S) and the paths run at that size (the others are skipped: the
 #: interior point costs V m^3 per step, the cvxpy model m V constraints on V d variables).

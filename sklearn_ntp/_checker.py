@@ -17,7 +17,7 @@ from ._exceptions import (
     NotNTPSeparableError,
     NTPSeparabilityWarning,
 )
-from ._report import check_ntp_separability
+from ._geometry._report import check_ntp_separability
 
 
 class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):

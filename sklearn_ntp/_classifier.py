@@ -15,15 +15,15 @@ from sklearn.utils._array_api import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._array_api import from_host, namespace, to_host
-from ._data import aggregate_contexts, with_intercept_column
+from ._data._ntp_data import aggregate_contexts, with_intercept_column
+from ._data._scaling import column_scale_exponents
 from ._exceptions import NTPSeparabilityWarning
-from ._loss import NTPLoss, log_softmax, softmax
-from ._penalty import L2Penalty
-from ._scaling import column_scale_exponents
-from ._solvers import SOLVERS, Objective, SolverOptions
-from ._step_size import auto_learning_rate, context_smoothness, smoothness_constant
-from ._tracking import HistoryTracker, implicit_bias_reference
+from ._loss._cross_entropy import NTPLoss, log_softmax, softmax
+from ._loss._penalty import L2Penalty
+from ._solvers._descent import SOLVERS, Objective, SolverOptions
+from ._solvers._step_size import auto_learning_rate, context_smoothness, smoothness_constant
+from ._solvers._tracking import HistoryTracker, implicit_bias_reference
+from ._utils._array_api import from_host, namespace, to_host
 
 #: Solvers whose step is ``learning_rate`` (lbfgs and accelerated have none).
 STEP_SOLVERS = ("gd", "ngd", "adam", "sgd")
@@ -458,7 +458,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         (one step then fits every column) and for lbfgs (which seeks the
         minimizer, whatever the coordinates); otherwise uniform, which
         changes nothing but the range of the numbers (see
-        :mod:`sklearn_ntp._scaling`).
+        :mod:`sklearn_ntp._data._scaling`).
         """
         per_column = self.solver == "lbfgs" or (
             self.learning_rate == "auto" and self.solver in STEP_SOLVERS)

@@ -11,15 +11,15 @@ The objects the paper's theorems are about, computed exactly:
 * :func:`implicit_bias_limit` — the limit ``(W~, U~, L*)`` of gradient descent on any data.
 """
 
-from ._data import NTPData, aggregate_contexts
+from ._data._ntp_data import NTPData, aggregate_contexts
 from ._exceptions import CertificationError, NotNTPCompatibleError, NotNTPSeparableError
-from ._limit import ImplicitBiasLimit, implicit_bias_limit
-from ._metrics import entropy_lower_bound
-from ._objective import ntp_loss, ntp_loss_gradient
-from ._report import SeparabilityReport, check_ntp_separability
-from ._separable_pairs import SeparablePairsError
-from ._subspace import DataSubspace, data_subspace, log_odds_solution
-from ._svm import ntp_svm
+from ._geometry._limit import ImplicitBiasLimit, implicit_bias_limit
+from ._geometry._report import SeparabilityReport, check_ntp_separability
+from ._geometry._separable_pairs import SeparablePairsError
+from ._geometry._subspace import DataSubspace, data_subspace, log_odds_solution
+from ._geometry._svm import ntp_svm
+from ._loss._ntp_loss import ntp_loss, ntp_loss_gradient
+from .metrics._ntp_metrics import entropy_lower_bound
 
 __all__ = [
     "NTPData",

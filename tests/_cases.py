@@ -53,8 +53,8 @@ def partially_separable_low_rank(seed=0, m=30, V=6, d=8, S=2):
 
 def forbid_the_lp(monkeypatch):
     """Every LP for T counts as too large, and solving one fails the test."""
-    import sklearn_ntp._limit as module
-    import sklearn_ntp._separable_pairs as pairs
+    import sklearn_ntp._geometry._limit as module
+    import sklearn_ntp._geometry._separable_pairs as pairs
 
     def no_lp(*args, **kwargs):
         raise AssertionError("the LP for T must not run")

@@ -10,8 +10,8 @@ from _reference import (
 )
 
 from sklearn_ntp import NTPLinearClassifier
-from sklearn_ntp._accelerated import SupportSplitLoss
-from sklearn_ntp._data import aggregate_contexts
+from sklearn_ntp._data._ntp_data import aggregate_contexts
+from sklearn_ntp._solvers._accelerated import SupportSplitLoss
 from sklearn_ntp.datasets import make_ntp_data
 
 
@@ -40,14 +40,14 @@ def _refuse(*args, **kwargs):
 
 
 def test_accelerated_never_calls_the_geometry(monkeypatch):
-    import sklearn_ntp._farkas as farkas
-    import sklearn_ntp._generators as generators
-    import sklearn_ntp._limit as limit
-    import sklearn_ntp._restricted_loss as restricted
-    import sklearn_ntp._separable_pairs as pairs
-    import sklearn_ntp._subspace as subspace
-    import sklearn_ntp._svm as svm
-    import sklearn_ntp._tracking as tracking
+    import sklearn_ntp._geometry._generators as generators
+    import sklearn_ntp._geometry._infeasibility as farkas
+    import sklearn_ntp._geometry._limit as limit
+    import sklearn_ntp._geometry._separable_pairs as pairs
+    import sklearn_ntp._geometry._subspace as subspace
+    import sklearn_ntp._geometry._svm as svm
+    import sklearn_ntp._loss._restricted as restricted
+    import sklearn_ntp._solvers._tracking as tracking
     for module, name in [(svm, "ntp_svm"), (limit, "implicit_bias_limit"),
                          (limit, "ntp_svm"), (tracking, "implicit_bias_limit"),
                          (tracking, "DataSubspace"), (subspace, "log_odds_solution"),

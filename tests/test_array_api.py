@@ -122,7 +122,7 @@ def _counting(original, name, calls, active):
 @pytest.mark.parametrize("learning_rate, reason", [(0.5, "tol"), (5.0, "diverged")])
 def test_device_tests_every_history_every(monkeypatch, data, learning_rate, reason):
     # Off the host the stop and divergence tests run every history_every steps.
-    monkeypatch.setattr("sklearn_ntp._solvers.in_host_memory", lambda W: False)
+    monkeypatch.setattr("sklearn_ntp._solvers._descent.in_host_memory", lambda W: False)
     params = {"learning_rate": learning_rate, "max_iter": 3000, "tol": 0.05,
               "history_every": 7, "compute_implicit_bias": False}
     with warnings.catch_warnings():
@@ -166,9 +166,9 @@ def test_sklearn_mixed_namespace_check():
 def test_device_run_reads_scalars_once_per_history_every(monkeypatch, data):
     # Count every conversion of an array-api-strict array to a Python scalar or
     # a NumPy array inside the solver, with the loop run as on a GPU.
-    from sklearn_ntp import _solvers
+    from sklearn_ntp._solvers import _descent as _solvers
 
-    monkeypatch.setattr("sklearn_ntp._solvers.in_host_memory", lambda W: False)
+    monkeypatch.setattr("sklearn_ntp._solvers._descent.in_host_memory", lambda W: False)
     Array, calls, active = type(xps.asarray(0.0)), [], []
     for name in ("__float__", "__bool__", "__int__", "__index__", "__array__"):
         if hasattr(Array, name):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from _reference import naive_ntp_svm
 
-from sklearn_ntp._cli import main
+from sklearn_ntp._cli._main import main
 from sklearn_ntp.datasets import load_python_tokens, make_ntp_data, make_toy_ntp_data
 
 ITERATIONS = 30
@@ -329,7 +329,7 @@ def test_check_reports_files_that_are_not_zip_archives(tmp_path, content):
 
 
 def test_multi_line_messages_are_cut_to_their_first_line(tmp_path, monkeypatch):
-    from sklearn_ntp import _report
+    from sklearn_ntp._geometry import _report
 
     def fail(*args):
         raise ValueError("Input X is wrong:\narray=[0. 1.]\nReshape your data.")

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 from scipy.stats import entropy
 
-from sklearn_ntp._data import aggregate_contexts
+from sklearn_ntp._data._ntp_data import aggregate_contexts
 from sklearn_ntp._exceptions import NotNTPSeparableError
 from sklearn_ntp.datasets import (
     _python_tokens,

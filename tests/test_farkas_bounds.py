@@ -13,16 +13,16 @@ from scipy.linalg import null_space
 from scipy.optimize import approx_fprime
 from scipy.special import logsumexp
 
-import sklearn_ntp._farkas_bounds as bounds_module
-from sklearn_ntp._data import as_ntp_data
-from sklearn_ntp._farkas_bounds import (
+import sklearn_ntp._geometry._pair_bounds as bounds_module
+from sklearn_ntp._data._ntp_data import as_ntp_data
+from sklearn_ntp._geometry._pair_bounds import (
     FARKAS_RTOL,
     GRADIENT_ROUNDOFF,
     balanced,
     farkas_bounds,
     pair_bounds,
 )
-from sklearn_ntp._restricted_loss import RestrictedLoss
+from sklearn_ntp._loss._restricted import RestrictedLoss
 from sklearn_ntp.datasets import contexts_from_sequences, load_python_tokens
 from sklearn_ntp.implicit_bias import implicit_bias_limit
 
@@ -160,7 +160,7 @@ def test_a_few_newton_steps_settle_non_separable_data_before_any_lp(monkeypatch)
     """Underparameterized data that are not separable at all: the bounds after
     a few Newton steps prove T = {} (as the explicit LP), before the small
     Farkas LP of the NTP-SVM, which can be slow on such data, is tried."""
-    import sklearn_ntp._limit as limit_module
+    import sklearn_ntp._geometry._limit as limit_module
 
     def no_svm(*args, **kwargs):
         raise AssertionError("the NTP-SVM must not be tried")

@@ -193,7 +193,7 @@ def test_report_and_checker_carry_the_limit():
 
 
 def test_lp_failure_is_an_error_not_a_verdict(monkeypatch):
-    import sklearn_ntp._separable_pairs as module
+    import sklearn_ntp._geometry._separable_pairs as module
 
     def failing(*args, **kwargs):
         class Result:

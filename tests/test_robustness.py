@@ -23,7 +23,7 @@ from scipy.special import logsumexp
 from scipy.special import softmax as scipy_softmax
 
 from sklearn_ntp import NTPLinearClassifier, NTPSeparabilityChecker
-from sklearn_ntp._cli import InputError, load_data_file, main
+from sklearn_ntp._cli._main import InputError, load_data_file, main
 from sklearn_ntp.datasets import (
     contexts_from_sequences,
     load_python_tokens,

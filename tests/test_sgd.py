@@ -10,12 +10,12 @@ from sklearn.exceptions import ConvergenceWarning
 
 import sklearn_ntp._classifier as classifier
 from sklearn_ntp import NTPLinearClassifier
-from sklearn_ntp._data import aggregate_contexts
-from sklearn_ntp._loss import NTPLoss
-from sklearn_ntp._penalty import L2Penalty
-from sklearn_ntp._sgd import SGDStep
-from sklearn_ntp._solver_api import SolverOptions, SolverResult
-from sklearn_ntp._solvers import DIVERGENCE_FACTOR
+from sklearn_ntp._data._ntp_data import aggregate_contexts
+from sklearn_ntp._loss._cross_entropy import NTPLoss
+from sklearn_ntp._loss._penalty import L2Penalty
+from sklearn_ntp._solvers._api import SolverOptions, SolverResult
+from sklearn_ntp._solvers._descent import DIVERGENCE_FACTOR
+from sklearn_ntp._solvers._sgd import SGDStep
 from sklearn_ntp.datasets import make_ntp_data
 
 

@@ -6,11 +6,11 @@ from _reference import cross_entropy, random_ntp_problem
 from scipy.optimize import approx_fprime
 from scipy.special import softmax
 
-from sklearn_ntp._data import aggregate_contexts
-from sklearn_ntp._loss import NTPLoss
-from sklearn_ntp._penalty import L2Penalty
-from sklearn_ntp._solvers import SOLVERS, Objective, SolverOptions
-from sklearn_ntp._tracking import HistoryTracker
+from sklearn_ntp._data._ntp_data import aggregate_contexts
+from sklearn_ntp._loss._cross_entropy import NTPLoss
+from sklearn_ntp._loss._penalty import L2Penalty
+from sklearn_ntp._solvers._descent import SOLVERS, Objective, SolverOptions
+from sklearn_ntp._solvers._tracking import HistoryTracker
 
 
 @pytest.fixture

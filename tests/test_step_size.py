@@ -11,7 +11,8 @@ import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_ntp import NTPLinearClassifier, _step_size
+from sklearn_ntp import NTPLinearClassifier
+from sklearn_ntp._solvers import _step_size
 
 
 def raw_problem(seed=0, n=60, d=5, V=4):

@@ -20,7 +20,7 @@ from scipy.special import comb
 from sklearn.model_selection import GridSearchCV, KFold
 
 from sklearn_ntp import NTPLinearClassifier
-from sklearn_ntp._cli import main
+from sklearn_ntp._cli._main import main
 from sklearn_ntp.datasets import make_ntp_data
 from sklearn_ntp.studies import separability_phase_diagram
 from sklearn_ntp.studies._phase_diagram import _draw, _root_seed

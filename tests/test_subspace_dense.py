@@ -5,7 +5,7 @@ import pytest
 import scipy.linalg as la
 from _reference import kronecker_log_odds_solution, kronecker_projection, random_ntp_problem
 
-from sklearn_ntp._pivoted import PivotedCholesky
+from sklearn_ntp._linalg._pivoted import PivotedCholesky
 from sklearn_ntp.implicit_bias import (
     DataSubspace,
     NotNTPCompatibleError,

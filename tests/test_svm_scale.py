@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from _reference import naive_ntp_svm, random_ntp_problem
 
-from sklearn_ntp import _svm_certificate
-from sklearn_ntp._dual_cd import project_columns, sequential_dual
-from sklearn_ntp._farkas import separability_certificate
-from sklearn_ntp._svm_certificate import polish
+from sklearn_ntp._geometry import _svm_certificate
+from sklearn_ntp._geometry._infeasibility import separability_certificate
+from sklearn_ntp._geometry._svm_certificate import polish
+from sklearn_ntp._geometry._svm_dual_cd import project_columns, sequential_dual
 from sklearn_ntp.implicit_bias import (
     CertificationError,
     NotNTPSeparableError,

@@ -11,8 +11,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from .._exceptions import NotNTPCompatibleError, NotNTPSeparableError
-from .._subspace import log_odds_solution
-from .._svm import ntp_svm
+from .._geometry._subspace import log_odds_solution
+from .._geometry._svm import ntp_svm
 from ._utils import check_count, check_flag, empirical_distributions
 
 #: Supports of the toy contexts A, B, C: token 2 follows A only, every other

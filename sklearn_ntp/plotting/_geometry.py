@@ -3,9 +3,9 @@
 import numpy as np
 import scipy.sparse as sp
 
-from .._data import aggregate_contexts, check_decoder, check_targets
-from .._subspace import log_odds_solution
-from .._svm import ntp_svm
+from .._data._ntp_data import aggregate_contexts, check_decoder, check_targets
+from .._geometry._subspace import log_odds_solution
+from .._geometry._svm import ntp_svm
 from ._axes import check_axes
 
 #: Heatmaps with at most this many cells print their probabilities.

@@ -8,7 +8,7 @@ budgets without storing every iterate.
 import numpy as np
 
 from .._classifier import NTPLinearClassifier
-from .._metrics import ntp_margin
+from ..metrics._ntp_metrics import ntp_margin
 
 #: Reference rates drawn as dashed lines: (label, function of t).
 REFERENCE_RATES = ((r"$1/\log t$", lambda t: 1 / np.log(t)), (r"$1/t$", lambda t: 1 / t),

@@ -7,7 +7,7 @@ from joblib import Parallel, delayed
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
-from .._report import check_ntp_separability
+from .._geometry._report import check_ntp_separability
 from ..datasets import make_ntp_data
 from ..datasets._utils import check_count
 

@@ -12,11 +12,11 @@ The dual is therefore a QP over the (n_tokens, n_contexts) matrix ``A``:
     subject to sum_v A_vj = 0,   A_vj <= 0 for v not in S_j,
 
 with ``K = H H^T``. Three solvers reach its neighbourhood: a primal-dual
-interior point (:mod:`._interior_point`, small problems), the sequential dual
-method (:mod:`._dual_cd`, large ones) and any cvxpy QP solver. All of them
+interior point (:mod:`._svm_interior_point`, small problems), the sequential dual
+method (:mod:`._svm_dual_cd`, large ones) and any cvxpy QP solver. All of them
 then go through the same exact polish of the support vectors and the same
 certificate (:mod:`._svm_certificate`); an uncertified result is refused.
-Infeasibility is decided by a verified Farkas certificate (:mod:`._farkas`).
+Infeasibility is decided by a verified Farkas certificate (:mod:`._infeasibility`).
 """
 
 import warnings
@@ -25,14 +25,13 @@ from dataclasses import replace
 import numpy as np
 import scipy.linalg as la
 
-from ._active_set import ACTIVE_SET_ENTRIES, active_set_size, active_set_svm
+from .._data._ntp_data import as_ntp_data
+from .._exceptions import CertificationError, NotNTPSeparableError
+from .._utils._threads import kernel_threads
 from ._basis import context_basis, orthonormal_data
-from ._data import as_ntp_data
-from ._dual_cd import MAX_BLOCK, sequential_dual
-from ._exceptions import CertificationError, NotNTPSeparableError
-from ._farkas import separability_certificate
 from ._generators import RANK_RTOL, margin_pairs, support_pairs
-from ._interior_point import interior_point
+from ._infeasibility import separability_certificate
+from ._svm_active_set import ACTIVE_SET_ENTRIES, active_set_size, active_set_svm
 from ._svm_certificate import (
     DENSE_GENERATORS,
     Certificate,
@@ -44,7 +43,8 @@ from ._svm_certificate import (
     polish,
     primal_violation,
 )
-from ._threads import kernel_threads
+from ._svm_dual_cd import MAX_BLOCK, sequential_dual
+from ._svm_interior_point import interior_point
 
 __all__ = ["embedding_rank", "kkt_violation", "ntp_svm"]
 
@@ -409,7 +409,7 @@ def _solve_primal_scs(data, verbose):
 
 
 def _solve_active_set(data, verbose):
-    """The active-set method of :mod:`._active_set`, certified as the others."""
+    """The active-set method of :mod:`._svm_active_set`, certified as the others."""
     try:
         A, W = active_set_svm(data)
     except ValueError:  # quadprog: "constraints are inconsistent"

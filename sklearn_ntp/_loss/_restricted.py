@@ -3,7 +3,7 @@
 ``CE~(W) = sum_j pi_j [ logsumexp_{z in S~_j} (W h_j + b_j)_z``
 ``- sum_{z in S_j} p_jz (W h_j + b_j)_z ]``
 
-with logit offsets ``b`` (zero unless given; :mod:`._farkas_bounds` uses them).
+with logit offsets ``b`` (zero unless given; :mod:`~sklearn_ntp._geometry._pair_bounds` uses them).
 
 Its gradient ``sum_j pi_j (q~_j - p_j) h_j^T`` (``q~_j`` the softmax over
 ``S~_j``, zero elsewhere) lies in ``G``, and so does every Hessian-vector

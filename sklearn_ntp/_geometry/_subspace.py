@@ -9,9 +9,9 @@ solution inside ``F`` is ``W* = sum_g c_g (e_z - e_z0) h_j^T`` with ``G c = ell`
 import numpy as np
 import scipy.linalg as la
 
+from .._data._ntp_data import as_ntp_data
+from .._exceptions import NotNTPCompatibleError
 from ._basis import context_basis, orthonormal_data
-from ._data import as_ntp_data
-from ._exceptions import NotNTPCompatibleError
 from ._generators import (
     GeneratorSpaceSolver,
     KrylovSolver,

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from ._classifier import NTPLinearClassifier
-from ._objective import ntp_loss
-from ._report import check_ntp_separability
-from ._tracking import reuse_limit
-from .datasets import (
+from .._classifier import NTPLinearClassifier
+from .._geometry._report import check_ntp_separability
+from .._loss._ntp_loss import ntp_loss
+from .._solvers._tracking import reuse_limit
+from ..datasets import (
     contexts_from_sequences,
     load_python_tokens,
     make_ntp_data,
@@ -283,7 +283,7 @@ def summary_markdown(summary):
 
 def _rate_curves(fits, data, report, seed):
     """Margin gap and alignment error of every App. A.2 fit on a grid of budgets."""
-    from .plotting import convergence_rate_curve
+    from ..plotting import convergence_rate_curve
 
     return {name: convergence_rate_curve(clf.get_params(), data, clf.n_iter_,
                               report.finite_component, report.max_margin_solution,
@@ -304,7 +304,7 @@ def _write_figures(out, toy_data, toy_report, toy_fits, fits, partial_fits, titl
     """Draw the five figures; returns their file names."""
     import matplotlib.pyplot as plt
 
-    from .plotting import (
+    from ..plotting import (
         ImplicitBiasDisplay,
         plot_convergence_rates,
         plot_probability_matrix,

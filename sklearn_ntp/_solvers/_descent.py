@@ -12,7 +12,7 @@ divergence rules and says in ``SolverResult.warning`` what deserves a warning.
 * ``lbfgs``: ``scipy.optimize.minimize(method="L-BFGS-B")``;
 * ``sgd``: stochastic gradients over sampled contexts or (context, token) pairs;
 * ``accelerated``: Newton on the in-support loss, normalized steps on the
-  off-support loss (:mod:`sklearn_ntp._accelerated`).
+  off-support loss (:mod:`sklearn_ntp._solvers._accelerated`).
 """
 
 from functools import partial
@@ -20,10 +20,10 @@ from functools import partial
 import numpy as np
 from scipy.optimize import minimize
 
+from .._utils._array_api import frobenius_norm, in_host_memory, namespace, to_host
 from ._accelerated import accelerated
-from ._array_api import frobenius_norm, in_host_memory, namespace, to_host
+from ._api import SolverOptions, SolverResult
 from ._sgd import SGDStep
-from ._solver_api import SolverOptions, SolverResult
 
 #: An iterate whose objective exceeds this multiple of ``max(1, f(W_0))``
 #: counts as an excursion for the solvers whose objective need not decrease
@@ -51,16 +51,16 @@ class Objective:
         ``H`` of the data otherwise (``L* = H`` on compatible, separable data).
     scaling : FeatureScaling, default=None
         When the data fit's contexts were rescaled column-wise (see
-        :mod:`sklearn_ntp._scaling`): gradient norms are then those of the
+        :mod:`sklearn_ntp._data._scaling`): gradient norms are then those of the
         given problem, so that ``tol`` keeps its meaning.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sklearn_ntp.implicit_bias import aggregate_contexts
-    >>> from sklearn_ntp._loss import NTPLoss
-    >>> from sklearn_ntp._penalty import L2Penalty
-    >>> from sklearn_ntp._solvers import Objective
+    >>> from sklearn_ntp._loss._cross_entropy import NTPLoss
+    >>> from sklearn_ntp._loss._penalty import L2Penalty
+    >>> from sklearn_ntp._solvers._descent import Objective
     >>> data = aggregate_contexts(np.eye(2), [0, 1])
     >>> objective = Objective(NTPLoss(data), L2Penalty(0.0))
     >>> value, ce, grad = objective(np.zeros((2, 2)))
@@ -365,7 +365,7 @@ def lbfgs(objective, W0, options, tracker):
 
 
 def sgd(objective, W0, options, tracker):
-    """Stochastic gradient descent (:class:`~sklearn_ntp._sgd.SGDStep`)."""
+    """Stochastic gradient descent (:class:`~sklearn_ntp._solvers._sgd.SGDStep`)."""
     return descend(partial(SGDStep, objective.datafit, penalty=objective.penalty),
                    ExcursionRule, "sgd", objective, W0, options, tracker)
 

@@ -5,14 +5,14 @@ infimum (the entropy) is not attained; with ``alpha > 0`` the objective is
 strongly convex and its minimizer traces the regularization path of
 Theorem 1 as ``alpha -> 0``.
 
-On contexts rescaled column-wise by powers of two (:mod:`sklearn_ntp._scaling`)
+On contexts rescaled column-wise by powers of two (:mod:`sklearn_ntp._data._scaling`)
 the same penalty of the given decoder ``W = W' 2^-k`` is
 ``sum_j (alpha 4^-k_j / 2) ||W'_j||^2``: one strength per column.
 """
 
 import numpy as np
 
-from ._array_api import from_host, namespace
+from .._utils._array_api import from_host, namespace
 
 
 class L2Penalty:
@@ -29,7 +29,7 @@ class L2Penalty:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntp._penalty import L2Penalty
+    >>> from sklearn_ntp._loss._penalty import L2Penalty
     >>> penalty = L2Penalty(0.5)
     >>> W = np.array([[1.0, 2.0], [0.0, -2.0]])
     >>> penalty.value(W)

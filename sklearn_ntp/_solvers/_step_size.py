@@ -54,7 +54,7 @@ def smoothness_constant(embeddings, weights, alpha=0.0):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntp._step_size import smoothness_constant
+    >>> from sklearn_ntp._solvers._step_size import smoothness_constant
     >>> L = smoothness_constant(np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([0.5, 0.5]))
     >>> round(L, 12)  # lambda_max = 0.5 * 2**2, halved
     1.0
@@ -83,7 +83,7 @@ def context_smoothness(embeddings, alpha=0.0):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntp._step_size import context_smoothness
+    >>> from sklearn_ntp._solvers._step_size import context_smoothness
     >>> context_smoothness(np.array([[2.0, 0.0], [0.0, 1.0]]))
     2.0
     """
@@ -133,7 +133,7 @@ def auto_learning_rate(solver, L, L_max=None, batch_size=None):
 
     Examples
     --------
-    >>> from sklearn_ntp._step_size import auto_learning_rate
+    >>> from sklearn_ntp._solvers._step_size import auto_learning_rate
     >>> auto_learning_rate("gd", 4.0), auto_learning_rate("ngd", 4.0)
     (0.25, 0.05)
     >>> auto_learning_rate("sgd", 4.0, L_max=20.0, batch_size=1)  # 1 / L_max

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._array_api import frobenius_norm, from_host, namespace, stack_to_host
-from ._limit import implicit_bias_limit
-from ._subspace import DataSubspace
+from .._geometry._limit import implicit_bias_limit
+from .._geometry._subspace import DataSubspace
+from .._utils._array_api import frobenius_norm, from_host, namespace, stack_to_host
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def implicit_bias_reference(data, limit=None):
     --------
     >>> import numpy as np
     >>> from sklearn_ntp.implicit_bias import aggregate_contexts
-    >>> from sklearn_ntp._tracking import implicit_bias_reference
+    >>> from sklearn_ntp._solvers._tracking import implicit_bias_reference
     >>> data = aggregate_contexts(np.eye(2), np.array([[0.5, 0.5, 0.0], [0, 0, 1]]))
     >>> ref = implicit_bias_reference(data)
     >>> float(np.linalg.norm(ref.margin_direction)), ref.issues
@@ -108,7 +108,7 @@ def reuse_limit(limit):
     >>> import numpy as np
     >>> from sklearn_ntp import NTPLinearClassifier
     >>> from sklearn_ntp.implicit_bias import implicit_bias_limit
-    >>> from sklearn_ntp._tracking import reuse_limit
+    >>> from sklearn_ntp._solvers._tracking import reuse_limit
     >>> X, y = np.eye(2), [0, 1]
     >>> limit = implicit_bias_limit(X, y)
     >>> with reuse_limit(limit):
@@ -210,7 +210,7 @@ class HistoryTracker:
         percentage done.
     scaling : FeatureScaling, default=None
         When the solver runs on contexts rescaled column-wise (see
-        :mod:`sklearn_ntp._scaling`) and ``reference`` is their limit: norms
+        :mod:`sklearn_ntp._data._scaling`) and ``reference`` is their limit: norms
         and angles are then those of the given problem's decoders, and the
         subspace distances too when the scale is uniform (those of the
         rescaled problem otherwise).
@@ -218,7 +218,7 @@ class HistoryTracker:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntp._tracking import HistoryTracker
+    >>> from sklearn_ntp._solvers._tracking import HistoryTracker
     >>> tracker = HistoryTracker(entropy=0.5, every=2)
     >>> for k in range(4):
     ...     tracker.record(k, np.full((2, 2), k), 1.0 / (k + 1), 1.0 / (k + 1))

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._array_api import _is_numpy_namespace
 
-from ._array_api import from_host, namespace, scalar
+from .._utils._array_api import from_host, namespace, scalar
 
 
 def log_softmax(logits):

@@ -13,7 +13,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, lsqr
 
-from ._pivoted import PivotedCholesky
+from .._linalg._pivoted import PivotedCholesky
 
 #: Relative eigenvalue cut-off below which generator directions are dependent.
 RANK_RTOL = 1e-10

@@ -333,7 +333,7 @@ def with_intercept_column(data):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntp._data import aggregate_contexts, with_intercept_column
+    >>> from sklearn_ntp._data._ntp_data import aggregate_contexts, with_intercept_column
     >>> with_intercept_column(aggregate_contexts(np.eye(2), [0, 1])).embeddings
     array([[0., 1., 1.],
            [1., 0., 1.]])

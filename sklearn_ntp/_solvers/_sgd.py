@@ -19,8 +19,8 @@ The ridge penalty's gradient, which needs no sampling, is added exactly.
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._array_api import from_host, namespace
-from ._loss import softmax
+from .._loss._cross_entropy import softmax
+from .._utils._array_api import from_host, namespace
 
 
 class SGDStep:

@@ -20,7 +20,7 @@ Scorers for ``scoring=`` (negated metrics, greater is better):
 ``neg_out_of_support_mass_scorer``.
 """
 
-from ._metrics import (
+from ._ntp_metrics import (
     entropy_lower_bound,
     excess_ntp_loss,
     log_odds_error,

@@ -9,13 +9,13 @@ computed in orthonormal coordinates of the contexts' column space
 
 1. ``T``, the separable off-support pairs: every off-support pair when ``H``
    has full row rank or the NTP-SVM of the data is feasible; none when the
-   Farkas bounds certify that (:mod:`._farkas_bounds`); else by one LP
+   Farkas bounds certify that (:mod:`._pair_bounds`); else by one LP
    (:mod:`._separable_pairs`), or, when it is too large, by a guess that the
    Farkas bounds and ``U~`` verify (:func:`_verified_guess`);
 2. ``S~_j = S_j`` plus the off-support tokens of ``j`` outside ``T``, and the
    subspace ``G`` their in-support differences span;
 3. ``W~``, the minimizer in ``G`` of the cross-entropy restricted to ``S~``
-   (:mod:`._restricted_loss`), with value ``L* = inf CE``;
+   (:mod:`~sklearn_ntp._loss._restricted`), with value ``L* = inf CE``;
 4. ``U~``, the NTP-SVM of the effective supports (ties on ``S~``, margin one
    on ``T``), solved by :func:`~sklearn_ntp.implicit_bias.ntp_svm`.
 
@@ -33,12 +33,12 @@ from functools import cached_property, partial
 import numpy as np
 import scipy.linalg as la
 
+from .._data._ntp_data import NTPData, as_ntp_data, with_support
+from .._exceptions import CertificationError, NotNTPSeparableError
+from .._loss._restricted import STATIONARITY_RTOL, RestrictedLoss
 from ._basis import SPAN_RESOLUTION, ContextBasis, context_basis, orthonormal_data
-from ._data import NTPData, as_ntp_data, with_support
 from ._error_bounds import finite_part_error
-from ._exceptions import CertificationError, NotNTPSeparableError
-from ._farkas_bounds import FARKAS_RTOL, farkas_bounds, pair_bounds, unresolved_pairs
-from ._restricted_loss import STATIONARITY_RTOL, RestrictedLoss
+from ._pair_bounds import FARKAS_RTOL, farkas_bounds, pair_bounds, unresolved_pairs
 from ._separable_pairs import SeparablePairsError, lp_size, separable_pairs
 from ._subspace import DataSubspace, project_on_subspace
 from ._svm import EAGER_LP_VARIABLES, solve_ntp_svm
@@ -241,7 +241,7 @@ class CenteredRowSpace:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntp._limit import CenteredRowSpace
+    >>> from sklearn_ntp._geometry._limit import CenteredRowSpace
     >>> G = CenteredRowSpace(np.array([[1.0, 0.0]]), rank=1)
     >>> G.project(np.array([[1.0, 2.0], [3.0, 4.0]]))
     array([[-1.,  0.],
@@ -491,7 +491,7 @@ def _separable_pairs(unit, rank, method, svm):
     """``(T, lp, farkas)``: the separable pairs of the orthonormal contexts
     ``unit``, how ``T`` was decided (the LP's status, or how it was proven),
     and the Farkas bounds of the pairs outside ``T`` when they were computed
-    on the way (:func:`._farkas_bounds.farkas_bounds`).
+    on the way (:func:`._pair_bounds.farkas_bounds`).
 
     With rank-deficient embeddings ``T`` is often empty: the Farkas bounds
     of every off-support pair then show it without the linear program.

@@ -26,7 +26,7 @@ from dataclasses import replace
 import numpy as np
 import scipy.sparse as sp
 
-from ._restricted_loss import RestrictedLoss
+from .._loss._restricted import RestrictedLoss
 
 #: Largest certified margin of a unit-norm direction on a pair outside ``T``,
 #: relative to ``max_j ||h_j||`` (the largest margin a unit direction can have).

@@ -6,8 +6,8 @@ Its lower bound is :func:`~sklearn_ntp.metrics.entropy_lower_bound`.
 import numpy as np
 from sklearn.utils._param_validation import validate_params
 
-from ._data import NTPData, as_ntp_data, check_decoder
-from ._loss import NTPLoss
+from .._data._ntp_data import NTPData, as_ntp_data, check_decoder
+from ._cross_entropy import NTPLoss
 
 
 def _loss_at(W, X, y, sample_weight):

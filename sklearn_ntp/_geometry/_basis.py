@@ -100,7 +100,7 @@ def context_basis(H):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntp._basis import context_basis
+    >>> from sklearn_ntp._geometry._basis import context_basis
     >>> x = np.array([0.0, 1.0, 3.0])
     >>> H = np.c_[np.ones(3), x + 1e6]  # an intercept and a shifted feature
     >>> basis = context_basis(H)

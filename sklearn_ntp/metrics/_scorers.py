@@ -10,7 +10,7 @@ import copy
 
 from sklearn.utils.metadata_routing import MetadataRequest
 
-from ._metrics import excess_ntp_loss, ntp_cross_entropy, out_of_support_mass
+from ._ntp_metrics import excess_ntp_loss, ntp_cross_entropy, out_of_support_mass
 
 
 class _NTPScorer:

@@ -187,7 +187,7 @@ def _add_phase_diagram_parser(commands):
 
 
 def _run_reproduce(args):
-    from ._reproduce import PARTIAL_TITLE, format_table, reproduce
+    from ..studies._reproduce import PARTIAL_TITLE, format_table, reproduce
 
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"--out {args.out} is a file, not a folder")
@@ -562,7 +562,7 @@ def load_data_file(path, max_bytes=DEFAULT_MAX_BYTES):
     --------
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from sklearn_ntp._cli import load_data_file
+    >>> from sklearn_ntp._cli._main import load_data_file
     >>> path = Path(tempfile.mkdtemp()) / "pairs.csv"
     >>> _ = path.write_text("0,1,label\\n1.0,0.0,a\\n0.0,1.0,b\\n")
     >>> X, y, _ = load_data_file(path)
@@ -589,7 +589,7 @@ def load_data_file(path, max_bytes=DEFAULT_MAX_BYTES):
 
 
 def _run_check(args):
-    from ._report import check_ntp_separability
+    from .._geometry._report import check_ntp_separability
 
     X, y, sample_weight = load_data_file(args.file, args.max_size)
     try:
@@ -601,7 +601,7 @@ def _run_check(args):
 
 
 def _run_corpus(args):
-    from ._reproduce import corpus_study
+    from ..studies._reproduce import corpus_study
 
     try:
         corpus_study(context_length=args.context_length, vocab_size=args.vocab_size,
@@ -634,7 +634,7 @@ def _dask_client(address):
 
 
 def _phase_diagram(args):
-    from .studies import separability_phase_diagram
+    from ..studies import separability_phase_diagram
 
     try:
         return separability_phase_diagram(
@@ -682,7 +682,7 @@ def main(argv=None):
 
     Examples
     --------
-    >>> from sklearn_ntp._cli import main
+    >>> from sklearn_ntp._cli._main import main
     >>> main(["check", "no_such_file.npz"])
     1
     """

@@ -30,7 +30,7 @@ in the iteration count instead of logarithmically.
 import numpy as np
 from scipy.special import logsumexp
 
-from ._solver_api import SolverResult
+from ._api import SolverResult
 
 #: Conjugate-gradient stop: residual below this fraction of the system's scale
 #: (1e-8 leaves ||P_F(W_k) - W*|| near 1e-7 on App. A.2, at 70% of the cost of 1e-10).
@@ -55,7 +55,7 @@ class SupportSplitLoss:
     --------
     >>> import numpy as np
     >>> from sklearn_ntp.implicit_bias import aggregate_contexts, ntp_loss
-    >>> from sklearn_ntp._accelerated import SupportSplitLoss
+    >>> from sklearn_ntp._solvers._accelerated import SupportSplitLoss
     >>> data = aggregate_contexts(np.eye(2), np.array([[0.5, 0.5, 0.0], [0, 0, 1]]))
     >>> W = np.array([[1.0, 0.0], [0.0, 0.0], [-2.0, 3.0]])
     >>> loss = SupportSplitLoss(data)

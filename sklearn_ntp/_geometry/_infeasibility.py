@@ -5,8 +5,8 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from .._exceptions import CertificationError
 from ._basis import context_basis, orthonormal_data
-from ._exceptions import CertificationError
 from ._svm_certificate import degenerate_message
 
 #: A dual direction with objective below this certifies non-separability.

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._array_api import frobenius_norm, from_host, namespace, to_host
-from ._data import NTPData, _freeze
+from .._utils._array_api import frobenius_norm, from_host, namespace, to_host
+from ._ntp_data import NTPData, _freeze
 
 #: Columns whose scale is within this factor of the median column scale keep
 #: the uniform scale; the others are rescaled to it (a power of two).
@@ -70,7 +70,7 @@ class FeatureScaling:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntp._scaling import FeatureScaling
+    >>> from sklearn_ntp._data._scaling import FeatureScaling
     >>> scaling = FeatureScaling(np.array([3, -1]))
     >>> W = np.array([[1.0, 2.0]])
     >>> scaling.to_scaled(W), scaling.from_scaled(scaling.to_scaled(W))
@@ -179,7 +179,7 @@ def column_scale_exponents(embeddings, weights, alpha=0.0, per_column=False):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntp._scaling import column_scale_exponents
+    >>> from sklearn_ntp._data._scaling import column_scale_exponents
     >>> H, pi = np.array([[1.0, 3.0, 1000.0], [-1.0, 1.0, 3000.0]]), np.array([0.5, 0.5])
     >>> column_scale_exponents(H, pi).exponents
     array([0, 0, 0])

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._data import as_ntp_data, with_intercept_column
+from .._data._ntp_data import as_ntp_data, with_intercept_column
 from ._limit import ImplicitBiasLimit, implicit_bias_limit
 
 

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import validate_params
 
-from ._data import (
+from .._data._ntp_data import (
     PROBA_ATOL,
     NTPData,
     as_ntp_data,

@@ -1,0 +1,1 @@
+"""The ``python -m sklearn_ntp`` command line (:func:`._main.main`)."""

@@ -1,0 +1,1 @@
+"""NTP data: distinct contexts, sparse next-token distributions, weights; feature scaling."""

@@ -1,0 +1,1 @@
+"""Solvers of the (penalized) NTP loss and the tracking of their iterates."""

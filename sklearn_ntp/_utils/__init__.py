@@ -1,0 +1,1 @@
+"""Array API helpers and thread limits shared by every layer."""
