@@ -17,11 +17,9 @@ Stochastic gradients need their own step: the loss of one context (or one
 """
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator, eigsh
 
-#: Up to this size of the smaller side of ``H`` the eigenvalue is exact
-#: (``eigvalsh`` of a Gram matrix of at most this order); above it, Lanczos.
-EXACT_MAX_ORDER = 1000
+from .._linalg._spectral import EXACT_MAX_ORDER, largest_gram_eigenvalue
+
 #: Step of normalized GD, in units of ``1 / sqrt(L)``: ``W`` moves by ``eta``
 #: per step, so near a minimizer it hovers at a distance ``~ eta / 2``, an
 #: excess loss ``~ L eta^2 / 8``: about ``1e-3`` with this factor. On the
@@ -62,15 +60,7 @@ def smoothness_constant(embeddings, weights, alpha=0.0):
     # sqrt(pi_j) h_j: lambda_max(A^T A) is the squared largest singular value of A.
     A = np.sqrt(np.asarray(weights, dtype=np.float64))[:, None] * np.asarray(
         embeddings, dtype=np.float64)
-    if min(A.shape) <= EXACT_MAX_ORDER:
-        gram = A.T @ A if A.shape[1] <= A.shape[0] else A @ A.T
-        top = float(np.linalg.eigvalsh(gram)[-1])
-    else:
-        operator = LinearOperator((A.shape[1],) * 2, matvec=lambda v: A.T @ (A @ v),
-                                  dtype=np.float64)
-        top = float(eigsh(operator, k=1, which="LA", tol=1e-8,
-                          return_eigenvectors=False)[0])
-    return max(top, 0.0) / 2.0 + alpha
+    return largest_gram_eigenvalue(A, EXACT_MAX_ORDER) / 2.0 + alpha
 
 
 def context_smoothness(embeddings, alpha=0.0):
