@@ -131,8 +131,6 @@ def test_smoothness_bounds_the_curvature(problem):
     assert loss.smoothness() == pytest.approx(smoothness_constant(H, pi), rel=1e-12)
     E = np.random.default_rng(4).standard_normal(W.shape)
     assert np.vdot(E, loss.hessian_product(W, E)) <= loss.smoothness() * np.vdot(E, E)
-    assert loss.context_smoothness() == pytest.approx(np.max(np.sum(H ** 2, axis=1)) / 2,
-                                                      rel=1e-12)
 
 
 def test_restriction_refuses_a_device_namespace(problem):

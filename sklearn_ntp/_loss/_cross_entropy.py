@@ -236,10 +236,6 @@ class NTPLoss:
         return largest_gram_eigenvalue(A * np.asarray(self.data.embeddings, np.float64)
                                        ) / 2.0 + alpha
 
-    def context_smoothness(self, alpha=0.0):
-        """``max_j ||h_j||^2 / 2 + alpha``: the smoothness of one context's loss."""
-        return float(np.max(self.context_norms)) ** 2 / 2.0 + alpha
-
     def rows(self, index, weights, targets=None):
         """The loss of the contexts ``index`` with weights ``weights`` (a minibatch view).
 

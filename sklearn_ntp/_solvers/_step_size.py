@@ -63,22 +63,29 @@ def smoothness_constant(embeddings, weights, alpha=0.0):
     return largest_gram_eigenvalue(A, EXACT_MAX_ORDER) / 2.0 + alpha
 
 
-def context_smoothness(embeddings, alpha=0.0):
+def context_smoothness(data, alpha=0.0):
     """``L_max = max_j ||h_j||^2 / 2 + alpha``: the smoothness of one context's loss.
 
     The loss of context ``j`` alone has the Hessian ``(diag(s_j) - s_j s_j^T)
     kron h_j h_j^T``, of norm at most ``||h_j||^2 / 2``; so does the loss of one
     (context, token) pair.
 
+    Parameters
+    ----------
+    data : NTPData
+        Distinct contexts (their cached norms ``||h_j||``).
+    alpha : float, default=0.0
+        Ridge strength.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import aggregate_contexts
     >>> from sklearn_ntp._solvers._step_size import context_smoothness
-    >>> context_smoothness(np.array([[2.0, 0.0], [0.0, 1.0]]))
+    >>> context_smoothness(aggregate_contexts(np.array([[2.0, 0.0], [0.0, 1.0]]), [0, 1]))
     2.0
     """
-    H = np.asarray(embeddings, dtype=np.float64)
-    return float(np.max(np.einsum("ij,ij->i", H, H))) / 2.0 + alpha
+    return float(np.max(data.context_norms)) ** 2 / 2.0 + alpha
 
 
 def auto_learning_rate(solver, L, L_max=None, batch_size=None):
