@@ -52,6 +52,9 @@ NEWTON_LOGIT_STEP = 1.0
 #: Newton decrement below which the Newton step is taken undamped (the
 #: quadratic-convergence region of a self-concordant-like loss).
 UNDAMPED_DECREMENT = 0.25
+#: Each margin line search starts at this multiple of the last accepted step
+#: (capped by ``margin_step``): the step can recover after a shrink.
+MARGIN_STEP_GROWTH = 2.0
 #: Smallest margin step, relative to ``margin_step``, the backtracking tries:
 #: below it ``log O`` is flat to rounding along the direction.
 MIN_MARGIN_STEP = 1e-8
@@ -188,7 +191,7 @@ class SplitNewtonMargin:
         log_o = self.loss(W).log_o
         if not np.isfinite(log_o):
             return self.eta
-        start = min(2 * self.eta, self.max_eta)
+        start = min(MARGIN_STEP_GROWTH * self.eta, self.max_eta)
         # Halvings from ``start`` down to ``MIN_MARGIN_STEP * margin_step``.
         trials = max(1, int(np.ceil(np.log2(start / (MIN_MARGIN_STEP * self.max_eta)))))
         self.eta = armijo(lambda t: self.loss(W + t * margin).log_o, log_o,
