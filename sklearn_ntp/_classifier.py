@@ -514,7 +514,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         L = smoothness_constant(data.embeddings, data.weights, alpha)
         if self.solver != "sgd":
             return auto_learning_rate(self.solver, L)
-        return auto_learning_rate("sgd", L, context_smoothness(data.embeddings, alpha),
+        return auto_learning_rate("sgd", L, context_smoothness(data, alpha),
                                   self._draws_per_step(data.n_contexts))
 
     def _draws_per_step(self, n_contexts):

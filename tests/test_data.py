@@ -135,3 +135,34 @@ def test_messages_name_the_argument_and_continuous_labels_are_rejected():
         aggregate_contexts(np.eye(3), [0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="single token '1'"):
         aggregate_contexts(np.eye(2), np.array([1, 1]))
+
+
+@pytest.mark.parametrize("fact", ["support_rows", "support_mask", "context_norms"])
+def test_derived_facts_are_computed_once_and_read_only(fact):
+    data = aggregate_contexts(*_raw_pairs())
+    first = getattr(data, fact)
+    assert getattr(data, fact) is first  # cached: the same object, not a recomputation
+    assert not first.flags.writeable
+    with pytest.raises(ValueError):
+        first[...] = 0
+
+
+def test_derived_facts_equal_fresh_computations():
+    rng = np.random.default_rng(0)
+    Y = rng.dirichlet(np.ones(5), size=40) * (rng.random((40, 5)) < 0.6)
+    Y[:, 0] += Y.sum(axis=1) == 0
+    data = aggregate_contexts(rng.standard_normal((40, 3)), Y / Y.sum(axis=1, keepdims=True))
+    P = data.probabilities.toarray()
+    rows, columns = np.nonzero(P)  # row-major order: the CSR order of the nonzeros
+    np.testing.assert_array_equal(data.support_rows, rows)
+    np.testing.assert_array_equal(data.probabilities.indices, columns)
+    np.testing.assert_array_equal(data.support_mask, P > 0)
+    np.testing.assert_allclose(data.context_norms, np.linalg.norm(data.embeddings, axis=1),
+                               rtol=1e-15)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e150])
+def test_context_norms_neither_underflow_nor_overflow(scale):
+    data = aggregate_contexts(np.array([[3.0, 4.0], [0.0, 0.0]]) * scale, [0, 1])
+    expected = np.where(data.embeddings[:, 0] != 0, 5.0 * scale, 0.0)
+    np.testing.assert_allclose(data.context_norms, expected, rtol=1e-15)

@@ -79,20 +79,44 @@ class NTPData:
         return np.diff(self.probabilities.indptr)
 
     @cached_property
+    def support_rows(self):
+        """Context ``j`` of every stored nonzero ``p_jz`` of ``probabilities`` (CSR order).
+
+        ndarray of shape (nnz,), read-only; with ``probabilities.indices`` it
+        gives the coordinates of the supports.
+        """
+        return _read_only(np.repeat(np.arange(self.n_contexts), self.support_sizes))
+
+    @cached_property
     def support_mask(self):
         """Boolean (n_contexts, n_tokens) matrix, True on the supports ``S_j``."""
         mask = np.zeros(self.probabilities.shape, dtype=bool)
-        rows = np.repeat(np.arange(self.n_contexts), self.support_sizes)
-        mask[rows, self.probabilities.indices] = True
-        return mask
+        mask[self.support_rows, self.probabilities.indices] = True
+        return _read_only(mask)
+
+    @cached_property
+    def context_norms(self):
+        """Euclidean norms ``||h_j||`` in float64, ndarray of shape (n_contexts,)."""
+        H = np.asarray(self.embeddings, dtype=np.float64)
+        # Each row divided by its largest entry first: no square over- or
+        # underflows at any scale of the embeddings.
+        largest = np.max(np.abs(H), axis=1, initial=0.0)
+        unit = H / np.where(largest > 0, largest, 1.0)[:, None]
+        return _read_only(largest * np.sqrt(np.einsum("ij,ij->i", unit, unit)))
 
     @cached_property
     def entropy(self):
         """Entropy lower bound ``H = -sum_j pi_j sum_z p_jz log p_jz`` (nats)."""
-        rows = np.repeat(np.arange(self.n_contexts), self.support_sizes)
         # entr(p) = -p log p stays finite for subnormal p, where 1 / p overflows;
         # adding 0.0 turns the -0.0 of one-hot data into 0.0.
-        return float(np.sum(self.weights[rows] * entr(self.probabilities.data))) + 0.0
+        return float(np.sum(self.weights[self.support_rows]
+                            * entr(self.probabilities.data))) + 0.0
+
+
+def _read_only(array):
+    """``array``, made read-only: a cached fact is shared by every caller."""
+    array.flags.writeable = False
+    return array
 
 
 def checked_array(array, name, **kwargs):

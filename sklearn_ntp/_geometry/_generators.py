@@ -269,12 +269,11 @@ class KrylovSolver:
         return _projection_norms(self, b)
 
 
-def _anchor_layout(P):
+def _anchor_layout(data):
     """For each nonzero of ``P``: its context, the position of its context's anchor,
     and whether it is not the anchor itself (the anchor is the first token of ``S_j``)."""
-    sizes = np.diff(P.indptr)
-    context = np.repeat(np.arange(P.shape[0]), sizes)
-    anchor_pos = np.repeat(P.indptr[:-1], sizes)
+    P, context = data.probabilities, data.support_rows
+    anchor_pos = np.repeat(P.indptr[:-1], data.support_sizes)
     return context, anchor_pos, np.arange(P.nnz) != anchor_pos
 
 
@@ -285,14 +284,14 @@ def support_pairs(data):
     with the embeddings they span ``F``.
     """
     P = data.probabilities
-    context, anchor_pos, rest = _anchor_layout(P)
+    context, anchor_pos, rest = _anchor_layout(data)
     return P.indices[rest], P.indices[anchor_pos[rest]], context[rest]
 
 
 def support_log_odds(data):
     """``log(p_jz / p_jz0)`` for the pairs of :func:`support_pairs`, in the same order."""
     P = data.probabilities
-    _, anchor_pos, rest = _anchor_layout(P)
+    _, anchor_pos, rest = _anchor_layout(data)
     # A difference of logs: the quotient overflows when p_z0 is subnormal.
     return np.log(P.data[rest]) - np.log(P.data[anchor_pos[rest]])
 

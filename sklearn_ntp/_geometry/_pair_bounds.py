@@ -121,7 +121,7 @@ def pair_bounds(loss, W, grad_norm, supports):
     """
     outside = loss.mask & ~supports
     j, v = np.nonzero(outside)
-    h_norms = np.linalg.norm(loss.H, axis=1)
+    h_norms = loss.context_norms
     h_max = float(np.max(h_norms, initial=0.0))
     if j.size == 0 or h_max == 0:
         return outside, np.zeros(j.size)

@@ -184,7 +184,7 @@ def solve_ntp_svm(data, *, method="auto", verbose=0):
     scale = float(np.abs(H).max())
     if scale == 0.0:
         _raise_zero_embeddings(data)
-    scale *= float(np.linalg.norm(H / scale, axis=1).max())
+    scale = float(data.context_norms.max())
     scaled = replace(data, embeddings=H / scale)
     m, d = data.n_contexts, data.n_features
     with kernel_threads(data.n_tokens * m * min(m, d)):

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as la
 from scipy.optimize import lsq_linear
-from scipy.sparse.linalg import LinearOperator, cg
 from sklearn import get_config
 from sklearn.utils import gen_batches
 
+from .._linalg._cg import truncated_cg
 from ._generators import RANK_RTOL, GramSolver, PairGenerators, margin_pairs, support_pairs
 
 #: Relative primal infeasibility (ties and margins) accepted, vs the logit scale.
@@ -167,11 +167,8 @@ def _solve_generators(gens, rhs, A0, gram=None):
         y -= np.bincount(context, y, m)[context] / block_size[context]
         return sign * y / diagonal[context]
 
-    operator = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
-    M = LinearOperator((n, n), matvec=precondition, dtype=np.float64)
-    c, _ = cg(operator, rhs, x0=sign * A0[leaf, context], rtol=1e-12, atol=0.0, M=M,
-              maxiter=20 * int(np.sqrt(n)) + 200)
-    return c
+    return truncated_cg(matvec, rhs, sign * A0[leaf, context], rtol=1e-12,
+                        precondition=precondition, max_iter=20 * int(np.sqrt(n)) + 200).x
 
 
 def _solve_active(gens, rhs, A0, gram=None, primal=False):
@@ -282,7 +279,7 @@ def degenerate_pair(data):
     Computed in row chunks of scikit-learn's ``working_memory``.
     """
     H = np.asarray(data.embeddings, dtype=np.float64)
-    norms = np.linalg.norm(H, axis=1)
+    norms = data.context_norms
     Hn = H / np.where(norms > 0, norms, 1.0)[:, None]
     keys = np.unique(data.support_mask, axis=0, return_inverse=True)[1].ravel()
     best, pair = -1.0, (0, 0)
@@ -300,7 +297,7 @@ def degenerate_message(data):
     """Sentence naming the most nearly collinear pair of contexts."""
     (i, j), _ = degenerate_pair(data)
     H = np.asarray(data.embeddings, dtype=np.float64)[[i, j]]
-    u, w = H / np.linalg.norm(H, axis=1, keepdims=True)
+    u, w = H / data.context_norms[[i, j], None]
     angle = min(np.linalg.norm(u - w), np.linalg.norm(u + w))
     return (f"Contexts {i} and {j} have different supports and nearly collinear "
             f"embeddings (angle {angle:.1e} rad); the NTP margin they allow is "

@@ -14,16 +14,40 @@ unique minimizer there (Newton-CG with backtracking). Products cost
 
 import numpy as np
 
+from .._linalg._cg import truncated_cg
+from .._linalg._line_search import armijo
+from ._contract import Restriction
+from ._cross_entropy import NTPLoss
+
 #: Curvature, relative to ``sum_j pi_j ||h_j||^2``, below which a CG direction
 #: counts as flat (in ``G-perp``) and ends the Newton solve.
 CURVATURE_RTOL = 1e-10
 #: Stationarity accepted for ``W~``: ``||grad CE~||_F`` relative to
 #: ``sqrt(sum_j pi_j ||h_j||^2)``, the gradient's scale.
 STATIONARITY_RTOL = 1e-8
+#: Loosest relative residual of the inexact Newton CG (far from the minimizer):
+#: a tenth already gives most of the decrease of an exact Newton step.
+NEWTON_CG_RTOL_MAX = 0.1
+#: Tightest relative residual of the Newton CG: near round-off of the curvature
+#: (``CURVATURE_RTOL``), beyond which CG only amplifies noise.
+NEWTON_CG_RTOL_MIN = 1e-10
+#: Steps the line search tries (down to ``2^-39``, below the relative
+#: resolution of any step in float64) before the iteration gives up.
+LINE_SEARCH_TRIALS = 40
+#: A step that does not decrease the loss is still accepted when it multiplies
+#: the gradient norm by at most this factor: near the minimizer the loss no
+#: longer resolves the decrease, the gradient still does.
+GRADIENT_REDUCTION = 0.5
+#: Increase of the loss, relative to its value, that such a step may bring:
+#: a few ulps of rounding in the value.
+VALUE_ROUNDOFF_RTOL = 1e-13
+#: Gradient norm, relative to ``STATIONARITY_RTOL * scale``, at which a step that
+#: does not reach ``GRADIENT_REDUCTION`` ends the iteration: round-off floor.
+ROUNDOFF_FLOOR = 1e-3
 
 
-class RestrictedLoss:
-    """``CE~`` over the effective supports ``mask``, with gradient and Hessian products.
+class RestrictedLoss(NTPLoss):
+    """``CE~`` over the effective supports ``mask`` (float64), and its minimizer.
 
     Parameters
     ----------
@@ -36,73 +60,21 @@ class RestrictedLoss:
     """
 
     def __init__(self, data, mask, offsets=None):
-        self.H = np.asarray(data.embeddings, dtype=np.float64)
-        self.pi = np.asarray(data.weights, dtype=np.float64)
-        P = data.probabilities.tocoo()
-        # p_jz on the supports only: sparse, and no (m, V) copy.
-        self._support = (P.row, P.col, P.data)
-        self._target = (P.multiply(self.pi[:, None]).T @ self.H)  # sum_j pi_j p_j h_j^T
+        super().__init__(data, np.float64, restriction=Restriction(mask, offsets))
         self.mask = mask
-        self._full = bool(mask.all())
         self.offsets = offsets
-        self.shape = (data.n_tokens, data.n_features)
+        self.pi = self.weights
         # pi_j ||h_j||^2: the scale of the gradient and of every curvature.
-        self._row_weights = self.pi * np.sum(self.H ** 2, axis=1)
+        self._row_weights = self.pi * self.context_norms ** 2
         self.scale = float(np.sqrt(self._row_weights.sum()))
-        self._point = self._q = self._weighted_q = None
-
-    def _logits(self, W):
-        """``W h_j + b_j`` on ``S~_j``, ``-inf`` elsewhere."""
-        Z = self.H @ W.T
-        if self.offsets is not None:
-            rows, columns, values = self.offsets
-            Z[rows, columns] += values
-        return Z if self._full else np.where(self.mask, Z, -np.inf)
-
-    def _evaluate(self, W):
-        """``(CE~(W), q~)`` from one pass over the logits."""
-        Z = self._logits(W)
-        zmax = Z.max(axis=1, keepdims=True)
-        rows, columns, p = self._support
-        in_support = np.bincount(rows, p * Z[rows, columns], minlength=len(Z))
-        Z -= zmax
-        np.exp(Z, out=Z)
-        total = Z.sum(axis=1, keepdims=True)
-        Z /= total
-        value = float(self.pi @ (zmax[:, 0] + np.log(total[:, 0]) - in_support))
-        return value, Z
-
-    def softmax(self, W):
-        """``q~_j``: softmax of the logits of ``W`` over ``S~_j`` (zero elsewhere)."""
-        return self._evaluate(W)[1]
-
-    def value(self, W):
-        """``CE~(W)``."""
-        return self._evaluate(W)[0]
-
-    def gradient(self, W):
-        """``sum_j pi_j (q~_j - p_j) h_j^T``."""
-        return (self.softmax(W) * self.pi[:, None]).T @ self.H - self._target
 
     def _fun(self, x):
-        value, q = self._evaluate(x.reshape(self.shape))
-        # pi_j q~_j, kept for the Hessian products at this point.
-        self._point, self._q, self._weighted_q = x.copy(), q, q * self.pi[:, None]
-        return value, (self._weighted_q.T @ self.H - self._target).ravel()
-
-    def _softmax_at(self, x):
-        """``q~`` at the flattened ``x``, from the last evaluation when it was there."""
-        if self._point is None or not np.array_equal(x, self._point):
-            self._fun(x)
-        return self._q
+        value, grad = self.value_and_grad(x.reshape(self.shape))
+        return value, grad.ravel()
 
     def _hessp(self, x, direction):
-        q = self._softmax_at(x)
-        # In place: the (m, V) passes, not the two products, dominate the cost.
-        dZ = self.H @ direction.reshape(self.shape).T
-        dZ -= np.einsum("jv,jv->j", q, dZ)[:, None]
-        dZ *= self._weighted_q
-        return (dZ.T @ self.H).ravel()
+        return self.hessian_product(x.reshape(self.shape),
+                                    direction.reshape(self.shape)).ravel()
 
     def minimize(self, W0, max_iter=200, tol=0.0):
         """Newton-CG with backtracking from ``W0`` in ``G``; returns ``(W~, ||grad||_F)``.
@@ -114,8 +86,9 @@ class RestrictedLoss:
         in ``G``; scipy's ``Newton-CG`` gives up on such Hessians and its
         trust-region variants drift into ``G-perp`` or stall. Near the
         minimizer the loss no longer resolves the decrease, so a step is also
-        accepted when it halves the gradient norm, and the iteration ends
-        at the first step from a stationary point that does not.
+        accepted when it reduces the gradient norm by ``GRADIENT_REDUCTION``
+        (without raising the loss beyond ``VALUE_ROUNDOFF_RTOL``), and the
+        iteration ends at the first step from a stationary point that does not.
         """
         x = np.asarray(W0, dtype=np.float64).ravel().copy()
         value, grad = self._fun(x)
@@ -123,33 +96,45 @@ class RestrictedLoss:
         for _ in range(max_iter):
             if norm <= tol * self.scale:
                 break
-            # Inexact Newton: a loose CG far from the minimizer, tight near it
-            # (superlinear convergence for a fraction of the Hessian products).
-            rtol = min(0.1, np.sqrt(norm / max(self.scale, np.finfo(float).tiny)))
-            step = self._centred(self._newton_direction(x, grad, max(rtol, 1e-10)))
-            slope = float(grad @ step)
-            if not slope < 0:
-                step, slope = -grad, -norm ** 2
-            accepted = False
-            for _ in range(40):
-                new_value, new_grad = self._fun(x + step)
-                new_norm = float(np.linalg.norm(new_grad))
-                if (new_value <= value + 1e-4 * slope
-                        or (new_norm < 0.5 * norm and new_value <= value + 1e-13 * abs(value))):
-                    accepted = True
-                    break
-                step, slope = 0.5 * step, 0.5 * slope
-            if not accepted:
+            step = self._descent_direction(x, grad, norm)
+            new_value, new_grad, new_norm, accepted = self._line_search(x, step, value, grad,
+                                                                        norm)
+            if accepted is None:
                 break
-            # Newton steps go on while they halve the gradient: down to round-off,
+            # Newton steps go on while they reduce the gradient: down to round-off,
             # which the Farkas bound divides by tiny q~_jv (and along a separable
             # pair, where the gradient shrinks about e-fold per step).
-            at_floor = norm <= 1e-3 * STATIONARITY_RTOL * self.scale and new_norm >= 0.5 * norm
+            at_floor = (norm <= ROUNDOFF_FLOOR * STATIONARITY_RTOL * self.scale
+                        and new_norm >= GRADIENT_REDUCTION * norm)
             if new_norm < norm or not at_floor:
-                x, value, grad, norm = x + step, new_value, new_grad, new_norm
+                x, value, grad, norm = x + accepted, new_value, new_grad, new_norm
             if at_floor:
                 break
         return x.reshape(self.shape), norm
+
+    def _descent_direction(self, x, grad, norm):
+        """The inexact Newton step, or ``-grad`` where it is no descent direction."""
+        # Inexact Newton: a loose CG far from the minimizer, tight near it
+        # (superlinear convergence for a fraction of the Hessian products).
+        rtol = min(NEWTON_CG_RTOL_MAX, np.sqrt(norm / max(self.scale, np.finfo(float).tiny)))
+        step = self._centred(self._newton_direction(x, grad, max(rtol, NEWTON_CG_RTOL_MIN)))
+        return step if float(grad @ step) < 0 else -grad
+
+    def _line_search(self, x, step, value, grad, norm):
+        """Armijo backtracking along ``step``: ``(value, grad, ||grad||, step or None)``."""
+        def evaluate(t):
+            new_value, new_grad = self._fun(x + t * step)
+            return new_value, new_grad, float(np.linalg.norm(new_grad))
+
+        def resolved_by_gradient(t, evaluation):
+            new_value, _, new_norm = evaluation
+            return (new_norm < GRADIENT_REDUCTION * norm
+                    and new_value <= value + VALUE_ROUNDOFF_RTOL * abs(value))
+
+        t, (new_value, new_grad, new_norm), accepted = armijo(
+            evaluate, value, float(grad @ step), max_trials=LINE_SEARCH_TRIALS,
+            accept=resolved_by_gradient)
+        return new_value, new_grad, new_norm, t * step if accepted else None
 
     def _centred(self, step):
         """``step`` with its token rows centred: ``G`` lies in that subspace,
@@ -157,7 +142,7 @@ class RestrictedLoss:
         step = step.reshape(self.shape)
         return (step - step.mean(axis=0)).ravel()
 
-    def _newton_direction(self, x, grad, rtol=1e-10):
+    def _newton_direction(self, x, grad, rtol=NEWTON_CG_RTOL_MIN):
         """Truncated CG on ``hess p = -grad``, stopped at (numerically) zero curvature.
 
         The right-hand side and every Hessian product lie in ``G``, so the
@@ -166,30 +151,11 @@ class RestrictedLoss:
         With full effective supports the CG is preconditioned by the tokens'
         curvatures (:meth:`_token_preconditioner`), which keeps ``G``.
         """
-        precondition = self._token_preconditioner(x)
-        p, r = np.zeros_like(grad), -grad
-        z = precondition(r)
-        d, rz = z.copy(), float(r @ z)
         # Round-off in a Hessian product is about eps * max_j ||h_j||^2 relative;
         # curvature below CURVATURE_RTOL * scale^2 is indistinguishable from G-perp.
-        floor = CURVATURE_RTOL * self.scale ** 2
-        for _ in range(grad.size):
-            if not rz > 0:  # a residual at round-off, with no direction left in G
-                break
-            Ad = self._hessp(x, d)
-            curvature = float(d @ Ad)
-            if curvature <= floor * float(d @ d):
-                break
-            alpha = rz / curvature
-            p += alpha * d
-            r -= alpha * Ad
-            if np.linalg.norm(r) <= rtol * np.linalg.norm(grad):
-                break
-            z = precondition(r)
-            rz_new = float(r @ z)
-            d = z + (rz_new / rz) * d
-            rz = rz_new
-        return p
+        return truncated_cg(lambda d: self._hessp(x, d), -grad, rtol=rtol,
+                            flat=CURVATURE_RTOL * self.scale ** 2,
+                            precondition=self._token_preconditioner(x)).x
 
     def _token_preconditioner(self, x):
         """``r -> C D^-1 r`` with ``D`` the tokens' diagonal curvatures and ``C`` centring.
@@ -198,11 +164,11 @@ class RestrictedLoss:
         magnitude on real corpora. With full effective supports ``G`` is the
         set of centred matrices with rows in the row space of ``H``, which a
         token-wise scaling followed by centring maps to itself (and ``C D^-1 C``
-        is positive definite there). Otherwise the identity.
+        is positive definite there). Otherwise None (no preconditioner).
         """
-        if not self._full:
-            return lambda r: r
-        q = self._softmax_at(x)
+        if self._outside is not None:
+            return None
+        q = self._softmax_and_weighted(x.reshape(self.shape))[0]
         curvature = self._row_weights @ (q * (1.0 - q))
         curvature = np.maximum(curvature, CURVATURE_RTOL * curvature.max(initial=0.0))
         curvature[curvature == 0] = 1.0

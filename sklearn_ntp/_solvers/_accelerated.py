@@ -27,9 +27,15 @@ on ``O``: its size grows as the excess loss falls, so ``||W||`` grows linearly
 in the iteration count instead of logarithmically.
 """
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.special import logsumexp
 
+from .._linalg._cg import truncated_cg
+from .._linalg._line_search import armijo
+from .._loss._contract import Restriction
+from .._loss._cross_entropy import NTPLoss
 from ._api import SolverResult
 
 #: Conjugate-gradient stop: residual below this fraction of the system's scale
@@ -37,14 +43,34 @@ from ._api import SolverResult
 CG_RTOL = 1e-8
 #: Conjugate-gradient iterations per solve (warm starts keep most solves short).
 CG_MAX_ITER = 200
-#: Sufficient decrease of log O along a margin step (fraction of the linear model).
-ARMIJO = 1e-4
+#: Curvature, relative to ``||d||^2``, below which a CG direction counts as
+#: flat (off ``F``, where the Hessian of ``CE_S`` is singular): round-off of a
+#: Hessian product of unit-scale contexts is a few ``eps``.
+CG_FLAT_RTOL = 1e-14
 #: Largest logit change of a damped Newton step, in nats.
 NEWTON_LOGIT_STEP = 1.0
+#: Newton decrement below which the Newton step is taken undamped (the
+#: quadratic-convergence region of a self-concordant-like loss).
+UNDAMPED_DECREMENT = 0.25
+#: Each margin line search starts at this multiple of the last accepted step
+#: (capped by ``margin_step``): the step can recover after a shrink.
+MARGIN_STEP_GROWTH = 2.0
+#: Smallest margin step, relative to ``margin_step``, the backtracking tries:
+#: below it ``log O`` is flat to rounding along the direction.
+MIN_MARGIN_STEP = 1e-8
+#: ``log r_j`` is capped here before ``exp``: ``exp(700)`` is finite in
+#: float64, and ``log1p(r) / r`` is then exactly representable.
+LOG_RATIO_CAP = 700.0
+#: Below this off-support ratio ``log1p(r) / r = 1`` to rounding.
+SMALL_RATIO = 1e-8
 
 
 class SupportSplitLoss:
     """In-support cross-entropy ``CE_S`` and off-support loss ``log O`` of ``W``.
+
+    ``CE_S`` is the cross-entropy restricted to the supports
+    (:class:`~sklearn_ntp._loss._cross_entropy.NTPLoss` with the support mask);
+    this class adds the off-support part.
 
     Parameters
     ----------
@@ -65,41 +91,33 @@ class SupportSplitLoss:
     """
 
     def __init__(self, data):
-        H = np.asarray(data.embeddings, dtype=np.float64)
         # The loss works on unit-scale contexts ``h_j / c`` (and on ``c W``, the
         # same logits), ``c = max_j ||h_j||``: no product overflows at any scale.
-        norms = np.sqrt(np.einsum("ij,ij->i", H, H))
-        self.c = float(np.max(norms)) if np.max(norms) > 0 else 1.0
-        self.H = H / self.c
-        self.P = data.probabilities.toarray()
+        largest = float(np.max(data.context_norms))
+        self.c = largest if largest > 0 else 1.0
+        unit = replace(data, embeddings=np.asarray(data.embeddings, dtype=np.float64) / self.c)
         self.support = data.support_mask
+        self.in_support = NTPLoss(unit, np.float64, restriction=Restriction(self.support))
         self.log_pi = np.log(np.asarray(data.weights, dtype=np.float64))
-        self.pi = np.exp(self.log_pi)
 
     def __call__(self, W):
         """Return a :class:`SplitPoint` with both parts and their gradients at ``W``."""
         return SplitPoint(self, W)
 
-    def hessian_product(self, q_s, V):
-        """``A V``: Hessian of ``CE_S`` (at in-support softmax ``q_s``) times ``V``."""
-        Z = np.where(self.support, self.H @ V.T, 0.0)
-        T = q_s * (Z - np.sum(q_s * Z, axis=1, keepdims=True))
-        return (T * self.pi[:, None]).T @ self.H
+    def hessian_product(self, W, V):
+        """``A V``: Hessian of ``CE_S`` at ``W`` times ``V``."""
+        return self.in_support.hessian_product(W, V)
 
 
 class SplitPoint:
     """Both parts of the loss at one ``W`` (``CE = CE_S + exp(log_o)``) and their gradients."""
 
     def __init__(self, loss, W):
-        self.W = W
-        logits = loss.H @ W.T
-        in_s = np.where(loss.support, logits, -np.inf)
-        lse_s = logsumexp(in_s, axis=1)
-        self.q_s = np.exp(in_s - lse_s[:, None])
-        self.ce_s = float(loss.pi @ (lse_s - np.sum(loss.P * np.where(loss.support, logits, 0.0),
-                                                    axis=1)))
-        self.grad_s = ((self.q_s - loss.P) * loss.pi[:, None]).T @ loss.H
-        self.log_o, self.grad_log_o = self._off_support(loss, logits, lse_s)
+        point = loss.in_support.point(W)
+        self.W, self.q_s, self.ce_s, self.grad_s = (W, point.probabilities, point.value,
+                                                    point.gradient)
+        self.log_o, self.grad_log_o = self._off_support(loss, point.logits,
+                                                        point.log_normalizer)
 
     def _off_support(self, loss, logits, lse_s):
         """``log O`` and ``grad log O``, both in the log domain."""
@@ -109,40 +127,28 @@ class SplitPoint:
         has_off = np.isfinite(log_r)
         if not np.any(has_off):  # every support full: no divergent part
             return -np.inf, np.zeros_like(self.W)
-        r = np.exp(np.minimum(log_r, 700.0))
+        r = np.exp(np.minimum(log_r, LOG_RATIO_CAP))
         # log log1p(r) = log r + log(log1p(r) / r), exact to rounding at any r.
-        log_term = log_r + np.log(np.where(r > 1e-8, np.log1p(r) / np.where(r > 0, r, 1), 1.0))
+        log_term = log_r + np.log(np.where(r > SMALL_RATIO,
+                                           np.log1p(r) / np.where(r > 0, r, 1), 1.0))
         log_term[~has_off] = -np.inf
         log_o = float(logsumexp(loss.log_pi + log_term))
         # d log O / d logits_j = pi_j r_j / ((1 + r_j) O) (off-support softmax - q_s).
         weight = np.exp(loss.log_pi + log_r - np.log1p(r) - log_o)
         weight[~has_off] = 0.0
         off_softmax = np.exp(off - np.where(has_off, log_r, 0.0)[:, None])
-        grad = ((off_softmax - self.q_s) * weight[:, None]).T @ loss.H
+        grad = loss.in_support.logits_adjoint(off_softmax - self.q_s, weight)
         return log_o, grad
 
 
 def conjugate_gradient(apply, rhs, x, scale):
     """Solve ``apply(x) = rhs`` (positive semidefinite) from ``x``, to ``CG_RTOL * scale``.
 
-    Stops early on a direction of no curvature: the system is singular off
-    ``F``, and a right-hand side in ``F`` never needs one.
+    Stops early on a direction of no curvature (below ``CG_FLAT_RTOL``): the
+    system is singular off ``F``, and a right-hand side in ``F`` never needs one.
     """
-    r = rhs - apply(x)
-    p, rr = r.copy(), float(np.vdot(r, r))
-    for _ in range(CG_MAX_ITER):
-        if rr <= (CG_RTOL * scale) ** 2:
-            break
-        Ap = apply(p)
-        curvature = float(np.vdot(p, Ap))
-        if curvature <= 1e-14 * rr:
-            break
-        alpha = rr / curvature
-        x = x + alpha * p
-        r -= alpha * Ap
-        rr, rr_old = float(np.vdot(r, r)), rr
-        p = r + (rr / rr_old) * p
-    return x
+    return truncated_cg(apply, rhs, x, atol=CG_RTOL * scale, flat=CG_FLAT_RTOL,
+                        max_iter=CG_MAX_ITER).x
 
 
 class SplitNewtonMargin:
@@ -157,7 +163,7 @@ class SplitNewtonMargin:
         loss, g = self.loss, point.grad_log_o
 
         def A(V):
-            return loss.hessian_product(point.q_s, V)
+            return loss.hessian_product(point.W, V)
 
         A_g = A(g)
         scale = float(np.linalg.norm(A_g) + np.linalg.norm(point.grad_s))
@@ -176,7 +182,7 @@ class SplitNewtonMargin:
         return W + self._margin_step(W, margin) * margin, projected, margin
 
     def _margin_step(self, W, margin):
-        """Largest step ``<= margin_step`` with an Armijo decrease of ``log O``.
+        """Largest step ``<= margin_step`` with an Armijo decrease (``ARMIJO_C1``) of ``log O``.
 
         On separable data ``log O`` falls linearly and ``margin_step`` is
         accepted; where ``O`` stays bounded (pairs that no direction
@@ -185,18 +191,18 @@ class SplitNewtonMargin:
         log_o = self.loss(W).log_o
         if not np.isfinite(log_o):
             return self.eta
-        slope = float(np.vdot(margin, margin))
-        self.eta = min(2 * self.eta, self.max_eta)
-        while self.eta > 1e-8 * self.max_eta:
-            if self.loss(W + self.eta * margin).log_o <= log_o - ARMIJO * self.eta * slope:
-                break
-            self.eta /= 2
+        start = min(MARGIN_STEP_GROWTH * self.eta, self.max_eta)
+        # Halvings from ``start`` down to ``MIN_MARGIN_STEP * margin_step``.
+        trials = max(1, int(np.ceil(np.log2(start / (MIN_MARGIN_STEP * self.max_eta)))))
+        self.eta = armijo(lambda t: self.loss(W + t * margin).log_o, log_o,
+                          -float(np.vdot(margin, margin)), step=start, max_trials=trials).step
         return self.eta
 
     def _damping(self, grad, newton):
-        """Damped Newton (``1 / (1 + decrement)``), logits moved at most ``NEWTON_LOGIT_STEP``."""
+        """Damped Newton (``1 / (1 + decrement)`` above ``UNDAMPED_DECREMENT``), logits
+        moved at most ``NEWTON_LOGIT_STEP``."""
         decrement = np.sqrt(max(float(np.vdot(grad, newton)), 0.0))
-        t = 1.0 if decrement <= 0.25 else 1.0 / (1.0 + decrement)
+        t = 1.0 if decrement <= UNDAMPED_DECREMENT else 1.0 / (1.0 + decrement)
         size = np.linalg.norm(newton)
         return min(t, NEWTON_LOGIT_STEP / size) if size > 0 else t
 

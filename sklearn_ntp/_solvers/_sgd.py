@@ -17,10 +17,8 @@ The ridge penalty's gradient, which needs no sampling, is added exactly.
 """
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils import check_random_state
-
-from .._loss._cross_entropy import softmax
-from .._utils._array_api import from_host, namespace
 
 
 class SGDStep:
@@ -28,8 +26,9 @@ class SGDStep:
 
     Parameters
     ----------
-    datafit : NTPLoss
-        The full loss (its data are sampled).
+    datafit : Datafit
+        The full loss; each step takes the gradient of its view on the drawn
+        rows (:meth:`~sklearn_ntp._loss._cross_entropy.NTPLoss.rows`).
     options : SolverOptions
         ``learning_rate``, ``batch_size``, ``sampling``, ``step_schedule``,
         ``random_state``.
@@ -41,20 +40,18 @@ class SGDStep:
 
     def __init__(self, datafit, options, W0, penalty=None):
         data = datafit.data
+        self.datafit = datafit
         self.options = options
         self.penalty = None if penalty is None or penalty.alpha == 0.0 else penalty
-        self.H = datafit.H
-        self.P = data.probabilities
         self.rng = check_random_state(options.random_state)
         m = data.n_contexts
         self.batch_size = m if options.batch_size is None else options.batch_size
         self.full_batch = options.sampling == "contexts" and self.batch_size >= m
-        if options.sampling == "contexts":
-            self.probabilities = np.asarray(data.weights, dtype=np.float64)
-        else:  # (context, token) pairs, in the order of P's nonzeros
-            rows = np.repeat(np.arange(m), np.diff(self.P.indptr))
-            self.pair_rows, self.pair_tokens = rows, self.P.indices
-            self.probabilities = np.asarray(data.weights, dtype=np.float64)[rows] * self.P.data
+        self.probabilities = np.asarray(data.weights, dtype=np.float64)
+        if options.sampling == "tokens":  # (context, token) pairs, in the order of P's nonzeros
+            P = data.probabilities
+            self.pair_rows, self.pair_tokens = data.support_rows, P.indices
+            self.probabilities = self.probabilities[self.pair_rows] * P.data
         self.probabilities = self.probabilities / self.probabilities.sum()
 
     def _eta(self, t):
@@ -62,17 +59,17 @@ class SGDStep:
         return eta / np.sqrt(t) if self.options.step_schedule == "inverse_sqrt" else eta
 
     def _sample(self):
-        """Rows of ``H``, their targets (dense) and weights summing to one."""
+        """Drawn contexts, their targets (None: their rows of ``P``) and weights summing to one."""
         draws = self.rng.choice(len(self.probabilities), size=self.batch_size,
                                 p=self.probabilities)
         picked, counts = np.unique(draws, return_counts=True)
         weights = counts / self.batch_size
         if self.options.sampling == "contexts":
-            return picked, self.P[picked].toarray(), weights
-        rows = self.pair_rows[picked]
-        targets = np.zeros((len(picked), self.P.shape[1]))
-        targets[np.arange(len(picked)), self.pair_tokens[picked]] = 1.0
-        return rows, targets, weights
+            return picked, None, weights
+        n, V = len(picked), self.datafit.shape[0]
+        targets = sp.csr_matrix((np.ones(n), self.pair_tokens[picked], np.arange(n + 1)),
+                                shape=(n, V))
+        return self.pair_rows[picked], targets, weights
 
     def __call__(self, W, grad, t):
         if self.full_batch:
@@ -83,17 +80,7 @@ class SGDStep:
         return W - self._eta(t) * sampled
 
     def _sampled_gradient(self, W):
-        """The cross-entropy's gradient over one drawn batch."""
+        """The cross-entropy's gradient over one drawn batch (the draw is made on
+        the host; the view computes on ``W``'s device)."""
         rows, targets, weights = self._sample()
-        xp, on_host = namespace(W)
-        if on_host:
-            H = self.H[rows]
-            residual = (softmax(H @ W.T) - targets) * weights[:, None]
-            return (residual.T @ H).astype(W.dtype, copy=False)
-        # The draw is made on the host (a few indices); the step runs on W's
-        # device, with host-to-device copies only (no synchronization).
-        H = xp.take(self.H, xp.asarray(rows, device=W.device), axis=0)
-        targets = from_host(targets, xp, W.device, W.dtype)
-        weights = from_host(weights[:, None], xp, W.device, W.dtype)
-        residual = (softmax(H @ W.T) - targets) * weights
-        return residual.T @ H
+        return self.datafit.rows(rows, weights, targets).gradient(W)

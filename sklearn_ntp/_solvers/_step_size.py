@@ -17,11 +17,9 @@ Stochastic gradients need their own step: the loss of one context (or one
 """
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator, eigsh
 
-#: Up to this size of the smaller side of ``H`` the eigenvalue is exact
-#: (``eigvalsh`` of a Gram matrix of at most this order); above it, Lanczos.
-EXACT_MAX_ORDER = 1000
+from .._linalg._spectral import EXACT_MAX_ORDER, largest_gram_eigenvalue
+
 #: Step of normalized GD, in units of ``1 / sqrt(L)``: ``W`` moves by ``eta``
 #: per step, so near a minimizer it hovers at a distance ``~ eta / 2``, an
 #: excess loss ``~ L eta^2 / 8``: about ``1e-3`` with this factor. On the
@@ -62,33 +60,32 @@ def smoothness_constant(embeddings, weights, alpha=0.0):
     # sqrt(pi_j) h_j: lambda_max(A^T A) is the squared largest singular value of A.
     A = np.sqrt(np.asarray(weights, dtype=np.float64))[:, None] * np.asarray(
         embeddings, dtype=np.float64)
-    if min(A.shape) <= EXACT_MAX_ORDER:
-        gram = A.T @ A if A.shape[1] <= A.shape[0] else A @ A.T
-        top = float(np.linalg.eigvalsh(gram)[-1])
-    else:
-        operator = LinearOperator((A.shape[1],) * 2, matvec=lambda v: A.T @ (A @ v),
-                                  dtype=np.float64)
-        top = float(eigsh(operator, k=1, which="LA", tol=1e-8,
-                          return_eigenvectors=False)[0])
-    return max(top, 0.0) / 2.0 + alpha
+    return largest_gram_eigenvalue(A, EXACT_MAX_ORDER) / 2.0 + alpha
 
 
-def context_smoothness(embeddings, alpha=0.0):
+def context_smoothness(data, alpha=0.0):
     """``L_max = max_j ||h_j||^2 / 2 + alpha``: the smoothness of one context's loss.
 
     The loss of context ``j`` alone has the Hessian ``(diag(s_j) - s_j s_j^T)
     kron h_j h_j^T``, of norm at most ``||h_j||^2 / 2``; so does the loss of one
     (context, token) pair.
 
+    Parameters
+    ----------
+    data : NTPData
+        Distinct contexts (their cached norms ``||h_j||``).
+    alpha : float, default=0.0
+        Ridge strength.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import aggregate_contexts
     >>> from sklearn_ntp._solvers._step_size import context_smoothness
-    >>> context_smoothness(np.array([[2.0, 0.0], [0.0, 1.0]]))
+    >>> context_smoothness(aggregate_contexts(np.array([[2.0, 0.0], [0.0, 1.0]]), [0, 1]))
     2.0
     """
-    H = np.asarray(embeddings, dtype=np.float64)
-    return float(np.max(np.einsum("ij,ij->i", H, H))) / 2.0 + alpha
+    return float(np.max(data.context_norms)) ** 2 / 2.0 + alpha
 
 
 def auto_learning_rate(solver, L, L_max=None, batch_size=None):

@@ -36,8 +36,7 @@ class _Contexts(NamedTuple):
 
     def on_support(self):
         """Return ``(pi_j, p_jz, log q_jz)`` at every nonzero ``(j, z)`` of ``P``."""
-        P = self.data.probabilities
-        rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
+        P, rows = self.data.probabilities, self.data.support_rows
         q = self.proba[rows, P.indices]
         return self.data.weights[rows], P.data, np.log(np.maximum(q, self.eps))
 
