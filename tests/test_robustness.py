@@ -23,13 +23,14 @@ from scipy.special import logsumexp
 from scipy.special import softmax as scipy_softmax
 
 from sklearn_ntp import NTPLinearClassifier, NTPSeparabilityChecker
-from sklearn_ntp._cli._main import InputError, load_data_file, main
+from sklearn_ntp._cli._main import main
 from sklearn_ntp.datasets import (
     contexts_from_sequences,
     load_python_tokens,
     make_ntp_data,
     make_toy_ntp_data,
 )
+from sklearn_ntp.datasets._files import InputError, load_data_file
 from sklearn_ntp.implicit_bias import (
     NotNTPCompatibleError,
     NotNTPSeparableError,
