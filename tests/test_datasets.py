@@ -511,3 +511,10 @@ def test_partially_separable_data_fail_separability_only_at_the_collinear_pair(s
     assert not np.any((Y[0] > 0) & (Y[1] > 0))
     unseparated = (Y == 0) & ~explicit_separable_pairs(X, Y)
     assert unseparated[:2].any() and not unseparated[2:].any()
+
+
+@pytest.mark.parametrize("random_state", [-1, 2**32, 1.5, "seed"])
+@pytest.mark.parametrize("make", [make_ntp_data, make_toy_ntp_data])
+def test_a_bad_random_state_is_refused_by_name(make, random_state):
+    with pytest.raises(ValueError, match="random_state must be None, an integer between 0"):
+        make(random_state=random_state)

@@ -9,12 +9,11 @@ and its weight.
 import numbers
 
 import numpy as np
-from sklearn.utils import check_random_state
 
 from .._exceptions import NotNTPCompatibleError, NotNTPSeparableError
 from .._geometry._subspace import log_odds_solution
 from .._geometry._svm import ntp_svm
-from ._utils import check_count, check_flag, empirical_distributions
+from ._utils import check_count, check_flag, check_seed, empirical_distributions
 
 #: Supports of the toy contexts A, B, C: token 2 follows A only, every other
 #: token follows exactly two contexts (paper Fig. 1).
@@ -147,7 +146,7 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
     check_flag(return_pairs, "return_pairs")
     check_flag(sparse_targets, "sparse_targets")
 
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     H = rng.standard_normal((m, d))
     supports = np.sort(np.argsort(rng.random_sample((m, V)), axis=1)[:, :S], axis=1)
     q = _dirichlet(rng, float(concentration), S, m)
@@ -228,7 +227,7 @@ def make_toy_ntp_data(random_state=0):
            [1, 0, 0, 1, 1],
            [0, 1, 0, 1, 1]])
     """
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     m, V = len(TOY_SUPPORTS), 5
     rows = np.repeat(np.arange(m), [len(s) for s in TOY_SUPPORTS])
     cols = np.concatenate(TOY_SUPPORTS)
