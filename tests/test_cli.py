@@ -5,8 +5,6 @@ summed by hand from the raw data, margins from a cvxpy NTP-SVM, bigram
 statistics counted directly from the token sequences.
 """
 
-import contextlib
-import io
 import json
 import re
 import subprocess
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli_helpers import assert_one_line_error, printed_entropy, run
 from _reference import naive_ntp_svm
 
 from sklearn_ntp._cli._main import main
@@ -27,24 +26,10 @@ OPTIMIZERS = ["GD", "NGD", "Adam", "SGD", "Accelerated"]
 METRICS = ["excess_loss", "norm", "alignment", "corrected_alignment", "subspace_error"]
 
 
-def run(argv):
-    """Run ``main(argv)``; return (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
 def naive_entropy(Y, w):
     P, pi = np.asarray(Y.toarray() if hasattr(Y, "toarray") else Y), w / w.sum()
     logs = np.log(P, out=np.zeros_like(P), where=P > 0)
     return -float(np.sum(pi[:, None] * P * logs))
-
-
-def assert_one_line_error(code, stderr):
-    assert code == 1
-    assert stderr.startswith("sklearn-ntp: error: ")
-    assert stderr.count("\n") == 1 and "Traceback" not in stderr
 
 
 # --- reproduce ---------------------------------------------------------------------
@@ -195,10 +180,6 @@ def test_module_entry_point_runs():
 
 
 # --- check -------------------------------------------------------------------------
-
-
-def printed_entropy(stdout):
-    return float(re.search(r"entropy bound H\s+([0-9.e+-]+) nats", stdout).group(1))
 
 
 def test_check_npz_with_probability_rows(tmp_path):
