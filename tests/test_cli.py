@@ -44,6 +44,7 @@ def reproduced(tmp_path_factory):
     return code, stdout, stderr, out, summary
 
 
+@pytest.mark.slow  # the full reproduce with its figures
 def test_reproduce_writes_summary_and_figures(reproduced):
     code, stdout, stderr, out, summary = reproduced
     assert code == 0
@@ -60,6 +61,7 @@ def test_reproduce_writes_summary_and_figures(reproduced):
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_reproduce_entropies_and_margins_match_independent_computations(reproduced):
     summary = reproduced[4]
     for key, (X, Y, w) in (("toy", make_toy_ntp_data(random_state=SEED)),
@@ -73,6 +75,7 @@ def test_reproduce_entropies_and_margins_match_independent_computations(reproduc
         assert part["is_separable"] and part["is_compatible"]
 
 
+@pytest.mark.slow
 def test_reproduce_optimizer_results_are_consistent(reproduced):
     summary = reproduced[4]
     results = summary["overparameterized"]["optimizers"]
@@ -102,6 +105,7 @@ def test_reproduce_optimizer_results_are_consistent(reproduced):
     assert all(i == pytest.approx(initials[0], rel=1e-12, abs=1e-15) for i in initials)
 
 
+@pytest.mark.slow
 def test_reproduce_partially_separable_part_is_measured_against_the_limit(reproduced):
     part = reproduced[4]["partially_separable"]
     assert not part["is_separable"] and part["is_compatible"]
@@ -113,6 +117,7 @@ def test_reproduce_partially_separable_part_is_measured_against_the_limit(reprod
     assert gd["final"]["corrected_alignment"] > 0
 
 
+@pytest.mark.slow
 def test_reproduce_prints_tables_and_writes_markdown(reproduced):
     _, stdout, _, out, summary = reproduced
     markdown = (out / "summary.md").read_text()
@@ -127,6 +132,7 @@ def test_reproduce_prints_tables_and_writes_markdown(reproduced):
     assert str(out / "summary.json") in stdout
 
 
+@pytest.mark.slow
 def test_reproduce_explains_the_general_limit_names_before_the_tables(reproduced):
     """The tables say L*, W~, U~, P_G; the notes say what these are on the paper's data."""
     notes = (reproduced[3] / "summary.md").read_text().split("\n## ")[0]

@@ -123,6 +123,7 @@ def test_limit_is_invariant_to_token_labels_and_duplicated_rows(name):
                                    atol=1e-7)
 
 
+@pytest.mark.slow
 def test_long_gradient_descent_approaches_the_limit():
     H, P = partially_separable()
     order = np.lexsort(H.T[::-1])
