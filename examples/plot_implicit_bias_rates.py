@@ -25,7 +25,8 @@ import matplotlib.pyplot as plt
 
 from sklearn_ntp.datasets import make_ntp_data
 from sklearn_ntp.implicit_bias import log_odds_solution, ntp_svm
-from sklearn_ntp.plotting import convergence_rate_curve, plot_convergence_rates
+from sklearn_ntp.plotting import plot_convergence_rates
+from sklearn_ntp.studies import convergence_rate_curve
 
 data = make_ntp_data(random_state=0)
 W_star, W_mm = log_odds_solution(*data), ntp_svm(*data)
@@ -42,7 +43,7 @@ optimizers = {
 # %%
 # Every run starts from the same LeCun-normal draw and is seeded, so the run
 # to ``k`` iterations is the beginning of the run to ``2k``:
-# :func:`~sklearn_ntp.plotting.convergence_rate_curve` refits on a geometric
+# :func:`~sklearn_ntp.studies.convergence_rate_curve` refits on a geometric
 # grid of budgets and measures both errors at each.
 curves = {name: convergence_rate_curve(params, data, n_iter, W_star, W_mm)
           for name, (params, n_iter) in optimizers.items()}

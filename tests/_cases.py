@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from sklearn_ntp.datasets._synthetic import partially_separable_data
+
 
 def _random_supports(rng, H, n_tokens, support_size):
     P = np.zeros((H.shape[0], n_tokens))
@@ -14,14 +16,7 @@ def _random_supports(rng, H, n_tokens, support_size):
 
 def partially_separable(seed=0, m=20, V=8, d=30, S=3):
     """Overparameterized but for one context, twice another with a disjoint support."""
-    rng = np.random.default_rng(seed)
-    H = rng.standard_normal((m, d))
-    P = _random_supports(rng, H, V, S)
-    H[1] = 2 * H[0]
-    free = np.setdiff1d(np.arange(V), np.flatnonzero(P[0]))
-    P[1] = 0
-    s = rng.choice(free, size=S, replace=False)
-    P[1, s] = rng.dirichlet(np.ones(S))
+    H, P, _ = partially_separable_data(m, V, d, S, random_state=seed)
     return H, P
 
 

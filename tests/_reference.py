@@ -181,3 +181,17 @@ def explicit_max_margin(H, P, mask, T, feature_map=None):
 
 def ce(W, H, P, pi):
     return restricted_ce(W, H, P, pi, np.ones(P.shape, dtype=bool))
+
+
+def explicit_limit(H, P, pi=None):
+    """``(T, L*, W~, U~)`` of the rows as given, each from its explicit formulation.
+
+    ``T`` by the LP over vec(W), ``W~`` and ``L*`` by BFGS over a basis of ``G``,
+    ``U~`` by the cvxpy QP (None when ``T`` is empty); uniform weights by default.
+    """
+    pi = np.full(H.shape[0], 1.0 / H.shape[0]) if pi is None else pi
+    T = explicit_separable_pairs(H, P)
+    mask = (P > 0) | ((P == 0) & ~T)
+    W, value, _ = explicit_finite_part(H, P, pi, mask)
+    U = explicit_max_margin(H, P, mask, T) if T.any() else None
+    return T, value, W, U

@@ -69,6 +69,7 @@ def at(history, name, k):
 CHECKPOINTS = (100, 1000, 10_000)
 
 
+@pytest.mark.slow
 def test_gd_matches_a_numpy_loop_and_tracks_the_implicit_bias(paper_problem):
     H, P, pi, W_star, W_mm = paper_problem
     losses, W, saved = numpy_gd(H, P, pi, 0.5, 10_000, keep=CHECKPOINTS)
@@ -118,6 +119,7 @@ def assert_implicit_bias_trends(history, entropy, floor=0.0):
     {"solver": "ngd", "learning_rate": 0.01},
     {"solver": "adam", "learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.99},
 ], ids=["ngd", "adam"])
+@pytest.mark.slow
 def test_ngd_and_adam_show_the_same_implicit_bias(paper_problem, params):
     H, P, pi, W_star, W_mm = paper_problem
     clf = fit_paper(paper_problem, **params)
@@ -130,6 +132,7 @@ def test_ngd_and_adam_show_the_same_implicit_bias(paper_problem, params):
     assert clf.loss_curve_[-1] == pytest.approx(cross_entropy(clf.coef_, H, P, pi), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_ridge_path_follows_theorem_1(paper_problem):
     H, P, pi, W_star, W_mm = paper_problem
     align, error = [], []

@@ -5,8 +5,6 @@ summed by hand from the raw data, margins from a cvxpy NTP-SVM, bigram
 statistics counted directly from the token sequences.
 """
 
-import contextlib
-import io
 import json
 import re
 import subprocess
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli_helpers import assert_one_line_error, printed_entropy, run
 from _reference import naive_ntp_svm
 
 from sklearn_ntp._cli._main import main
@@ -27,24 +26,10 @@ OPTIMIZERS = ["GD", "NGD", "Adam", "SGD", "Accelerated"]
 METRICS = ["excess_loss", "norm", "alignment", "corrected_alignment", "subspace_error"]
 
 
-def run(argv):
-    """Run ``main(argv)``; return (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
 def naive_entropy(Y, w):
     P, pi = np.asarray(Y.toarray() if hasattr(Y, "toarray") else Y), w / w.sum()
     logs = np.log(P, out=np.zeros_like(P), where=P > 0)
     return -float(np.sum(pi[:, None] * P * logs))
-
-
-def assert_one_line_error(code, stderr):
-    assert code == 1
-    assert stderr.startswith("sklearn-ntp: error: ")
-    assert stderr.count("\n") == 1 and "Traceback" not in stderr
 
 
 # --- reproduce ---------------------------------------------------------------------
@@ -59,6 +44,7 @@ def reproduced(tmp_path_factory):
     return code, stdout, stderr, out, summary
 
 
+@pytest.mark.slow  # the full reproduce with its figures
 def test_reproduce_writes_summary_and_figures(reproduced):
     code, stdout, stderr, out, summary = reproduced
     assert code == 0
@@ -75,6 +61,7 @@ def test_reproduce_writes_summary_and_figures(reproduced):
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_reproduce_entropies_and_margins_match_independent_computations(reproduced):
     summary = reproduced[4]
     for key, (X, Y, w) in (("toy", make_toy_ntp_data(random_state=SEED)),
@@ -88,6 +75,7 @@ def test_reproduce_entropies_and_margins_match_independent_computations(reproduc
         assert part["is_separable"] and part["is_compatible"]
 
 
+@pytest.mark.slow
 def test_reproduce_optimizer_results_are_consistent(reproduced):
     summary = reproduced[4]
     results = summary["overparameterized"]["optimizers"]
@@ -117,6 +105,7 @@ def test_reproduce_optimizer_results_are_consistent(reproduced):
     assert all(i == pytest.approx(initials[0], rel=1e-12, abs=1e-15) for i in initials)
 
 
+@pytest.mark.slow
 def test_reproduce_partially_separable_part_is_measured_against_the_limit(reproduced):
     part = reproduced[4]["partially_separable"]
     assert not part["is_separable"] and part["is_compatible"]
@@ -128,6 +117,7 @@ def test_reproduce_partially_separable_part_is_measured_against_the_limit(reprod
     assert gd["final"]["corrected_alignment"] > 0
 
 
+@pytest.mark.slow
 def test_reproduce_prints_tables_and_writes_markdown(reproduced):
     _, stdout, _, out, summary = reproduced
     markdown = (out / "summary.md").read_text()
@@ -142,6 +132,7 @@ def test_reproduce_prints_tables_and_writes_markdown(reproduced):
     assert str(out / "summary.json") in stdout
 
 
+@pytest.mark.slow
 def test_reproduce_explains_the_general_limit_names_before_the_tables(reproduced):
     """The tables say L*, W~, U~, P_G; the notes say what these are on the paper's data."""
     notes = (reproduced[3] / "summary.md").read_text().split("\n## ")[0]
@@ -195,10 +186,6 @@ def test_module_entry_point_runs():
 
 
 # --- check -------------------------------------------------------------------------
-
-
-def printed_entropy(stdout):
-    return float(re.search(r"entropy bound H\s+([0-9.e+-]+) nats", stdout).group(1))
 
 
 def test_check_npz_with_probability_rows(tmp_path):

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from test_cli import assert_one_line_error, printed_entropy, run
+from _cli_helpers import assert_one_line_error, printed_entropy, run
 
-from sklearn_ntp._cli._main import READERS, InputError, _BoundedReader, load_data_file
+from sklearn_ntp.datasets._files import READERS, InputError, _BoundedReader, load_data_file
 from sklearn_ntp.studies._reproduce import reproduce
 
 LOG2 = np.log(2.0)

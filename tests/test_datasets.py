@@ -494,3 +494,27 @@ def test_scipy_lower_bound_supports_the_lbfgs_callback():
     # minimize(callback=f) with f(intermediate_result) is scipy 1.11.
     major, minor = map(int, scipy_req.split(">=")[1].split(".")[:2])
     assert (major, minor) >= (1, 11)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_partially_separable_data_fail_separability_only_at_the_collinear_pair(seed):
+    """Checked by the explicit LP for T: some off-support pairs of contexts 0 and 1
+    (h_1 = 2 h_0, disjoint supports) cannot be separated, every other one can."""
+    from _reference import explicit_separable_pairs
+
+    X, Y, w = _synthetic.partially_separable_data(random_state=seed)
+    assert X.shape == (20, 30) and Y.shape == (20, 8)
+    np.testing.assert_array_equal(w, 1.0)
+    np.testing.assert_allclose(Y.sum(axis=1), 1.0)
+    assert np.all((Y > 0).sum(axis=1) == 3)
+    np.testing.assert_array_equal(X[1], 2 * X[0])
+    assert not np.any((Y[0] > 0) & (Y[1] > 0))
+    unseparated = (Y == 0) & ~explicit_separable_pairs(X, Y)
+    assert unseparated[:2].any() and not unseparated[2:].any()
+
+
+@pytest.mark.parametrize("random_state", [-1, 2**32, 1.5, "seed"])
+@pytest.mark.parametrize("make", [make_ntp_data, make_toy_ntp_data])
+def test_a_bad_random_state_is_refused_by_name(make, random_state):
+    with pytest.raises(ValueError, match="random_state must be None, an integer between 0"):
+        make(random_state=random_state)

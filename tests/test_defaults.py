@@ -17,7 +17,8 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_ntp import NTPLinearClassifier
 
-LOADERS = [load_iris, load_wine, load_breast_cancer, load_digits]
+LOADERS = [load_iris, load_wine, load_breast_cancer,
+           pytest.param(load_digits, marks=pytest.mark.slow)]  # 1797 contexts
 
 
 @pytest.mark.parametrize("load", LOADERS, ids=lambda f: f.__name__[5:])

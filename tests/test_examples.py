@@ -17,6 +17,7 @@ def test_gallery_is_not_empty():
     assert len(EXAMPLES) >= 6, f"expected the gallery examples in {EXAMPLES_DIR}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs(path, tmp_path):
     # A fresh interpreter per example: the Agg backend, no state shared between

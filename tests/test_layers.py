@@ -30,6 +30,14 @@ LAYERS = [
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
+#: The only imports allowed up the layers, each with its reason and the release
+#: that removes it.
+ALLOWED_UPWARD = {
+    # Deprecated alias: convergence_rate_curve moved from plotting to studies in
+    # 0.2; plotting.__getattr__ imports it on access until the alias goes in 0.3.
+    ("sklearn_ntp.plotting", "sklearn_ntp.studies._rates"),
+}
+
 
 def _module_name(path):
     parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
@@ -111,7 +119,13 @@ def test_every_top_level_module_has_a_layer():
 
 
 def test_imports_only_go_down_the_layers():
-    assert upward_arrows(import_graph()) == []
+    assert [arrow for arrow in upward_arrows(import_graph())
+            if arrow not in ALLOWED_UPWARD] == []
+
+
+def test_every_allowed_upward_import_is_still_there():
+    # An allowance outliving its import would let a new one in unnoticed.
+    assert ALLOWED_UPWARD <= set(upward_arrows(import_graph()))
 
 
 def test_the_package_imports_have_no_cycle():

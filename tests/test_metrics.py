@@ -580,6 +580,7 @@ def test_scorer_reprs():
         "neg_out_of_support_mass_scorer"]
 
 
+@pytest.mark.slow
 def test_grid_search_over_the_learning_rate_of_the_ntp_classifier():
     from sklearn_ntp import NTPLinearClassifier
 

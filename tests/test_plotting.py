@@ -14,8 +14,13 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from _reference import kronecker_log_odds_solution, naive_ntp_svm  # noqa: E402
+from _reference import (  # noqa: E402
+    explicit_separable_pairs,
+    kronecker_log_odds_solution,
+    naive_ntp_svm,
+)
 from matplotlib.axes import Axes  # noqa: E402
+from scipy.optimize import minimize_scalar  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
 from sklearn_ntp import NTPLinearClassifier  # noqa: E402
@@ -27,7 +32,6 @@ from sklearn_ntp.plotting import (  # noqa: E402
     plot_word_embeddings,
 )
 from sklearn_ntp.plotting._implicit_bias import (  # noqa: E402
-    NO_MARGIN_DIRECTION,
     NOT_TRACKED,
     TRIVIAL_SUBSPACE,
 )
@@ -136,11 +140,19 @@ def test_non_separable_history_explains_the_missing_direction():
     is separable (the logit gap would need both signs), so there is no U~ and
     gradient descent converges to W~, above the entropy, at L*."""
     X, y = np.array([[1.0], [2.0]]), np.array([0, 1])
+    assert not explicit_separable_pairs(X, np.eye(2)).any()  # T is empty
     clf = NTPLinearClassifier(max_iter=50).fit(X, y)
     display = ImplicitBiasDisplay.from_estimator(clf, title="two contexts on a line")
-    assert [t.get_text() for t in display.ax_[2].texts] == [NO_MARGIN_DIRECTION]
-    assert "$T$ is empty" in NO_MARGIN_DIRECTION
-    assert display.infimum_line_.get_ydata()[0] == clf.loss_infimum_ > clf.entropy_ == 0
+    # The alignment panel draws no curve but the note saying why.
+    assert np.isnan(display.lines_["alignment"].get_ydata()).all()
+    (note,) = display.ax_[2].texts
+    assert "no max-margin direction" in note.get_text()
+    assert "$T$ is empty" in note.get_text()
+    # L* = min over the logit gap a = w_0 - w_1 of (log(1 + e^-a) + log(1 + e^2a)) / 2.
+    L_star = minimize_scalar(lambda a: (np.logaddexp(0, -a) + np.logaddexp(0, 2 * a)) / 2,
+                             tol=1e-12).fun
+    assert display.infimum_line_.get_ydata()[0] == pytest.approx(L_star, abs=1e-9)
+    assert clf.entropy_ == 0
     assert not display.ax_[3].texts  # the distance to W~ is drawn
     assert display.figure_.get_suptitle() == "two contexts on a line"
 
@@ -261,6 +273,23 @@ def test_word_embeddings_accept_given_matrices_and_axes(toy):
         assert np.all((points[:, 1] > y0) & (points[:, 1] < y1))
 
 
+def test_word_embeddings_solve_nothing_they_are_given(toy, monkeypatch):
+    """Given both matrices, drawing computes neither (non-separable data would fail)."""
+    import sklearn_ntp.plotting._geometry as geometry
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a given matrix must not be computed")
+
+    monkeypatch.setattr(geometry, "ntp_svm", forbidden)
+    monkeypatch.setattr(geometry, "log_odds_solution", forbidden)
+    X, Y, w, _ = toy
+    W = np.arange(10.0).reshape(5, 2)
+    axes = plot_word_embeddings(X, Y, sample_weight=w, W_star=W, W_mm=2 * W)
+    np.testing.assert_allclose(as_sorted_rows(arrow_tips(axes[0])), as_sorted_rows(2 * W))
+    with pytest.raises(AssertionError, match="must not be computed"):
+        plot_word_embeddings(X, Y, sample_weight=w, W_star=W)
+
+
 def test_word_embeddings_reject_bad_input(toy):
     X, Y, w, _ = toy
     with pytest.raises(ValueError, match="n_features=2"):
@@ -296,6 +325,22 @@ def test_probability_matrix_accepts_sparse(toy):
 def test_probability_matrix_rejects_bad_input(y, match):
     with pytest.raises(ValueError, match=match):
         plot_probability_matrix(y)
+
+
+def test_convergence_rate_curve_moved_to_studies_with_a_deprecated_alias():
+    import sklearn_ntp.plotting as plotting
+    from sklearn_ntp.studies import convergence_rate_curve
+
+    X, Y, w = make_ntp_data(n_contexts=6, n_features=9, random_state=0)
+    W = np.ones((Y.shape[1], 9))
+    args = ({"solver": "gd"}, (X, Y, w), 20, 0 * W, W)
+    with pytest.warns(FutureWarning, match="moved to sklearn_ntp.studies"):
+        old = plotting.convergence_rate_curve(*args, n_points=3)
+    for got, expected in zip(old, convergence_rate_curve(*args, n_points=3)):
+        np.testing.assert_array_equal(got, expected)
+    assert "convergence_rate_curve" not in plotting.__all__
+    with pytest.raises(AttributeError, match="no_such_name"):
+        plotting.no_such_name  # noqa: B018
 
 
 def test_convergence_rates_keep_coinciding_curves_visible_and_label_both_panels():

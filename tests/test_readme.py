@@ -40,7 +40,7 @@ def test_readme_says_why_the_iris_snippet_skips_the_limit():
 
 
 def test_readme_names_exactly_the_formats_check_reads():
-    from sklearn_ntp._cli._main import READERS
+    from sklearn_ntp.datasets._files import READERS
 
     text = " ".join(README.read_text().split())
     sentence = text[text.index("python -m sklearn_ntp check"):]

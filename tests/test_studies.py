@@ -16,13 +16,15 @@ import numpy as np
 import pytest
 from _reference import kronecker_log_odds_system, naive_ntp_svm, supports
 from scipy.optimize import linprog
+from scipy.spatial.distance import cosine
 from scipy.special import comb
 from sklearn.model_selection import GridSearchCV, KFold
 
 from sklearn_ntp import NTPLinearClassifier
 from sklearn_ntp._cli._main import main
 from sklearn_ntp.datasets import make_ntp_data
-from sklearn_ntp.studies import separability_phase_diagram
+from sklearn_ntp.implicit_bias import log_odds_solution, ntp_svm
+from sklearn_ntp.studies import convergence_rate_curve, separability_phase_diagram
 from sklearn_ntp.studies._phase_diagram import _draw, _root_seed
 
 GRID = {"n_contexts": [6, 9], "n_features": [2, 4, 8], "n_tokens": 4, "support_size": 2,
@@ -104,6 +106,7 @@ def test_draws_follow_make_ntp_data():
     np.testing.assert_array_equal(Y.toarray(), Y2.toarray())
 
 
+@pytest.mark.slow
 def test_binary_one_hot_follows_cover():
     # m = 8 points in R^4 with random labels: P(separable) = 2^-7 sum_{k<4} C(7, k) = 1/2.
     n_draws = 150
@@ -192,6 +195,7 @@ def cluster():
         yield cluster
 
 
+@pytest.mark.slow
 def test_cluster_runs_grid_search_and_phase_diagram(cluster, local_results):
     from dask.distributed import Client
 
@@ -213,6 +217,32 @@ def test_cluster_runs_grid_search_and_phase_diagram(cluster, local_results):
     assert_same(diagram, local_results)
 
 
+@pytest.mark.slow
 def test_cli_with_scheduler(cluster, local_results, tmp_path):
     check_cli_table(CLI_ARGS + ["--scheduler", cluster.scheduler_address], tmp_path,
                     local_results)
+
+
+# --- rates of directional convergence ------------------------------------------------
+
+
+def test_convergence_rate_curve_measures_the_refit_at_each_budget():
+    """Each point is the seeded fit stopped at its budget, measured by the margin
+    and the cosine written out here (scipy's cosine distance is 1 - cos)."""
+    X, Y, w = make_ntp_data(n_contexts=8, vocab_size=5, n_features=12, support_size=2,
+                            n_sequences=200, random_state=0)
+    W_star, W_mm = log_odds_solution(X, Y, w), ntp_svm(X, Y, w)
+    params = {"solver": "gd", "learning_rate": 0.5}
+    budgets, gaps, errors = convergence_rate_curve(params, (X, Y, w), 40, W_star, W_mm,
+                                                   seed=1, n_points=4)
+    np.testing.assert_array_equal(budgets, [1, 3, 11, 40])
+    S = supports(Y.toarray())
+    for k, gap, error in zip(budgets, gaps, errors):
+        D = NTPLinearClassifier(**params, max_iter=int(k), tol=0.0, init="lecun",
+                                random_state=1, compute_implicit_bias=False).fit(
+            X, Y, sample_weight=w).coef_ - W_star
+        margin = min((D[z] - D[v]) @ X[j] for j in range(len(X)) for z in S[j]
+                     for v in np.setdiff1d(np.arange(Y.shape[1]), S[j]))
+        expected_gap = abs(1 - margin / np.linalg.norm(D) * np.linalg.norm(W_mm))
+        assert gap == pytest.approx(expected_gap, rel=1e-9, abs=1e-12)
+        assert error == pytest.approx(cosine(D.ravel(), W_mm.ravel()), rel=1e-9, abs=1e-12)

@@ -229,7 +229,7 @@ def test_predictions_whose_logits_overflow_are_refused():
             method(X)
 
 
-@pytest.mark.parametrize("kind", ["labels", "soft"])
+@pytest.mark.parametrize("kind", ["labels", pytest.param("soft", marks=pytest.mark.slow)])
 def test_as_many_tokens_as_contexts_is_not_taken_for_regression(kind):
     """One context per token is ordinary next-token data, not a regression target.
 

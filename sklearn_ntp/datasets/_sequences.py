@@ -1,9 +1,9 @@
 """Distinct contexts and empirical next-token distributions from token sequences."""
 
 import numpy as np
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array
 
-from ._utils import check_count, check_flag, empirical_distributions
+from ._utils import check_count, check_flag, check_seed, empirical_distributions
 
 EMBEDDINGS = ("onehot", "random")
 
@@ -228,7 +228,7 @@ def _embed(contexts, embedding, n_features, random_state):
     if embedding == "onehot":
         return np.eye(m)
     if embedding == "random":
-        rng = check_random_state(random_state)
+        rng = check_seed(random_state)
         # Variance 1/d keeps the Gram matrix close to the one-hot identity.
         return rng.standard_normal((m, n_features)) / np.sqrt(n_features)
     vectors = [np.asarray(embedding(context), dtype=np.float64) for context in contexts]

@@ -1,6 +1,7 @@
-"""Synthetic NTP data: the paper's random construction (App. A.2) and its 2-D toy.
+"""Synthetic NTP data: the paper's random construction (App. A.2), its 2-D toy,
+and data that are partially separable (beyond the paper's conditions).
 
-Both generators return distinct contexts ``(X, Y, sample_weight)``: one row of
+The generators return distinct contexts ``(X, Y, sample_weight)``: one row of
 ``X`` per context, its next-token distribution as a row of the sparse ``Y``,
 and its weight.
 """
@@ -8,12 +9,11 @@ and its weight.
 import numbers
 
 import numpy as np
-from sklearn.utils import check_random_state
 
 from .._exceptions import NotNTPCompatibleError, NotNTPSeparableError
 from .._geometry._subspace import log_odds_solution
 from .._geometry._svm import ntp_svm
-from ._utils import check_count, check_flag, empirical_distributions
+from ._utils import check_count, check_flag, check_seed, empirical_distributions
 
 #: Supports of the toy contexts A, B, C: token 2 follows A only, every other
 #: token follows exactly two contexts (paper Fig. 1).
@@ -146,7 +146,7 @@ def make_ntp_data(n_contexts=50, vocab_size=10, n_features=60, support_size=6,
     check_flag(return_pairs, "return_pairs")
     check_flag(sparse_targets, "sparse_targets")
 
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     H = rng.standard_normal((m, d))
     supports = np.sort(np.argsort(rng.random_sample((m, V)), axis=1)[:, :S], axis=1)
     q = _dirichlet(rng, float(concentration), S, m)
@@ -227,7 +227,7 @@ def make_toy_ntp_data(random_state=0):
            [1, 0, 0, 1, 1],
            [0, 1, 0, 1, 1]])
     """
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     m, V = len(TOY_SUPPORTS), 5
     rows = np.repeat(np.arange(m), [len(s) for s in TOY_SUPPORTS])
     cols = np.concatenate(TOY_SUPPORTS)
@@ -245,3 +245,58 @@ def make_toy_ntp_data(random_state=0):
     raise RuntimeError(
         f"No NTP-compatible and NTP-separable toy draw in {TOY_MAX_DRAWS} attempts."
     )
+
+
+def partially_separable_data(n_contexts=20, vocab_size=8, n_features=30, support_size=3,
+                             *, random_state=None):
+    """Data that are overparameterized but for one pair of collinear contexts.
+
+    Gaussian embeddings ``h_j ~ N(0, I)`` and supports of ``support_size``
+    tokens drawn uniformly, with in-support probabilities proportional to
+    ``U(0.1, 1)`` draws (none tiny); then context 1 is replaced by twice
+    context 0, with a support disjoint from context 0's and
+    Dirichlet(1, ..., 1) probabilities. No direction separates both contexts
+    from all their off-support tokens, so the data are not NTP-separable,
+    while every other off-support pair stays separable. The data of
+    ``reproduce``'s experiment beyond the paper, of the tests of the general
+    limit and of ``benchmarks/gd_limit_table.py``.
+
+    Parameters
+    ----------
+    n_contexts, vocab_size, n_features, support_size : int
+        ``m``, ``V``, ``d`` and the support size ``S`` of every context
+        (``2 S <= V``, so that context 1 finds a support disjoint from
+        context 0's).
+    random_state : int, Generator or None, default=None
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    X : ndarray of shape (n_contexts, n_features)
+    Y : ndarray of shape (n_contexts, vocab_size)
+        Next-token distributions.
+    sample_weight : ndarray of shape (n_contexts,)
+        Ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.datasets._synthetic import partially_separable_data
+    >>> X, Y, w = partially_separable_data(random_state=0)
+    >>> X.shape, Y.shape, bool(np.allclose(X[1], 2 * X[0]))
+    ((20, 30), (20, 8), True)
+    >>> bool(np.any((Y[0] > 0) & (Y[1] > 0)))
+    False
+    """
+    rng = np.random.default_rng(random_state)
+    X = rng.standard_normal((n_contexts, n_features))
+    Y = np.zeros((n_contexts, vocab_size))
+    for j in range(n_contexts):
+        support = rng.choice(vocab_size, size=support_size, replace=False)
+        p = rng.uniform(0.1, 1.0, size=support_size)
+        Y[j, support] = p / p.sum()
+    X[1] = 2 * X[0]
+    Y[1] = 0.0
+    disjoint = rng.choice(np.flatnonzero(Y[0] == 0), size=support_size, replace=False)
+    Y[1, disjoint] = rng.dirichlet(np.ones(support_size))
+    return X, Y, np.ones(n_contexts)

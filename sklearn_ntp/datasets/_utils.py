@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils import check_random_state
 
 
 def check_count(value, name, minimum=1, allow_none=False):
@@ -25,6 +26,20 @@ def check_flag(value, name):
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}.")
     return value
+
+
+def check_seed(random_state):
+    """scikit-learn's ``check_random_state``, with an error that names ``random_state``.
+
+    numpy's own message for an integer out of range speaks of a "Seed" only.
+    """
+    try:
+        return check_random_state(random_state)
+    except ValueError as exc:
+        raise ValueError(
+            f"random_state must be None, an integer between 0 and 2**32 - 1 or a "
+            f"numpy.random.RandomState, got {random_state!r} ({exc})."
+        ) from None
 
 
 def empirical_distributions(rows, cols, counts, shape):

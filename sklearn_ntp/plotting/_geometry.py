@@ -1,11 +1,16 @@
-"""Word-embedding geometry in the plane (paper Fig. 1-2) and probability heatmaps."""
+"""Word-embedding geometry in the plane (paper Fig. 1-2) and probability heatmaps.
+
+The drawing functions take the matrices to draw; the only computation, of the
+matrices a caller did not give, is :func:`_solve_missing`, through the public
+functions of :mod:`sklearn_ntp.implicit_bias` (as scikit-learn's
+``Display.from_estimator`` fits or predicts, then draws).
+"""
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._data._ntp_data import aggregate_contexts, check_decoder, check_targets
-from .._geometry._subspace import log_odds_solution
-from .._geometry._svm import ntp_svm
+from .._data._ntp_data import check_decoder, check_targets
+from ..implicit_bias import aggregate_contexts, log_odds_solution, ntp_svm
 from ._axes import check_axes
 
 #: Heatmaps with at most this many cells print their probabilities.
@@ -108,10 +113,28 @@ def plot_word_embeddings(X, y, *, W_star=None, W_mm=None, sample_weight=None, ax
             f"X must hold 2-D embeddings (n_features=2) to be drawn in the plane; "
             f"got n_features={data.n_features}."
         )
-    W_mm = ntp_svm(data) if W_mm is None else check_decoder(W_mm, data, "W_mm")
+    W_mm = None if W_mm is None else check_decoder(W_mm, data, "W_mm")
+    W_star = None if W_star is None else check_decoder(W_star, data, "W_star")
+    W_star, W_mm = _solve_missing(data, W_star, W_mm)
+    return _draw_word_embeddings(data, W_star, W_mm, ax=ax, title=title)
+
+
+def _solve_missing(data, W_star, W_mm):
+    """``(W_star, W_mm)``, each computed when None: the plots' only computation.
+
+    ``W*`` by least squares if the data are not NTP_H-compatible (the plot
+    still shows what the log-odds ask for); ``W^mm`` raises
+    NotNTPSeparableError on data that are not NTP-separable.
+    """
+    if W_mm is None:
+        W_mm = ntp_svm(data)
     if W_star is None:
         W_star = log_odds_solution(data, allow_inexact=True)
-    W_star = check_decoder(W_star, data, "W_star")
+    return W_star, W_mm
+
+
+def _draw_word_embeddings(data, W_star, W_mm, *, ax, title):
+    """Draw the ``W^mm`` and ``W*`` panels of aggregated 2-D ``data`` (checked matrices)."""
     axes, figure = check_axes(ax, 2, figsize=(11, 5), caller="plot_word_embeddings")
     _draw_geometry(axes[0], data, W_mm, "rows of $W^{mm}$ (max-margin)")
     _draw_geometry(axes[1], data, W_star, "rows of $W^\\star$ (finite component)")

@@ -27,6 +27,8 @@ from ..datasets import (
     make_ntp_data,
     make_toy_ntp_data,
 )
+from ..datasets._synthetic import partially_separable_data
+from ._rates import convergence_rate_curve
 
 #: The optimizers of App. A.2 with the paper's hyper-parameters.
 OPTIMIZERS = {
@@ -76,38 +78,6 @@ FIGURES = {
 
 #: Title of the experiment beyond the paper's two conditions.
 PARTIAL_TITLE = "Partially separable data (beyond the paper)"
-
-
-def partially_separable_data(n_contexts=20, vocab_size=8, n_features=30, support_size=3,
-                             *, random_state=None):
-    """Data that are overparameterized but for one pair of collinear contexts.
-
-    Gaussian embeddings and random supports with uniform-on-the-simplex
-    probabilities, then context 1 is replaced by twice context 0 with a
-    support disjoint from context 0's: no direction separates both contexts
-    from all their off-support tokens, so the data are not NTP-separable,
-    while every other off-support pair stays separable.
-
-    Returns
-    -------
-    X : ndarray of shape (n_contexts, n_features)
-    Y : ndarray of shape (n_contexts, vocab_size)
-        Next-token distributions.
-    sample_weight : ndarray of shape (n_contexts,)
-        Ones.
-    """
-    rng = np.random.default_rng(random_state)
-    X = rng.standard_normal((n_contexts, n_features))
-    Y = np.zeros((n_contexts, vocab_size))
-    for j in range(n_contexts):
-        Y[j, rng.choice(vocab_size, size=support_size, replace=False)] = rng.dirichlet(
-            np.ones(support_size))
-    X[1] = 2 * X[0]
-    free = np.flatnonzero(Y[0] == 0)
-    Y[1] = 0.0
-    Y[1, rng.choice(free, size=support_size, replace=False)] = rng.dirichlet(
-        np.ones(support_size))
-    return X, Y, np.ones(n_contexts)
 
 
 @contextlib.contextmanager
@@ -283,8 +253,6 @@ def summary_markdown(summary):
 
 def _rate_curves(fits, data, report, seed):
     """Margin gap and alignment error of every App. A.2 fit on a grid of budgets."""
-    from ..plotting import convergence_rate_curve
-
     return {name: convergence_rate_curve(clf.get_params(), data, clf.n_iter_,
                               report.finite_component, report.max_margin_solution,
                               seed=seed)
@@ -350,7 +318,7 @@ def reproduce(out="ntp_results", *, iterations=10_000, seed=0, stream=None, verb
        V = 10, d = 60, S_j = 6): gradient descent (0.5), normalized GD (0.01)
        and Adam (0.01, betas 0.9 and 0.99) from a LeCun-normal initialization.
     3. Beyond the paper: gradient descent (0.5) on partially separable data
-       (:func:`partially_separable_data`), tracked against the general limit
+       (``datasets._synthetic.partially_separable_data``), tracked against the general limit
        ``(L*, W~, U~)`` of :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`.
 
     Parameters
