@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from .._exceptions import CertificationError
+from .._linalg._highs import highs_message
 from ._basis import context_basis, orthonormal_data
 from ._svm_certificate import degenerate_message
 
@@ -15,15 +16,6 @@ CERTIFICATE_ATOL = 1e-7
 #: unit-norm decoders, with rows of ``H`` scaled to norm <= 1) accepted as a
 #: certificate that the margin is zero rather than merely tiny.
 MARGIN_BOUND_ATOL = 1e-10
-#: HiGHS outcomes (``scipy.optimize.linprog`` status codes). The LP is
-#: feasible (A = 0) and bounded below (by -1), so only 0 is a valid outcome.
-LP_STATUS = {
-    0: "optimal",
-    1: "iteration or time limit reached",
-    2: "reported infeasible",
-    3: "reported unbounded",
-    4: "numerical difficulties",
-}
 
 
 def margin_bound(A, H):
@@ -104,7 +96,7 @@ def separability_certificate(data, options=None):
     if res.status != 0:
         raise CertificationError(
             "The linear program deciding NTP-separability failed "
-            f"(HiGHS: {LP_STATUS.get(res.status, res.status)}; {res.message}).",
+            f"(HiGHS: {highs_message(res)}).",
             status=f"lp_{res.status}",
         )
     if res.fun > -CERTIFICATE_ATOL:
