@@ -23,10 +23,10 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
-import scipy.linalg as la
 
 from .._data._ntp_data import as_ntp_data
 from .._exceptions import CertificationError, NotNTPSeparableError
+from .._linalg._gram import GramFactor
 from .._utils._threads import kernel_threads
 from ._basis import context_basis, orthonormal_data
 from ._generators import RANK_RTOL, margin_pairs, support_pairs
@@ -173,9 +173,14 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
     return solve_ntp_svm(as_ntp_data(X, y, sample_weight), method=method, verbose=verbose)[0]
 
 
-def solve_ntp_svm(data, *, method="auto", verbose=0):
+def solve_ntp_svm(data, *, method="auto", verbose=0, gram=None):
     """``(W^mm, certificate)``: :func:`ntp_svm` of aggregated data, with the
-    :class:`~._svm_certificate.Certificate` that its dual matrix holds."""
+    :class:`~._svm_certificate.Certificate` that its dual matrix holds.
+
+    ``gram`` is the :class:`GramFactor` of ``data.embeddings`` when the caller
+    holds one (:attr:`._basis.ContextBasis.gram`): ``H H^T`` and its Cholesky
+    factor are then not computed again.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if data.support_mask.all():
@@ -186,9 +191,13 @@ def solve_ntp_svm(data, *, method="auto", verbose=0):
         _raise_zero_embeddings(data)
     scale *= float(np.linalg.norm(H / scale, axis=1).max())
     scaled = replace(data, embeddings=H / scale)
+    if gram is not None:
+        if not gram.belongs_to(data.embeddings):
+            raise ValueError("gram must be the GramFactor of data.embeddings.")
+        gram = gram.rescaled(scaled.embeddings, scale)
     m, d = data.n_contexts, data.n_features
     with kernel_threads(data.n_tokens * m * min(m, d)):
-        A, W = _SOLVERS[_choose_method(method, data)](scaled, verbose)
+        A, W = _SOLVERS[_choose_method(method, data)](scaled, verbose, gram)
     return W / scale, certify(A, scaled, W)
 
 
@@ -272,29 +281,26 @@ def _refuse(data, A, method):
     raise CertificationError(message, status=status, residuals={"kkt": residual})
 
 
-def gram_factor(H):
+def gram_factor(H, gram=None):
     """Embeddings with the Gram matrix of ``H`` and ``min(m, d)`` columns.
 
     Returns ``(Z, full_rank, K)``: the Cholesky factor of ``K = H H^T`` when
-    ``d > m`` and it is definite (then ``rank(H) = m``), else ``H`` itself
-    (``full_rank`` False: not known to have full row rank); ``K`` is returned
-    when ``d > m`` (no larger than ``H`` then), else None.
+    ``d > m`` and its pivots exceed :data:`~._generators.RANK_RTOL` relative
+    (then ``rank(H) = m``), else ``H`` itself (``full_rank`` False: not known
+    to have full row rank); ``K`` is returned when ``d > m`` (no larger than
+    ``H`` then), else None. ``gram``, the :class:`GramFactor` of ``H`` if one
+    exists already, saves forming and factoring ``K`` again.
     """
     m, d = H.shape
     if d <= m:
         return H, False, None
-    K = H @ H.T
-    with np.errstate(all="ignore"):
-        try:
-            L = la.cholesky(K, lower=True)
-            if np.min(np.diag(L)) ** 2 > RANK_RTOL * np.max(np.diag(L)) ** 2:
-                return L, True, K
-        except la.LinAlgError:
-            pass
-    return H, False, K
+    gram = gram if gram is not None else GramFactor(H)
+    if gram.pivot_ratio > RANK_RTOL:
+        return gram.cholesky, True, gram.matrix
+    return H, False, gram.matrix
 
 
-def _solve_interior_point(data, verbose):
+def _solve_interior_point(data, verbose, gram=None):
     """Interior point on ``K`` (well-conditioned full rank), then on lifted embeddings.
 
     A rank-deficient (or nearly so) ``K`` makes the dual degenerate; the lifted
@@ -305,7 +311,7 @@ def _solve_interior_point(data, verbose):
     H = data.embeddings
     m = data.n_contexts
     sing, rank = embedding_rank(H)
-    K = H @ H.T
+    K = H @ H.T if gram is None else gram.matrix
     off = ~data.support_mask.T
     lifts = [K + lift * sing[0] ** 2 * np.eye(m) for lift in LIFTS]
     if rank == m and sing[-1] > WELL_CONDITIONED * sing[0]:
@@ -321,11 +327,11 @@ def _solve_interior_point(data, verbose):
     _refuse(data, A_ipm, "interior-point")
 
 
-def _solve_dual_cd(data, verbose):
+def _solve_dual_cd(data, verbose, gram=None):
     """Sequential dual method, polished and certified every few epochs."""
     H = data.embeddings
     V, m = data.n_tokens, data.n_contexts
-    Z, full_rank, K = gram_factor(H)
+    Z, full_rank, K = gram_factor(H, gram)
     if not full_rank and V * (m - min(m, H.shape[1])) <= EAGER_LP_VARIABLES:
         _raise_if_infeasible(data)
     off = ~data.support_mask.T
@@ -349,7 +355,7 @@ def _solve_dual_cd(data, verbose):
     _refuse(data, A, "dual-cd")
 
 
-def _solve_cvxpy(data, verbose, solver="CLARABEL"):
+def _solve_cvxpy(data, verbose, gram=None, solver="CLARABEL"):
     """The row-space primal in cvxpy (Clarabel by default), then the polish.
 
     ``W^mm = A H`` lies in the row space of ``H``; with ``H = Z Q^T``
@@ -359,7 +365,7 @@ def _solve_cvxpy(data, verbose, solver="CLARABEL"):
     import cvxpy as cp
 
     H = data.embeddings
-    Z, full_rank, _ = gram_factor(H)
+    Z, full_rank, _ = gram_factor(H, gram)
     V = data.n_tokens
     W_z = cp.Variable((V, Z.shape[1]))
     logits = cp.vec(Z @ W_z.T, order="C")  # logit of token z in context j at j * V + z
@@ -395,7 +401,7 @@ def _solve_cvxpy(data, verbose, solver="CLARABEL"):
     return result
 
 
-def _solve_primal_scs(data, verbose):
+def _solve_primal_scs(data, verbose, gram=None):
     """The cvxpy primal solved to moderate accuracy by SCS, then polished.
 
     A first-order conic solver finds the support vectors much faster than an
@@ -403,12 +409,12 @@ def _solve_primal_scs(data, verbose):
     If it cannot be certified, Clarabel solves the same problem.
     """
     try:
-        return _solve_cvxpy(data, verbose, solver="SCS")
+        return _solve_cvxpy(data, verbose, gram, solver="SCS")
     except CertificationError:
-        return _solve_cvxpy(data, verbose)
+        return _solve_cvxpy(data, verbose, gram)
 
 
-def _solve_active_set(data, verbose):
+def _solve_active_set(data, verbose, gram=None):
     """The active-set method of :mod:`._svm_active_set`, certified as the others."""
     try:
         A, W = active_set_svm(data)

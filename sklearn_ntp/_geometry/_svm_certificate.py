@@ -20,7 +20,14 @@ from scipy.sparse.linalg import LinearOperator, cg
 from sklearn import get_config
 from sklearn.utils import gen_batches
 
-from ._generators import RANK_RTOL, GramSolver, PairGenerators, margin_pairs, support_pairs
+from ._generators import (
+    RANK_RTOL,
+    GramSolver,
+    PairGenerators,
+    gram_logits,
+    margin_pairs,
+    support_pairs,
+)
 
 #: Relative primal infeasibility (ties and margins) accepted, vs the logit scale.
 FEASIBILITY_RTOL = 1e-8
@@ -61,14 +68,6 @@ class Certificate:
         """Whether the candidate is certified optimal."""
         return (self.primal <= FEASIBILITY_RTOL and self.dual <= FEASIBILITY_RTOL
                 and self.gap <= GAP_RTOL)
-
-
-def gram_logits(A, Z, gram=None):
-    """``A Z Z^T``: the logits of ``W = A Z``, token by context (shape (V, m)).
-
-    One product with ``gram = Z Z^T`` when it is stored, else two thin ones.
-    """
-    return A @ gram if gram is not None else (A @ Z) @ Z.T
 
 
 def constraint_residuals(logits, data):
@@ -143,21 +142,18 @@ def _solve_generators(gens, rhs, A0, gram=None):
     of a context with ``n`` generators is ``K_jj D (I + 1 1^T) D``
     (``D = diag(s)``), whose inverse ``D (I - 1 1^T / (n + 1)) D / K_jj``
     is the block-Jacobi preconditioner. Each product with ``G`` is one
-    logits product (:func:`gram_logits`).
+    logits product (:meth:`PairGenerators.gram_matvec`).
     """
     n = len(gens)
     if n <= DENSE_GENERATORS:
         return GramSolver(gens.gram()).solve(rhs)
     Z, context = gens.H, gens.context
-    V, m = gens.n_tokens, Z.shape[0]
+    m = Z.shape[0]
     sign = np.where(rhs == 0.0, 1.0, -1.0)
     leaf = np.where(rhs == 0.0, gens.plus, gens.minus)
-    plus, minus = gens.plus * m + context, gens.minus * m + context
 
     def matvec(c):
-        A = np.bincount(plus, c, V * m) - np.bincount(minus, c, V * m)
-        logits = gram_logits(A.reshape(V, m), Z, gram).ravel()
-        return logits[plus] - logits[minus]
+        return gens.gram_matvec(c, gram)
 
     diagonal = np.diag(gram) if gram is not None else np.einsum("ij,ij->i", Z, Z)
     block_size = np.bincount(context, minlength=m) + 1.0
