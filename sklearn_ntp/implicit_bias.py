@@ -16,7 +16,12 @@ from ._exceptions import CertificationError, NotNTPCompatibleError, NotNTPSepara
 from ._geometry._limit import ImplicitBiasLimit, implicit_bias_limit
 from ._geometry._report import SeparabilityReport, check_ntp_separability
 from ._geometry._separable_pairs import SeparablePairsError
-from ._geometry._subspace import DataSubspace, data_subspace, log_odds_solution
+from ._geometry._subspace import (
+    DataSubspace,
+    DecoderSubspace,
+    data_subspace,
+    log_odds_solution,
+)
 from ._geometry._svm import ntp_svm
 from ._loss._ntp_loss import ntp_loss, ntp_loss_gradient
 from .metrics._ntp_metrics import entropy_lower_bound
@@ -30,6 +35,7 @@ __all__ = [
     "entropy_lower_bound",
     "ntp_loss",
     "ntp_loss_gradient",
+    "DecoderSubspace",
     "DataSubspace",
     "data_subspace",
     "log_odds_solution",
