@@ -19,6 +19,12 @@ from .._linalg._pivoted import PivotedCholesky
 RANK_RTOL = 1e-10
 #: Iterative-refinement steps after a dense normal-equations solve.
 REFINEMENT_STEPS = 2
+#: Relative tolerances of LSQR on the generator map: round-off, so that the
+#: Krylov path decides compatibility as the dense one does.
+LSQR_RTOL = 1e-14
+#: Condition-number estimate at which LSQR stops: far above any the
+#: generators of real data reach, so only round-off ends it.
+LSQR_CONLIM = 1e14
 
 
 def gram_logits(A, Z, gram=None):
@@ -270,7 +276,7 @@ class KrylovSolver:
     least-squares solution and lies in their span. No Gram matrix is formed.
     """
 
-    def __init__(self, generators, tol=1e-14):
+    def __init__(self, generators, tol=LSQR_RTOL):
         self.generators = generators
         self.tol = tol
         shape = (generators.n_tokens, generators.H.shape[1])
@@ -286,7 +292,7 @@ class KrylovSolver:
         """The matrix ``W`` in the span with least-squares inner products ``b``."""
         if not np.any(b):
             return np.zeros(self._shape)
-        x = lsqr(self._operator, b, atol=self.tol, btol=self.tol, conlim=1e14,
+        x = lsqr(self._operator, b, atol=self.tol, btol=self.tol, conlim=LSQR_CONLIM,
                  iter_lim=10 * len(self.generators) + 100)[0]
         return x.reshape(self._shape)
 

@@ -57,6 +57,9 @@ FINITE_PART_RTOL = 1e-2 * STATIONARITY_RTOL
 QUICK_NEWTON_STEPS = 8
 #: Guesses of ``T`` tried before giving up.
 GUESS_ROUNDS = 6
+#: Newton steps of each minimization of ``CE~`` (quadratic convergence: a
+#: few dozen reach round-off; the rest is margin for flat directions).
+NEWTON_MAX_ITER = 200
 #: Largest certified error bound of ``W~`` (Frobenius norm in orthonormal
 #: coordinates, which bounds every logit's), relative to ``max(1, ||W~||)``.
 FINITE_PART_ERROR_RTOL = 1e-7
@@ -637,7 +640,7 @@ class _MarginPart:
         return {"reason": self.reason.rstrip("."), "kkt": self.kkt, "tolerance": GAP_RTOL}
 
 
-def _finite_part(unit, effective, M0, max_iter=200):
+def _finite_part(unit, effective, M0, max_iter=NEWTON_MAX_ITER):
     """``W~`` on the orthonormal contexts ``unit``, from ``M0`` in ``G``.
 
     Newton-CG to the stationarity :data:`FINITE_PART_RTOL`; when the error

@@ -74,6 +74,9 @@ MAX_EPOCHS = 3000
 #: whose iterations each cost as much as half an epoch.
 POLISH_RTOL = 1e-2
 POLISH_RTOL_CG = 1e-5
+#: Cosine, in orthonormal coordinates, above which two contexts with
+#: different supports are named as the cause of a refusal (nearly collinear).
+DEGENERATE_COSINE = 1.0 - 1e-6
 METHODS = ("auto", "interior-point", "dual-cd", "cvxpy", "active-set")
 
 
@@ -266,7 +269,7 @@ def _refuse(data, A, method):
     unit = orthonormal_data(data, basis)
     message = (f"The NTP-SVM solution of method {method!r} could not be certified "
                f"(KKT residual {residual:.2g}).")
-    if degenerate_pair(unit)[1] > 1.0 - 1e-6:
+    if degenerate_pair(unit)[1] > DEGENERATE_COSINE:
         message += " " + degenerate_message(unit)
         status = "degenerate"
     elif basis.condition_number > ILL_CONDITIONED:

@@ -48,6 +48,17 @@ ROWS_RCOND = 1e-12
 DENSE_GENERATOR_ENTRIES = 20_000_000
 #: Active-set corrections tried before giving up.
 MAX_ROUNDS = 50
+#: Multipliers of an approximate dual above this fraction of the largest mark
+#: its support vectors: a dual method's iterate is far from exact, but its
+#: active multipliers stand out by orders of magnitude.
+ACTIVE_MULTIPLIER_RTOL = 1e-6
+#: Fraction of the worst violation above which violated margins join the
+#: active set in one round: adding every violated margin overshoots and
+#: makes the active set cycle.
+ADDED_VIOLATION_FRACTION = 0.5
+#: Residual of the nonnegative refit of the multipliers, relative to the
+#: target, accepted as the same ``W`` (round-off of the whitened Gram metric).
+REFIT_RTOL = 1e-10
 
 
 @dataclass(frozen=True)
@@ -211,12 +222,13 @@ def _nonnegative_multipliers(gens, rhs, c):
     target = M @ c
     lower = np.where(rhs == 0.0, -np.inf, 0.0)
     fit = lsq_linear(M, target, bounds=(lower, np.inf), method="bvls")
-    if np.linalg.norm(M @ fit.x - target) > 1e-10 * max(np.linalg.norm(target), 1e-300):
+    if np.linalg.norm(M @ fit.x - target) > REFIT_RTOL * max(np.linalg.norm(target),
+                                                             np.finfo(float).tiny):
         return None
     return fit.x
 
 
-def polish(data, Z, A, margin_tol=1e-6, gram=None):
+def polish(data, Z, A, margin_tol=ACTIVE_MULTIPLIER_RTOL, gram=None):
     """Exact dual matrix for the active set of ``A``, corrected until consistent.
 
     Each round solves the equality-constrained problem of the active set; it
@@ -247,7 +259,7 @@ def polish(data, Z, A, margin_tol=1e-6, gram=None):
     primal = Z is data.embeddings
     off = ~data.support_mask.T
     lam = np.where(off, -A, 0.0)
-    active = lam > margin_tol * max(float(lam.max(initial=0.0)), 1e-300)
+    active = lam > margin_tol * max(float(lam.max(initial=0.0)), np.finfo(float).tiny)
     for _ in range(MAX_ROUNDS):
         gens, rhs = _active_generators(data, Z, active)
         c, W = _solve_active(gens, rhs, A, gram, primal)
@@ -258,9 +270,8 @@ def polish(data, Z, A, margin_tol=1e-6, gram=None):
         if (violated & active).any():
             return None, None  # inconsistent active set (dependent generators)
         if violated.any():
-            # The worst half only: adding every violated margin overshoots
-            # and makes the active set cycle.
-            active |= violated & (slack <= 0.5 * float(slack[violated].min()))
+            worst = float(slack[violated].min())
+            active |= violated & (slack <= ADDED_VIOLATION_FRACTION * worst)
             continue
         negative = active & (A > FEASIBILITY_RTOL * max(1.0, float(np.abs(A).max())))
         if not negative.any():
