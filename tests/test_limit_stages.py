@@ -163,22 +163,31 @@ def _count_products(monkeypatch):
     return calls
 
 
-def test_the_gram_factor_is_computed_once_per_data_set(monkeypatch):
+@pytest.mark.parametrize("independent", [True, False])
+def test_the_gram_factor_is_computed_once_per_data_set(monkeypatch, independent):
+    """A wide H: independent contexts (Q = I, W~ mapped back through the factor),
+    or one context twice another (the pivoted QR decides the rank, and the
+    NTP-SVM's Farkas LP decides it again, from the same factor)."""
     calls = _count_products(monkeypatch)
     H, P = partially_separable(m=40, d=60)
-    H[1] = H[0] + 1.0  # independent contexts, a wide H
+    if independent:
+        H[1] = H[0] + 1.0
     data = aggregate_contexts(H, P)
     limit = implicit_bias_limit(data, svm_method="dual-cd")
     assert limit.certified and limit.max_margin_solution is not None, limit.status
     gram = limit.basis.gram
-    assert limit.basis.status is BasisStatus.INDEPENDENT_CONTEXTS
+    assert limit.basis.status is (BasisStatus.INDEPENDENT_CONTEXTS if independent
+                                  else BasisStatus.PIVOTED_QR)
     # One product and one factorization, both of the basis' factor: the map
     # back to the features, the NTP-SVM and its certificate reuse them.
     assert sorted(name for name, _ in calls) == ["cholesky", "matrix"]
     assert all(owner is gram for _, owner in calls)
     np.testing.assert_allclose(gram.matrix, data.embeddings @ data.embeddings.T)
-    np.testing.assert_allclose(gram.cholesky @ gram.cholesky.T, gram.matrix, rtol=1e-12,
-                               atol=1e-12 * np.abs(gram.matrix).max())
+    if independent:
+        np.testing.assert_allclose(gram.cholesky @ gram.cholesky.T, gram.matrix,
+                                   rtol=1e-12, atol=1e-12 * np.abs(gram.matrix).max())
+    else:  # h_1 = 2 h_0: H H^T is singular
+        assert gram.cholesky is None or gram.pivot_ratio < 1e-12
 
 
 def test_a_rescaled_gram_factor_is_that_of_the_rescaled_embeddings():

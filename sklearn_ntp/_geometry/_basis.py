@@ -120,8 +120,11 @@ class ContextBasis:
         return float(s[0] / s[-1]) if s.size else 1.0
 
 
-def context_basis(H):
+def context_basis(H, gram=None):
     """:class:`ContextBasis` of the embeddings ``H`` (see the module docstring).
+
+    ``gram``, the :class:`GramFactor` of ``H`` when the caller holds one,
+    saves forming and factoring ``H H^T`` again (it is used when ``d > m``).
 
     Examples
     --------
@@ -143,7 +146,12 @@ def context_basis(H):
         # the shapes of the computations that follow.
         return ContextBasis(Q=np.zeros((m, 1)), B=np.zeros((d, 1)), rank=0, smallest_sine=0.0,
                             status=BasisStatus.ZERO)
-    gram = GramFactor(H) if d > m else None
+    if d <= m:
+        gram = None
+    elif gram is None:
+        gram = GramFactor(H)
+    elif not gram.belongs_to(H):
+        raise ValueError("gram must be the GramFactor of H.")
     if gram is not None and gram.pivot_ratio > INDEPENDENT_PIVOTS:
         return _independent_contexts(H, gram)
     scales = np.where(norms > 0, norms, 1.0)

@@ -28,7 +28,7 @@ def margin_bound(A, H):
     return float(np.linalg.norm(A @ H)) / max(total, np.finfo(float).tiny)
 
 
-def separability_certificate(data, options=None):
+def separability_certificate(data, options=None, gram=None):
     """Verified Farkas certificate that (6a)-(6b) are infeasible, or ``None``.
 
     The constraints are infeasible exactly when some dual matrix ``A`` (zero-sum
@@ -49,13 +49,15 @@ def separability_certificate(data, options=None):
     that column space (:mod:`._basis`), so badly scaled or offset features
     cost it nothing, and its margin bound is measured there.
 
+    ``gram`` is the :class:`~sklearn_ntp._linalg._gram.GramFactor` of
+    ``data.embeddings`` if one exists (for :func:`._basis.context_basis`).
     ``options`` are passed to HiGHS (e.g. ``{"time_limit": 60}``). A failed LP
     raises :class:`CertificationError` (never read as "no certificate"), and so
     does a direction whose residual ``A H`` is too large to be a certificate:
     the data are then numerically degenerate.
     """
     off = ~data.support_mask.T  # (V, m)
-    coordinates = context_basis(data.embeddings)
+    coordinates = context_basis(data.embeddings, gram)
     rank = coordinates.rank
     if rank == data.n_contexts or not off.any():
         return None

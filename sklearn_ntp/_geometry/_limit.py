@@ -342,8 +342,10 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         note.append(f"stationarity {finite.stationarity:.2g}, "
                     f"error bound {finite.error:.2g}")
     with clock.part("max_margin_solution", "max-margin solution U~") as note:
-        margin = svm.result or _max_margin_solution(data, effective, T, solve)
-        note.append(margin.status.value)
+        margin = (svm.result if svm.result is not None
+                  else _max_margin_solution(data, effective, T, solve))
+        note.append(f"KKT residual {margin.kkt:.2g}" if margin.U is not None
+                    else margin.reason or margin.status.value)
     farkas = pairs.farkas
     if farkas is None:
         farkas = pair_bounds(finite.loss, finite.M, finite.grad_norm, data.support_mask)[1]

@@ -232,9 +232,9 @@ def _raise_zero_embeddings(data):
     )
 
 
-def _raise_if_infeasible(data):
+def _raise_if_infeasible(data, gram=None):
     """Raise :class:`NotNTPSeparableError` with its certificate if the LP finds one."""
-    certificate = separability_certificate(data)
+    certificate = separability_certificate(data, gram=gram)
     if certificate is not None:
         raise NotNTPSeparableError(
             "The data are not NTP-separable: no W gives every in-support token "
@@ -320,7 +320,7 @@ def _solve_interior_point(data, verbose, gram=None):
     if rank == m and sing[-1] > WELL_CONDITIONED * sing[0]:
         lifts.insert(0, K)
     else:
-        _raise_if_infeasible(data)
+        _raise_if_infeasible(data, gram)
     A_ipm = None
     for K_lift in lifts:
         A_ipm = interior_point(K_lift, off)
@@ -336,7 +336,7 @@ def _solve_dual_cd(data, verbose, gram=None):
     V, m = data.n_tokens, data.n_contexts
     Z, full_rank, K = gram_factor(H, gram)
     if not full_rank and V * (m - min(m, H.shape[1])) <= EAGER_LP_VARIABLES:
-        _raise_if_infeasible(data)
+        _raise_if_infeasible(data, gram)
     off = ~data.support_mask.T
     # Ties plus about one support vector per context: sum_j S_j generators.
     dense = int(data.support_sizes.sum()) <= DENSE_GENERATORS
@@ -354,7 +354,7 @@ def _solve_dual_cd(data, verbose, gram=None):
             if result is not None:
                 return result
     if not full_rank:
-        _raise_if_infeasible(data)
+        _raise_if_infeasible(data, gram)
     _refuse(data, A, "dual-cd")
 
 
@@ -389,7 +389,7 @@ def _solve_cvxpy(data, verbose, gram=None, solver="CLARABEL"):
                                  status="cvxpy_error") from exc
     if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
         # Feasibility is decided by the verified Farkas LP, not by the solver.
-        _raise_if_infeasible(data)
+        _raise_if_infeasible(data, gram)
         _refuse(data, None, "cvxpy")
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise CertificationError(
@@ -422,7 +422,7 @@ def _solve_active_set(data, verbose, gram=None):
     try:
         A, W = active_set_svm(data)
     except ValueError:  # quadprog: "constraints are inconsistent"
-        _raise_if_infeasible(data)
+        _raise_if_infeasible(data, gram)
         _refuse(data, None, "active-set")
     if not certify(A, data, W).holds:
         _refuse(data, A, "active-set")
