@@ -5,6 +5,7 @@ The objects the paper's theorems are about, computed exactly:
 * :func:`aggregate_contexts` — distinct contexts ``(H, P, pi)`` from raw data;
 * :func:`entropy_lower_bound`, :func:`ntp_loss`, :func:`ntp_loss_gradient`;
 * :func:`data_subspace` — the subspace ``F`` and its projections;
+* :class:`DecoderSubspace` — the type of ``F`` and of the limit's ``G``;
 * :func:`log_odds_solution` — the finite component ``W*`` on ``F``;
 * :func:`ntp_svm` — the max-margin direction ``W^mm`` on ``F``'s complement;
 * :func:`check_ntp_separability` — both conditions in one report;
