@@ -22,7 +22,7 @@ from ._loss._cross_entropy import NTPLoss, log_softmax, softmax
 from ._loss._penalty import L2Penalty
 from ._solvers._descent import SOLVERS, Objective, SolverOptions
 from ._solvers._step_size import auto_learning_rate, context_smoothness, smoothness_constant
-from ._solvers._tracking import HistoryTracker, implicit_bias_reference
+from ._solvers._tracking import HistoryTracker, implicit_bias_reference, same_contexts
 from ._utils._array_api import from_host, namespace, to_host
 
 #: Solvers whose step is ``learning_rate`` (lbfgs and accelerated have none).
@@ -372,7 +372,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, implicit_bias_limit=None):
         """Fit the decoder on contexts ``X`` and next-token targets ``y``.
 
         Parameters
@@ -386,18 +386,36 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         sample_weight : array-like of shape (n_samples,), default=None
             Nonnegative row weights; only their ratios matter (they are normalized
             to sum to one, so uniform weights of any size are weights of one).
+        implicit_bias_limit : ImplicitBiasLimit, default=None
+            The :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit` of the
+            same ``X``, ``y`` and ``sample_weight`` when already computed (e.g.
+            ``check_ntp_separability(X, y).limit``): with
+            ``compute_implicit_bias=True`` it is the reference of the fit
+            instead of a new one, provided the solver runs on these very
+            contexts (no intercept column, no rescaling of the features);
+            otherwise the limit of the solver's contexts is computed.
 
         Returns
         -------
         self : object
             The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If ``implicit_bias_limit`` was computed on other distinct contexts,
+            weights or tokens than those of ``X``, ``y`` and ``sample_weight``.
         """
         xp, _, device = get_namespace_and_device(X)
         X = validate_data(self, X, accept_sparse=("csr", "csc"),
                           dtype=[xp.float64, xp.float32])
         # Aggregation and the exact geometry run on the host, once per fit.
-        data = self._contexts(aggregate_contexts(to_host(X), to_host(y),
-                                                 to_host(sample_weight)))
+        given = aggregate_contexts(to_host(X), to_host(y), to_host(sample_weight))
+        if implicit_bias_limit is not None and not same_contexts(implicit_bias_limit.data,
+                                                                 given):
+            raise ValueError("implicit_bias_limit was computed on other contexts, weights "
+                             "or tokens than X, y and sample_weight.")
+        data = self._contexts(given)
         # The solver, its step and the geometry work on the contexts divided
         # column-wise by powers of two; coef_ is mapped back exactly.
         scaling = self._scaling(data)
@@ -406,7 +424,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         self.learning_rate_ = self._learning_rate(data, penalty)
         if self.solver == "lbfgs":  # scipy's L-BFGS-B: NumPy on the host
             xp, device = namespace(data.embeddings)[0], None
-        reference = self._implicit_bias_reference(data)
+        reference = self._implicit_bias_reference(
+            data, implicit_bias_limit if data is given else None)
         infimum = None if reference is None else reference.loss_infimum
         tracker = HistoryTracker(
             data.entropy, every=self.history_every, reference=reference,
@@ -523,10 +542,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             return None
         return self.batch_size or n_contexts
 
-    def _implicit_bias_reference(self, data):
+    def _implicit_bias_reference(self, data, limit):
         if not self.compute_implicit_bias:
             return None
-        reference = implicit_bias_reference(data)
+        reference = implicit_bias_reference(data, limit)
         for issue in reference.issues:
             warnings.warn(issue, NTPSeparabilityWarning, stacklevel=4)
         return reference

@@ -20,10 +20,13 @@ the resolution of the whole geometry, and it is reported.
 """
 
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from functools import cached_property
 
 import numpy as np
 import scipy.linalg as la
+
+from .._linalg._gram import GramFactor
 
 #: Sine of the angle between a (pivoted) feature column of ``H`` and the span
 #: of the previous ones below which it adds no dimension. Far above the QR's
@@ -33,6 +36,18 @@ SPAN_RESOLUTION = 1e-10
 #: Smallest Cholesky pivot ratio of ``H H^T`` for a wide ``H`` (``d > m``)
 #: taken as proof of independent contexts without the QR.
 INDEPENDENT_PIVOTS = 1e-12
+
+
+class BasisStatus(Enum):
+    """How the rank of ``H`` and the basis ``Q`` were decided."""
+
+    #: Every embedding is zero: rank 0 (one zero coordinate keeps the shapes).
+    ZERO = "zero embeddings"
+    #: ``d > m`` and the Cholesky pivots of ``H H^T`` prove independent
+    #: contexts: ``Q = I``, rank ``m``.
+    INDEPENDENT_CONTEXTS = "independent contexts"
+    #: Householder QR with column pivoting, cut at :data:`SPAN_RESOLUTION`.
+    PIVOTED_QR = "pivoted QR"
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,21 +67,31 @@ class ContextBasis:
         ``H = Q B^T`` up to the dropped directions.
     rank : int
         Dimension of the column space at :data:`SPAN_RESOLUTION`.
+    status : BasisStatus
+        How the rank was decided.
     smallest_sine : float
         Smallest sine of the angle between a kept pivot column and the span of
         the previous ones (1 for a single column): how close the contexts' span
         comes to losing a dimension, in any coordinates. For independent
         contexts of a wide ``H`` (``Q = I``), the square root of the smallest
         Cholesky pivot ratio of ``H H^T`` instead.
+    gram : GramFactor or None
+        ``H H^T`` and its Cholesky factor for a wide ``H`` (``d > m``), shared
+        with every later user of the same embeddings (the NTP-SVM, its
+        certificates); None otherwise.
     """
 
     Q: np.ndarray
     B: np.ndarray
     rank: int
     smallest_sine: float
-    #: Cholesky factor of ``H H^T`` when the contexts are independent and
-    #: ``Q = I`` (then ``W = (M (H H^T)^-1) H`` maps back in ``O(m^2 V)``).
-    gram_cholesky: tuple | None = field(default=None, repr=False)
+    status: BasisStatus
+    gram: GramFactor | None = field(default=None, repr=False)
+
+    @property
+    def certificate(self):
+        """The entries of the limit's certificate that the basis decides."""
+        return {"span_resolution": SPAN_RESOLUTION, "smallest_sine": self.smallest_sine}
 
     def to_orthonormal(self, W):
         """``M = W B``: a decoder of the features as a decoder of the rows of ``Q``."""
@@ -82,8 +107,9 @@ class ContextBasis:
         M = np.asarray(M, dtype=np.float64)
         if self.rank == 0:
             return np.zeros((M.shape[0], self.B.shape[0]))
-        if self.gram_cholesky is not None:
-            return la.cho_solve(self.gram_cholesky, M.T).T @ self.B.T
+        if self.status is BasisStatus.INDEPENDENT_CONTEXTS:
+            # Q = I and B = H^T: W = (M (H H^T)^-1) H in O(m^2 V).
+            return self.gram.solve(M.T).T @ self.B.T
         return la.lstsq(self.B.T, M.T, lapack_driver="gelsd")[0].T
 
     @cached_property
@@ -94,8 +120,11 @@ class ContextBasis:
         return float(s[0] / s[-1]) if s.size else 1.0
 
 
-def context_basis(H):
+def context_basis(H, gram=None):
     """:class:`ContextBasis` of the embeddings ``H`` (see the module docstring).
+
+    ``gram``, the :class:`GramFactor` of ``H`` when the caller holds one,
+    saves forming and factoring ``H H^T`` again (it is used when ``d > m``).
 
     Examples
     --------
@@ -115,11 +144,16 @@ def context_basis(H):
     if not norms.any():
         # Every logit is zero whatever the decoder: one zero coordinate keeps
         # the shapes of the computations that follow.
-        return ContextBasis(Q=np.zeros((m, 1)), B=np.zeros((d, 1)), rank=0, smallest_sine=0.0)
-    if d > m:
-        independent = _independent_contexts(H)
-        if independent is not None:
-            return independent
+        return ContextBasis(Q=np.zeros((m, 1)), B=np.zeros((d, 1)), rank=0, smallest_sine=0.0,
+                            status=BasisStatus.ZERO)
+    if d <= m:
+        gram = None
+    elif gram is None:
+        gram = GramFactor(H)
+    elif not gram.belongs_to(H):
+        raise ValueError("gram must be the GramFactor of H.")
+    if gram is not None and gram.pivot_ratio > INDEPENDENT_PIVOTS:
+        return _independent_contexts(H, gram)
     scales = np.where(norms > 0, norms, 1.0)
     Q, R, perm = la.qr(H / scales, mode="economic", pivoting=True)
     sines = np.abs(np.diag(R))
@@ -129,10 +163,11 @@ def context_basis(H):
     B = np.zeros((d, rank))
     B[perm] = (R[:rank].T * scales[perm][:, None])
     return ContextBasis(Q=np.ascontiguousarray(Q[:, :rank]), B=B, rank=rank,
-                        smallest_sine=float(sines[rank - 1]) if rank else 0.0)
+                        smallest_sine=float(sines[rank - 1]) if rank else 0.0,
+                        status=BasisStatus.PIVOTED_QR, gram=gram)
 
 
-def _independent_contexts(H):
+def _independent_contexts(H, gram):
     """``Q = I`` when ``d > m`` and the contexts are clearly independent.
 
     The column space is then all of ``R^m``, and any orthonormal basis of it
@@ -140,21 +175,12 @@ def _independent_contexts(H):
     off the Cholesky factor of ``H H^T`` (one matrix product, far cheaper
     than a pivoted QR of a wide ``H``, and needed anyway to map decoders
     back): pivots above :data:`INDEPENDENT_PIVOTS` relative leave no doubt
-    about the rank, whatever the features' scales. None otherwise (the
-    pivoted QR decides).
+    about the rank, whatever the features' scales (else the pivoted QR decides).
     """
-    gram = H @ H.T
-    try:
-        factor = la.cho_factor(gram, lower=True)
-    except la.LinAlgError:
-        return None
-    pivots = np.diag(factor[0]) ** 2
-    ratio = float(pivots.min() / pivots.max())
-    if not ratio > INDEPENDENT_PIVOTS:
-        return None
     m = H.shape[0]
     return ContextBasis(Q=np.eye(m), B=np.ascontiguousarray(H.T), rank=m,
-                        smallest_sine=float(np.sqrt(ratio)), gram_cholesky=factor)
+                        smallest_sine=float(np.sqrt(gram.pivot_ratio)),
+                        status=BasisStatus.INDEPENDENT_CONTEXTS, gram=gram)
 
 
 def orthonormal_data(data, basis):

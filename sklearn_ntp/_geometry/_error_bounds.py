@@ -52,6 +52,10 @@ GENERATOR_RESOLVED = 1e-8
 GRADIENT_ROUNDOFF = 4 * np.finfo(np.float64).eps
 #: Backward error of a symmetric eigensolver, in units of ``n eps ||A||``.
 EIGENVALUE_ROUNDOFF = 10
+#: Largest logit change ``tau = error * max_j ||z_j||`` on the ball of the
+#: bound: within it the probabilities change by at most ``exp(+-2 tau)``, the
+#: factor ``e`` of the bound (module docstring).
+MAX_LOGIT_SHIFT = 0.5
 
 
 def curvature_lower_bound(loss, M):
@@ -159,7 +163,7 @@ def finite_part_error(loss, M, grad_norm):
     varied = loss.mask.sum(axis=1) >= 2
     z_max = float(loss.context_norms[varied].max())
     error = np.e * g / mu
-    if error * z_max > 0.5:
+    if error * z_max > MAX_LOGIT_SHIFT:
         return np.inf, np.inf, (f"the gradient of W~ ({g:.2g}) is not small against "
                                 f"the curvature bound {mu:.2g} on G")
     return float(error), float(np.e * g * g / (2 * mu)), ""

@@ -19,6 +19,20 @@ from .._linalg._pivoted import PivotedCholesky
 RANK_RTOL = 1e-10
 #: Iterative-refinement steps after a dense normal-equations solve.
 REFINEMENT_STEPS = 2
+#: Relative tolerances of LSQR on the generator map: round-off, so that the
+#: Krylov path decides compatibility as the dense one does.
+LSQR_RTOL = 1e-14
+#: Condition-number estimate at which LSQR stops: far above any the
+#: generators of real data reach, so only round-off ends it.
+LSQR_CONLIM = 1e14
+
+
+def gram_logits(A, Z, gram=None):
+    """``A Z Z^T``: the logits of ``W = A Z``, token by context (shape (V, m)).
+
+    One product with ``gram = Z Z^T`` when it is stored, else two thin ones.
+    """
+    return A @ gram if gram is not None else (A @ Z) @ Z.T
 
 
 class PairGenerators:
@@ -107,14 +121,23 @@ class PairGenerators:
             shape=(self.n_tokens, self.H.shape[0]),
         )
 
+    def _dense_dual(self, coef):
+        """:meth:`dual_matrix` as a dense (n_tokens, n_contexts) array.
+
+        A dense dual matrix turns products with ``H`` into one BLAS-3 call,
+        far faster than a sparse-dense product on a thin ``H``.
+        """
+        V, m = self.n_tokens, self.H.shape[0]
+        plus, minus = self.plus * m + self.context, self.minus * m + self.context
+        return (np.bincount(plus, coef, V * m) - np.bincount(minus, coef, V * m)).reshape(V, m)
+
     def combine(self, coef):
         """``sum_g coef[g] (e_plus - e_minus) h_g^T`` as a (n_tokens, n_features) array."""
-        # A dense (V, m) dual matrix turns the product into one BLAS-3 call,
-        # far faster than a sparse-dense product on a thin H.
-        A = np.zeros((self.n_tokens, self.H.shape[0]))
-        np.add.at(A, (self.plus, self.context), coef)
-        np.add.at(A, (self.minus, self.context), -coef)
-        return A @ self.H
+        return self._dense_dual(coef) @ self.H
+
+    def _logit_differences(self, logits):
+        """``logits[context, plus] - logits[context, minus]`` of (n_contexts, n_tokens) logits."""
+        return logits[self.context, self.plus] - logits[self.context, self.minus]
 
     def inner(self, W):
         """``<(e_plus - e_minus) h_g^T, W>`` for every generator ``g``.
@@ -122,8 +145,17 @@ class PairGenerators:
         That is a difference of two logits of ``W`` in context ``g``: one
         (m, V) product, then a gather (faster than gathering rows of ``W``).
         """
-        logits = self.H @ np.asarray(W, dtype=np.float64).T
-        return logits[self.context, self.plus] - logits[self.context, self.minus]
+        return self._logit_differences(self.H @ np.asarray(W, dtype=np.float64).T)
+
+    def gram_matvec(self, coef, gram=None):
+        """``G coef`` for the generators' Gram matrix ``G``, which is never formed.
+
+        ``G coef = inner(combine(coef))``: the logits of ``A H`` (``A`` the
+        dense dual matrix of ``coef``) are ``A K`` with ``K = H H^T``, one
+        product when ``gram = K`` is stored (:func:`gram_logits`).
+        """
+        logits = gram_logits(self._dense_dual(coef), self.H, gram)
+        return self._logit_differences(logits.T)
 
 
 class GramSolver:
@@ -244,7 +276,7 @@ class KrylovSolver:
     least-squares solution and lies in their span. No Gram matrix is formed.
     """
 
-    def __init__(self, generators, tol=1e-14):
+    def __init__(self, generators, tol=LSQR_RTOL):
         self.generators = generators
         self.tol = tol
         shape = (generators.n_tokens, generators.H.shape[1])
@@ -260,7 +292,7 @@ class KrylovSolver:
         """The matrix ``W`` in the span with least-squares inner products ``b``."""
         if not np.any(b):
             return np.zeros(self._shape)
-        x = lsqr(self._operator, b, atol=self.tol, btol=self.tol, conlim=1e14,
+        x = lsqr(self._operator, b, atol=self.tol, btol=self.tol, conlim=LSQR_CONLIM,
                  iter_lim=10 * len(self.generators) + 100)[0]
         return x.reshape(self._shape)
 

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from .._exceptions import CertificationError
+from .._linalg._highs import highs_message
 from ._basis import context_basis, orthonormal_data
 from ._svm_certificate import degenerate_message
 
@@ -15,15 +16,6 @@ CERTIFICATE_ATOL = 1e-7
 #: unit-norm decoders, with rows of ``H`` scaled to norm <= 1) accepted as a
 #: certificate that the margin is zero rather than merely tiny.
 MARGIN_BOUND_ATOL = 1e-10
-#: HiGHS outcomes (``scipy.optimize.linprog`` status codes). The LP is
-#: feasible (A = 0) and bounded below (by -1), so only 0 is a valid outcome.
-LP_STATUS = {
-    0: "optimal",
-    1: "iteration or time limit reached",
-    2: "reported infeasible",
-    3: "reported unbounded",
-    4: "numerical difficulties",
-}
 
 
 def margin_bound(A, H):
@@ -36,7 +28,7 @@ def margin_bound(A, H):
     return float(np.linalg.norm(A @ H)) / max(total, np.finfo(float).tiny)
 
 
-def separability_certificate(data, options=None):
+def separability_certificate(data, options=None, gram=None):
     """Verified Farkas certificate that (6a)-(6b) are infeasible, or ``None``.
 
     The constraints are infeasible exactly when some dual matrix ``A`` (zero-sum
@@ -57,13 +49,15 @@ def separability_certificate(data, options=None):
     that column space (:mod:`._basis`), so badly scaled or offset features
     cost it nothing, and its margin bound is measured there.
 
+    ``gram`` is the :class:`~sklearn_ntp._linalg._gram.GramFactor` of
+    ``data.embeddings`` if one exists (for :func:`._basis.context_basis`).
     ``options`` are passed to HiGHS (e.g. ``{"time_limit": 60}``). A failed LP
     raises :class:`CertificationError` (never read as "no certificate"), and so
     does a direction whose residual ``A H`` is too large to be a certificate:
     the data are then numerically degenerate.
     """
     off = ~data.support_mask.T  # (V, m)
-    coordinates = context_basis(data.embeddings)
+    coordinates = context_basis(data.embeddings, gram)
     rank = coordinates.rank
     if rank == data.n_contexts or not off.any():
         return None
@@ -104,7 +98,7 @@ def separability_certificate(data, options=None):
     if res.status != 0:
         raise CertificationError(
             "The linear program deciding NTP-separability failed "
-            f"(HiGHS: {LP_STATUS.get(res.status, res.status)}; {res.message}).",
+            f"(HiGHS: {highs_message(res)}).",
             status=f"lp_{res.status}",
         )
     if res.fun > -CERTIFICATE_ATOL:

@@ -27,20 +27,20 @@ resolution on a pair outside ``T`` (from a stationary point, without an LP).
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cached_property, partial
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from functools import cached_property
 
 import numpy as np
-import scipy.linalg as la
 
 from .._data._ntp_data import NTPData, as_ntp_data, with_support
 from .._exceptions import CertificationError, NotNTPSeparableError
 from .._loss._restricted import STATIONARITY_RTOL, RestrictedLoss
-from ._basis import SPAN_RESOLUTION, ContextBasis, context_basis, orthonormal_data
+from ._basis import BasisStatus, ContextBasis, context_basis, orthonormal_data
 from ._error_bounds import finite_part_error
 from ._pair_bounds import FARKAS_RTOL, farkas_bounds, pair_bounds, unresolved_pairs
 from ._separable_pairs import SeparablePairsError, lp_size, separable_pairs
-from ._subspace import DataSubspace, project_on_subspace
+from ._subspace import CenteredRowSpace, DataSubspace, project_on_subspace
 from ._svm import EAGER_LP_VARIABLES, solve_ntp_svm
 from ._svm import METHODS as SVM_METHODS
 from ._svm_certificate import FEASIBILITY_RTOL, GAP_RTOL
@@ -57,8 +57,9 @@ FINITE_PART_RTOL = 1e-2 * STATIONARITY_RTOL
 QUICK_NEWTON_STEPS = 8
 #: Guesses of ``T`` tried before giving up.
 GUESS_ROUNDS = 6
-#: Status of ``T`` proven without the LP by :func:`_verified_guess`.
-VERIFIED_GUESS = "verified guess"
+#: Newton steps of each minimization of ``CE~`` (quadratic convergence: a
+#: few dozen reach round-off; the rest is margin for flat directions).
+NEWTON_MAX_ITER = 200
 #: Largest certified error bound of ``W~`` (Frobenius norm in orthonormal
 #: coordinates, which bounds every logit's), relative to ``max(1, ||W~||)``.
 FINITE_PART_ERROR_RTOL = 1e-7
@@ -165,6 +166,8 @@ class ImplicitBiasLimit:
     basis: ContextBasis = field(default=None, repr=False)
     orthonormal_finite_component: np.ndarray = field(default=None, repr=False)
     _log_odds_cache: tuple = field(default=None, repr=False)
+    #: The status of every stage (basis, W~, its map, U~, T): see STATUS_MAP.
+    _stage_statuses: tuple = field(default=(), repr=False)
 
     @cached_property
     def _compatibility(self):
@@ -192,7 +195,7 @@ class ImplicitBiasLimit:
     @property
     def certified(self):
         """Whether every part of the limit holds its certificate."""
-        return self.status == "certified"
+        return all(STATUS_MAP[status] is None for status in self._stage_statuses)
 
     @cached_property
     def farkas_certificate(self):
@@ -218,51 +221,19 @@ class ImplicitBiasLimit:
 
     @cached_property
     def effective_subspace(self):
-        """``G``, with ``project``, ``coordinates`` and ``distances`` like :class:`DataSubspace`.
+        """``G``, the subspace of the effective supports (:class:`DecoderSubspace`).
 
-        ``F`` itself when separable. When every effective support is the
-        whole vocabulary (no separable pair), ``G`` is the set of ``A H`` with
-        zero-sum columns, projected onto without its ``m (V - 1)`` generators.
+        ``F`` itself (:attr:`subspace`) when separable. When every effective
+        support is the whole vocabulary (no separable pair), ``G`` is the set
+        of ``A H`` with zero-sum columns, projected onto without its
+        ``m (V - 1)`` generators; otherwise the :class:`DataSubspace` of the
+        effective supports.
         """
         if self.is_separable:
             return self.subspace
         if self.effective_support.all():
-            return CenteredRowSpace(self.data.embeddings, self.rank)
+            return CenteredRowSpace(self.data.embeddings, self.rank, self.data.n_tokens)
         return DataSubspace(with_support(self.data, self.effective_support))
-
-
-class CenteredRowSpace:
-    """The span of ``(e_z - e_z') h_j^T`` over all token pairs and contexts.
-
-    It is ``{W : the tokens' rows sum to zero, rows in the row space of H}``,
-    so ``P(W) = (I - 11^T / V) W B B^T`` with ``B`` an orthonormal basis of
-    the row space, and ``(I - 11^T / V) W B`` are orthonormal coordinates.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_ntp._geometry._limit import CenteredRowSpace
-    >>> G = CenteredRowSpace(np.array([[1.0, 0.0]]), rank=1)
-    >>> G.project(np.array([[1.0, 2.0], [3.0, 4.0]]))
-    array([[-1.,  0.],
-           [ 1.,  0.]])
-    """
-
-    def __init__(self, H, rank):
-        self.basis = la.svd(np.asarray(H, dtype=np.float64), full_matrices=False)[2][:rank].T
-
-    def coordinates(self, W):
-        """Orthonormal coordinates ``(I - 11^T / V) W B`` of ``P_G(W)``, flattened."""
-        C = np.asarray(W, dtype=np.float64) @ self.basis
-        return (C - C.mean(axis=0)).ravel()
-
-    def project(self, W):
-        """Orthogonal projection onto ``G``."""
-        return self.coordinates(W).reshape(len(W), -1) @ self.basis.T
-
-    def distances(self, coordinates, W_ref):
-        """``||P_G(W_k) - W_ref||`` for many ``W_k`` given by their coordinates."""
-        return np.linalg.norm(np.atleast_2d(coordinates) - self.coordinates(W_ref), axis=1)
 
 
 def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_method="auto",
@@ -348,16 +319,16 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         # they do not depend on the features' units, offsets or mixing.
         basis = context_basis(data.embeddings)
         unit = orthonormal_data(data, basis)
-        note.append(f"rank {basis.rank} of m = {data.n_contexts}")
+        note.append(f"rank {basis.rank} of m = {data.n_contexts} ({basis.status.value})")
 
-    solve = partial(solve_ntp_svm, method=svm_method, verbose=verbose)
+    solve = _SvmSolver(basis, svm_method, verbose)
     with clock.part("separable_pairs", "separable pairs T") as note:
         svm = _SvmOnTheWay(data, solve)
-        T, lp, farkas = _separable_pairs(unit, basis.rank, method, svm)
+        pairs = _separable_pairs(unit, basis.rank, method, svm)
+        T = pairs.T
         effective = data.support_mask | ~T
-        is_separable = bool(np.array_equal(T, ~data.support_mask))
         note.append(f"{int(T.sum())} of {int((~data.support_mask).sum())} off-support "
-                    f"pairs (LP: {lp})")
+                    f"pairs ({pairs.status.value})")
 
     with clock.part("finite_component", "finite part W~") as note:
         # W* is W~ itself when every pair is separable; with none, the minimizer
@@ -367,42 +338,40 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         start_point = (log_odds[1] if T.any()
                        else np.zeros((data.n_tokens, unit.n_features)))
         finite = _finite_part(unit, effective, start_point)
-        W, map_error = _in_features(data, basis, effective, finite.M)
+        feature_map = _in_features(data, basis, effective, finite.M)
         note.append(f"stationarity {finite.stationarity:.2g}, "
                     f"error bound {finite.error:.2g}")
     with clock.part("max_margin_solution", "max-margin solution U~") as note:
-        U, kkt, refusal = svm.result or _max_margin_solution(data, effective, T, solve)
-        note.append(f"KKT residual {kkt:.2g}" if U is not None else refusal or "none (T empty)")
+        margin = (svm.result if svm.result is not None
+                  else _max_margin_solution(data, effective, T, solve))
+        note.append(f"KKT residual {margin.kkt:.2g}" if margin.U is not None
+                    else margin.reason or margin.status.value)
+    farkas = pairs.farkas
     if farkas is None:
         farkas = pair_bounds(finite.loss, finite.M, finite.grad_norm, data.support_mask)[1]
+    pairs = pairs.with_farkas(farkas)
     undecided = np.zeros_like(T)
-    if lp not in ("optimal", VERIFIED_GUESS):
-        undecided[effective & ~data.support_mask] = ~(farkas <= FARKAS_RTOL)
+    if not pairs.outside_proven:
+        undecided[effective & ~data.support_mask] = ~(pairs.farkas <= FARKAS_RTOL)
+    stages = (finite, feature_map, margin, pairs)
     certificate = {
-        "stationarity": finite.stationarity,
-        "finite_component_error": finite.error,
-        "loss_infimum_error": finite.loss_error,
-        "feature_map_error": map_error,
-        "kkt_violation": kkt,
-        "farkas_bound": float(np.max(farkas, initial=0.0)),
-        "span_resolution": SPAN_RESOLUTION,
-        "smallest_sine": basis.smallest_sine,
-        "separable_pairs_lp": lp,
-        "finite_component_refusal": finite.reason,
-        "max_margin_refusal": refusal,
+        **finite.certificate, **feature_map.certificate, **margin.certificate,
+        **pairs.certificate, **basis.certificate,
     }
-    status = _status(certificate, finite)
+    status = public_status(stages)
+    U = margin.U
     norm = None if U is None else float(np.linalg.norm(U))
-    bounds = _loss_infimum_bounds(data, unit, finite, certificate, status)
+    bounds = _loss_infimum_bounds(data, unit, finite, pairs, _holds(stages))
     return ImplicitBiasLimit(
-        finite_component=W, max_margin_solution=U,
+        finite_component=feature_map.W, max_margin_solution=U,
         margin_direction=None if U is None else U / norm,
         margin=None if U is None else 1.0 / norm,
         loss_infimum=bounds[1], loss_infimum_bounds=bounds, entropy=data.entropy,
         separable_pairs=T, effective_support=effective, undecided_pairs=undecided,
-        is_separable=is_separable, rank=basis.rank, certificate=certificate,
-        status=status, timings=clock.timings, data=data, basis=basis,
-        orthonormal_finite_component=finite.M, _log_odds_cache=log_odds,
+        is_separable=pairs.is_everything(data.support_mask), rank=basis.rank,
+        certificate=certificate, status=status, timings=clock.timings, data=data,
+        basis=basis, orthonormal_finite_component=finite.M, _log_odds_cache=log_odds,
+        _stage_statuses=tuple(stage.status for stage in (basis, *stages)),
     )
 
 
@@ -430,6 +399,160 @@ class _Stopwatch:
                   + "".join(f"; {note}" for note in notes), flush=True)
 
 
+# ---------------------------------------------------------------------------
+# The stages and their statuses. Each stage of the limit returns a frozen
+# result with a status (an Enum) and its certificate entries; the public
+# ``status`` string is derived from those statuses by one map, STATUS_MAP.
+
+
+class PairsStatus(Enum):
+    """How the separable pairs ``T`` were decided."""
+
+    NO_OFF_SUPPORT_PAIRS = "no off-support pair"
+    FULL_ROW_RANK = "T = O: H has full row rank"
+    SVM_FEASIBLE = "T = O: a certified NTP-SVM"
+    FARKAS_BOUNDS = "T empty: Farkas bounds"
+    LP_OPTIMAL = "linear program solved to optimality"
+    VERIFIED_GUESS = "verified guess"
+    #: ``T`` proven without the LP, but pairs outside it are neither proven
+    #: separable nor below the margin resolution.
+    UNDECIDED = "pairs outside T undecided"
+    LP_FAILED = "linear program failed"
+    GUESS_UNSETTLED = "guess did not settle"
+
+
+class FiniteStatus(Enum):
+    """Whether the error bound of ``W~`` holds."""
+
+    CERTIFIED = "error bound within tolerance"
+    NO_ERROR_BOUND = "no error bound"
+    ERROR_ABOVE_TOLERANCE = "error bound above tolerance"
+
+
+class FeatureMapStatus(Enum):
+    """Whether ``W~`` keeps its logits when expressed in the features' coordinates."""
+
+    ACCURATE = "logits kept"
+    INACCURATE = "logits changed by the features' conditioning"
+
+
+class MarginStatus(Enum):
+    """Whether ``U~`` exists and holds its certificate."""
+
+    NOT_NEEDED = "none (T empty)"
+    CERTIFIED = "certified"
+    REFUSED = "refused"
+    KKT_ABOVE_TOLERANCE = "KKT residual above tolerance"
+
+
+#: The statuses of ``T`` reached without deciding it (the LP failed).
+PAIRS_FAILED = frozenset({PairsStatus.LP_FAILED, PairsStatus.GUESS_UNSETTLED})
+#: The statuses of ``T`` that prove by themselves that no pair outside ``T``
+#: is separable (the others rely on the Farkas bounds for that).
+PAIRS_MAXIMAL = frozenset({PairsStatus.LP_OPTIMAL, PairsStatus.VERIFIED_GUESS})
+
+#: What every status of a stage adds to the public ``status``: None when the
+#: stage holds, else the clause naming it, formatted with the stage's
+#: ``details`` (in the spirit of scipy's ``_linprog_highs`` status map).
+STATUS_MAP = {
+    BasisStatus.ZERO: None,
+    BasisStatus.INDEPENDENT_CONTEXTS: None,
+    BasisStatus.PIVOTED_QR: None,
+    FiniteStatus.CERTIFIED: None,
+    FiniteStatus.NO_ERROR_BOUND: "finite component W~ ({reason})",
+    FiniteStatus.ERROR_ABOVE_TOLERANCE:
+        "finite component W~ (error bound {error:.2g} > {tolerance:g} x {scale:.3g})",
+    FeatureMapStatus.ACCURATE: None,
+    FeatureMapStatus.INACCURATE:
+        "W~ in the features' coordinates (their conditioning changes its logits by "
+        "{error:.2g} relative)",
+    MarginStatus.NOT_NEEDED: None,
+    MarginStatus.CERTIFIED: None,
+    MarginStatus.REFUSED: "max-margin solution U~ not certified: {reason}",
+    MarginStatus.KKT_ABOVE_TOLERANCE:
+        "max-margin solution U~ (KKT violation {kkt:.2g} > {tolerance:g})",
+    PairsStatus.NO_OFF_SUPPORT_PAIRS: None,
+    PairsStatus.FULL_ROW_RANK: None,
+    PairsStatus.SVM_FEASIBLE: None,
+    PairsStatus.FARKAS_BOUNDS: None,
+    PairsStatus.LP_OPTIMAL: None,
+    PairsStatus.VERIFIED_GUESS: None,
+    PairsStatus.UNDECIDED:
+        "separable pairs T (Farkas bound {farkas_bound:.2g} > {tolerance:g}: some pairs "
+        "outside T are undecided)",
+    PairsStatus.LP_FAILED: "separable pairs T (LP failed: {reason})",
+    PairsStatus.GUESS_UNSETTLED: "separable pairs T (LP failed: {reason})",
+}
+#: ``certificate["separable_pairs_lp"]`` for each status of ``T``.
+LP_ENTRY = {
+    PairsStatus.NO_OFF_SUPPORT_PAIRS: "not needed",
+    PairsStatus.FULL_ROW_RANK: "not needed",
+    PairsStatus.SVM_FEASIBLE: "not needed",
+    PairsStatus.FARKAS_BOUNDS: "not needed",
+    PairsStatus.UNDECIDED: "not needed",
+    PairsStatus.LP_OPTIMAL: "optimal",
+    PairsStatus.VERIFIED_GUESS: "verified guess",
+    PairsStatus.LP_FAILED: "failed: {reason}",
+    PairsStatus.GUESS_UNSETTLED: "failed: {reason}",
+}
+
+
+def _holds(stages):
+    """Whether every stage's status holds (maps to no clause)."""
+    return all(STATUS_MAP[stage.status] is None for stage in stages)
+
+
+def public_status(stages):
+    """``"certified"``, or ``"uncertified: "`` and the clause of every stage that is not."""
+    clauses = [STATUS_MAP[stage.status].format(**stage.details) for stage in stages
+               if STATUS_MAP[stage.status] is not None]
+    return "uncertified: " + "; ".join(clauses) if clauses else "certified"
+
+
+@dataclass(frozen=True)
+class _SeparablePairs:
+    """``T`` with how it was decided, and the Farkas bounds of the pairs
+    outside it (:func:`._pair_bounds.farkas_bounds`) once known."""
+
+    T: np.ndarray
+    status: PairsStatus
+    farkas: np.ndarray | None = None
+    reason: str = ""
+
+    def is_everything(self, support_mask):
+        """Whether ``T`` is every off-support pair (Definition 2)."""
+        return bool(np.array_equal(self.T, ~support_mask))
+
+    @property
+    def outside_proven(self):
+        """Whether the status alone proves that no pair outside ``T`` is separable."""
+        return self.status in PAIRS_MAXIMAL
+
+    @property
+    def farkas_bound(self):
+        """The margin resolution: the largest Farkas bound of a pair outside ``T``."""
+        return float(np.max(self.farkas, initial=0.0))
+
+    def with_farkas(self, farkas):
+        """The same ``T`` with the bounds ``farkas``; a ``T`` proven without
+        the LP becomes :attr:`PairsStatus.UNDECIDED` when they exceed the resolution."""
+        pairs = replace(self, farkas=farkas)
+        if (self.status not in PAIRS_FAILED | PAIRS_MAXIMAL
+                and not pairs.farkas_bound <= FARKAS_RTOL):
+            pairs = replace(pairs, status=PairsStatus.UNDECIDED)
+        return pairs
+
+    @property
+    def certificate(self):
+        return {"farkas_bound": self.farkas_bound,
+                "separable_pairs_lp": LP_ENTRY[self.status].format(reason=self.reason)}
+
+    @property
+    def details(self):
+        return {"reason": self.reason, "farkas_bound": self.farkas_bound,
+                "tolerance": FARKAS_RTOL}
+
+
 @dataclass(frozen=True)
 class _FinitePart:
     """``W~`` in orthonormal coordinates with its certificate (:mod:`._error_bounds`)."""
@@ -446,8 +569,80 @@ class _FinitePart:
         """``||grad CE~||_F`` relative to its scale ``sqrt(sum_j pi_j ||z_j||^2)``."""
         return self.grad_norm / max(self.loss.scale, np.finfo(float).tiny)
 
+    @property
+    def scale(self):
+        """``max(1, ||W~||)``, the scale of the error bound."""
+        return max(1.0, float(np.linalg.norm(self.M)))
 
-def _finite_part(unit, effective, M0, max_iter=200):
+    @property
+    def status(self):
+        if self.reason:
+            return FiniteStatus.NO_ERROR_BOUND
+        if not self.error <= FINITE_PART_ERROR_RTOL * self.scale:
+            return FiniteStatus.ERROR_ABOVE_TOLERANCE
+        return FiniteStatus.CERTIFIED
+
+    @property
+    def certificate(self):
+        return {"stationarity": self.stationarity, "finite_component_error": self.error,
+                "loss_infimum_error": self.loss_error,
+                "finite_component_refusal": self.reason}
+
+    @property
+    def details(self):
+        return {"reason": self.reason, "error": self.error, "scale": self.scale,
+                "tolerance": FINITE_PART_ERROR_RTOL}
+
+
+@dataclass(frozen=True)
+class _FeatureMap:
+    """``W~`` in the features' coordinates, and the relative change of its logits."""
+
+    W: np.ndarray
+    error: float
+
+    @property
+    def status(self):
+        return (FeatureMapStatus.ACCURATE if self.error <= FEATURE_MAP_RTOL
+                else FeatureMapStatus.INACCURATE)
+
+    @property
+    def certificate(self):
+        return {"feature_map_error": self.error}
+
+    @property
+    def details(self):
+        return {"error": self.error}
+
+
+@dataclass(frozen=True)
+class _MarginPart:
+    """``U~`` with its largest KKT residual, or None with why (``reason``)."""
+
+    U: np.ndarray | None
+    kkt: float
+    reason: str = ""
+
+    @property
+    def status(self):
+        if self.reason:
+            return MarginStatus.REFUSED
+        if self.U is None:
+            return MarginStatus.NOT_NEEDED
+        if not self.kkt <= GAP_RTOL:
+            return MarginStatus.KKT_ABOVE_TOLERANCE
+        return MarginStatus.CERTIFIED
+
+    @property
+    def certificate(self):
+        return {"kkt_violation": self.kkt, "max_margin_refusal": self.reason}
+
+    @property
+    def details(self):
+        return {"reason": self.reason.rstrip("."), "kkt": self.kkt, "tolerance": GAP_RTOL}
+
+
+def _finite_part(unit, effective, M0, max_iter=NEWTON_MAX_ITER):
     """``W~`` on the orthonormal contexts ``unit``, from ``M0`` in ``G``.
 
     Newton-CG to the stationarity :data:`FINITE_PART_RTOL`; when the error
@@ -465,7 +660,7 @@ def _finite_part(unit, effective, M0, max_iter=200):
 
 
 def _in_features(data, basis, effective, M):
-    """``(W~, error)``: ``W~`` in the features' coordinates, from ``M = W~ B``.
+    """:class:`_FeatureMap`: ``W~`` in the features' coordinates, from ``M = W~ B``.
 
     The minimum-norm decoder with the logits of ``M`` lies in ``G`` when every
     effective support is the whole vocabulary (``G`` is then every centred
@@ -484,14 +679,13 @@ def _in_features(data, basis, effective, M):
     change = np.where(effective, H @ W.T - target, np.nan)
     spread = np.nanmax(change, axis=1) - np.nanmin(change, axis=1)
     scale = max(1.0, float(np.max(np.abs(target), initial=0.0)))
-    return W, float(np.max(spread, initial=0.0)) / scale
+    return _FeatureMap(W, float(np.max(spread, initial=0.0)) / scale)
 
 
 def _separable_pairs(unit, rank, method, svm):
-    """``(T, lp, farkas)``: the separable pairs of the orthonormal contexts
-    ``unit``, how ``T`` was decided (the LP's status, or how it was proven),
-    and the Farkas bounds of the pairs outside ``T`` when they were computed
-    on the way (:func:`._pair_bounds.farkas_bounds`).
+    """:class:`_SeparablePairs` of the orthonormal contexts ``unit``: ``T``,
+    how it was decided, and the Farkas bounds of the pairs outside ``T`` when
+    they were computed on the way (:func:`._pair_bounds.farkas_bounds`).
 
     With rank-deficient embeddings ``T`` is often empty: the Farkas bounds
     of every off-support pair then show it without the linear program.
@@ -501,8 +695,10 @@ def _separable_pairs(unit, rank, method, svm):
     both ways. If the LP fails, ``T`` is left empty and the status says so.
     """
     empty, off = np.zeros_like(unit.support_mask), ~unit.support_mask
-    if not off.any() or (rank == unit.n_contexts and method == "auto"):
-        return off, "not needed", None
+    if not off.any():
+        return _SeparablePairs(off, PairsStatus.NO_OFF_SUPPORT_PAIRS)
+    if rank == unit.n_contexts and method == "auto":
+        return _SeparablePairs(off, PairsStatus.FULL_ROW_RANK)
     everything = np.ones_like(unit.support_mask)
     if method == "auto" and unit.n_tokens * (unit.n_contexts - rank) <= EAGER_LP_VARIABLES:
         # Classification data are often separable, where the minimizers behind
@@ -511,27 +707,28 @@ def _separable_pairs(unit, rank, method, svm):
         # data that are not separable at all, on which that LP can be slow.
         _, bounds = farkas_bounds(unit, everything, QUICK_NEWTON_STEPS, rebalance=False)
         if np.all(bounds <= FARKAS_RTOL):
-            return empty, "not needed", bounds
+            return _SeparablePairs(empty, PairsStatus.FARKAS_BOUNDS, bounds)
         if svm.decides(unit):
-            return off, "not needed", None
+            return _SeparablePairs(off, PairsStatus.SVM_FEASIBLE)
     bounds = None
     if method == "auto":
         outside, bounds = farkas_bounds(unit, everything)
         unresolved = unresolved_pairs(outside, bounds)
         if not unresolved.any():
-            return empty, "not needed", bounds
+            return _SeparablePairs(empty, PairsStatus.FARKAS_BOUNDS, bounds)
         if lp_size(unit, rank) > LP_MAX_NONZEROS:
             return _verified_guess(unit, unresolved, svm.solve)
     try:
-        return separable_pairs(unit, rank, always_solve=True), "optimal", None
+        return _SeparablePairs(separable_pairs(unit, rank, always_solve=True),
+                               PairsStatus.LP_OPTIMAL)
     except SeparablePairsError as exc:
         if bounds is None:
             raise
-        return empty, f"failed: {exc}", bounds
+        return _SeparablePairs(empty, PairsStatus.LP_FAILED, bounds, str(exc))
 
 
 def _verified_guess(unit, T, solve):
-    """``(T, lp, farkas)`` as :func:`_separable_pairs`, from a guess of ``T``.
+    """:class:`_SeparablePairs` as :func:`_separable_pairs`, from a guess of ``T``.
 
     A guess is certified by two checks: the Farkas bounds of the pairs
     outside it show that none of them is separable, and a certified NTP-SVM
@@ -542,7 +739,7 @@ def _verified_guess(unit, T, solve):
     negative leaves it (once the bounds hold, the cone with ties on ``S~`` is
     the cone itself, so the certificate shows that its margin is zero).
     Every pair left outside ``T`` is proven non-separable by one of the two
-    certificates (the status is :data:`VERIFIED_GUESS`).
+    certificates (the status is :attr:`PairsStatus.VERIFIED_GUESS`).
     """
     refuted = np.zeros_like(T)  # by Farkas certificates: never separable
     for _ in range(GUESS_ROUNDS):
@@ -561,18 +758,33 @@ def _verified_guess(unit, T, solve):
             continue
         except CertificationError:
             break
-        return T, VERIFIED_GUESS, bounds
-    return T, (f"failed: the separable pairs did not settle in {GUESS_ROUNDS} "
-               "rounds, and the linear program is too large"), None
+        return _SeparablePairs(T, PairsStatus.VERIFIED_GUESS, bounds)
+    return _SeparablePairs(T, PairsStatus.GUESS_UNSETTLED, reason=(
+        f"the separable pairs did not settle in {GUESS_ROUNDS} rounds, and the linear "
+        "program is too large"))
+
+
+class _SvmSolver:
+    """``(U, certificate)`` of :func:`solve_ntp_svm` for contexts of the data,
+    with the Gram factor of the basis whenever they share its embeddings."""
+
+    def __init__(self, basis, method, verbose):
+        self.gram, self.method, self.verbose = basis.gram, method, verbose
+
+    def __call__(self, data):
+        gram = self.gram
+        if gram is not None and not gram.belongs_to(data.embeddings):
+            gram = None  # orthonormal contexts: not the embeddings of the factor
+        return solve_ntp_svm(data, method=self.method, verbose=self.verbose, gram=gram)
 
 
 class _SvmOnTheWay:
     """Decides whether ``T = O`` by a certified NTP-SVM, keeping ``U~`` if found.
 
     Feasibility does not depend on the coordinates, and a certified solution
-    in the features' own metric has every margin at least ``1 - 1e-8``: it
-    proves ``T = O`` and is ``U~`` itself. When the features' metric does not
-    give one, the orthonormal contexts decide.
+    in the features' own metric has every margin at least
+    ``1 - FEASIBILITY_RTOL``: it proves ``T = O`` and is ``U~`` itself. When
+    the features' metric does not give one, the orthonormal contexts decide.
     """
 
     def __init__(self, data, solve):
@@ -588,60 +800,36 @@ class _SvmOnTheWay:
             except CertificationError:
                 continue
             if candidate is self.data:
-                self.result = (U, max(certificate.primal, certificate.dual, certificate.gap), "")
+                self.result = _MarginPart(U, _kkt(certificate))
             return True
         return False
 
 
+def _kkt(certificate):
+    """Largest residual of an NTP-SVM certificate."""
+    return max(certificate.primal, certificate.dual, certificate.gap)
+
+
 def _max_margin_solution(data, effective, T, solve):
-    """``(U~, KKT residual, refusal)``; ``(None, 0.0, "")`` when ``T`` is empty.
+    """:class:`_MarginPart`: ``U~``, or None when ``T`` is empty.
 
     ``U~`` is the NTP-SVM of the effective supports; :func:`ntp_svm` returns
     it only with its certificate holding, whose largest residual (relative
-    infeasibility, duality gap) is reported. A refusal leaves ``U~`` unknown:
-    ``(None, inf, why)``, and the status quotes why. ``T`` is proven by then,
+    infeasibility, duality gap) is reported. A refusal leaves ``U~`` unknown
+    (KKT residual ``inf``), and the status quotes why. ``T`` is proven by then,
     so the refusal is about ``U~`` alone (the minimum-norm problem of the
     features' metric), never about which pairs are separable.
     """
     if not T.any():
-        return None, 0.0, ""
+        return _MarginPart(None, 0.0)
     try:
         U, certificate = solve(with_support(data, effective))
     except (CertificationError, NotNTPSeparableError) as exc:
-        return None, np.inf, str(exc)
-    return U, max(certificate.primal, certificate.dual, certificate.gap), ""
+        return _MarginPart(None, np.inf, str(exc))
+    return _MarginPart(U, _kkt(certificate))
 
 
-def _status(certificate, finite):
-    """``"certified"``, or ``"uncertified: "`` and every part that is not, with why."""
-    failed = []
-    scale = max(1.0, float(np.linalg.norm(finite.M)))
-    if finite.reason:
-        failed.append(f"finite component W~ ({finite.reason})")
-    elif not certificate["finite_component_error"] <= FINITE_PART_ERROR_RTOL * scale:
-        failed.append(f"finite component W~ (error bound "
-                      f"{certificate['finite_component_error']:.2g} > "
-                      f"{FINITE_PART_ERROR_RTOL:g} x {scale:.3g})")
-    if not certificate["feature_map_error"] <= FEATURE_MAP_RTOL:
-        failed.append(f"W~ in the features' coordinates (their conditioning changes its "
-                      f"logits by {certificate['feature_map_error']:.2g} relative)")
-    if certificate["max_margin_refusal"]:
-        failed.append(f"max-margin solution U~ not certified: "
-                      f"{certificate['max_margin_refusal'].rstrip('.')}")
-    elif not certificate["kkt_violation"] <= GAP_RTOL:
-        failed.append(f"max-margin solution U~ (KKT violation "
-                      f"{certificate['kkt_violation']:.2g} > {GAP_RTOL:g})")
-    lp = certificate["separable_pairs_lp"]
-    if lp.startswith("failed"):
-        failed.append(f"separable pairs T (LP {lp})")
-    elif (lp not in ("optimal", VERIFIED_GUESS)
-          and not certificate["farkas_bound"] <= FARKAS_RTOL):
-        failed.append(f"separable pairs T (Farkas bound {certificate['farkas_bound']:.2g} "
-                      f"> {FARKAS_RTOL:g}: some pairs outside T are undecided)")
-    return "certified" if not failed else "uncertified: " + "; ".join(failed)
-
-
-def _loss_infimum_bounds(data, unit, finite, certificate, status):
+def _loss_infimum_bounds(data, unit, finite, pairs, certified):
     """``(lower, upper)`` around ``L* = inf CE``.
 
     ``CE~(W~)`` is attained in the limit when the pairs of ``T`` are
@@ -650,15 +838,13 @@ def _loss_infimum_bounds(data, unit, finite, certificate, status):
     ``loss_infimum_error`` when the pairs outside ``T`` are proven
     non-separable too. Otherwise only the entropy bounds ``L*`` from below.
     """
-    lp = certificate["separable_pairs_lp"]
+    T_proven = pairs.status not in PAIRS_FAILED
     value = finite.loss.value(finite.M)
-    if lp.startswith("failed"):
+    if not T_proven:
         value = RestrictedLoss(unit, np.ones_like(unit.support_mask)).value(finite.M)
-    if status == "certified":
+    if certified:
         return (max(data.entropy, value - finite.loss_error), value)
-    T_proven = lp in ("optimal", VERIFIED_GUESS, "not needed")
-    outside_proven = (lp in ("optimal", VERIFIED_GUESS)
-                      or certificate["farkas_bound"] <= FARKAS_RTOL)
+    outside_proven = pairs.outside_proven or pairs.farkas_bound <= FARKAS_RTOL
     lower = (value - finite.loss_error if T_proven and outside_proven
              and np.isfinite(finite.loss_error) else data.entropy)
     return (max(data.entropy, lower), value)

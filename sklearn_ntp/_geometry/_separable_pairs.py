@@ -19,17 +19,8 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from .._linalg._highs import highs_message
 from ._generators import margin_pairs, support_pairs
-
-#: HiGHS statuses of :func:`scipy.optimize.linprog` (as in scipy's
-#: ``_linprog_highs``); only 0 yields ``T``, every other one is an error.
-LINPROG_STATUS = {
-    0: "optimal",
-    1: "iteration or time limit reached",
-    2: "infeasible (impossible: t = 0, U = 0 is feasible)",
-    3: "unbounded (impossible: t is bounded)",
-    4: "numerical difficulties",
-}
 
 
 class SeparablePairsError(RuntimeError):
@@ -97,7 +88,7 @@ def separable_pairs(data, rank, *, always_solve=False):
     if res.status != 0:
         raise SeparablePairsError(
             "The linear program for the separable pairs failed: "
-            f"{LINPROG_STATUS.get(res.status, 'unknown status')} ({res.message})."
+            f"{highs_message(res)}."
         )
     T = np.zeros_like(off)
     T[jo, v] = res.x[V * r:] > 0.5

@@ -6,11 +6,14 @@ their left-hand side is the adjoint of the generator map, so their unique
 solution inside ``F`` is ``W* = sum_g c_g (e_z - e_z0) h_j^T`` with ``G c = ell``.
 """
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 import scipy.linalg as la
 
 from .._data._ntp_data import as_ntp_data
 from .._exceptions import NotNTPCompatibleError
+from .._utils._array_api import from_host, namespace
 from ._basis import context_basis, orthonormal_data
 from ._generators import (
     GeneratorSpaceSolver,
@@ -33,7 +36,76 @@ DENSE_MAX_SIZE = 12000
 SUBSPACE_METHODS = ("auto", "dense", "krylov")
 
 
-class DataSubspace:
+class DecoderSubspace(ABC):
+    """A subspace of (n_tokens, n_features) decoders, with orthogonal projections.
+
+    The common type of the data subspace ``F`` (:class:`DataSubspace`) and of
+    the subspace ``G`` of the effective supports
+    (:attr:`ImplicitBiasLimit.effective_subspace`). A matrix ``W`` is seen
+    through linear ``coordinates``, from which the distances of many
+    projections to a reference follow at once.
+
+    Attributes
+    ----------
+    dim : int or None
+        Dimension of the subspace (None when it is not computed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import DecoderSubspace, implicit_bias_limit
+    >>> limit = implicit_bias_limit(np.array([[1.0], [2.0]]), [0, 1])
+    >>> G = limit.effective_subspace
+    >>> isinstance(G, DecoderSubspace), G.dim
+    (True, 1)
+    >>> G.project(np.array([[1.0], [3.0]]))
+    array([[-1.],
+           [ 1.]])
+    """
+
+    dim = None
+
+    @abstractmethod
+    def project(self, W):
+        """Orthogonal projection ``P(W)`` of a (n_tokens, n_features) matrix."""
+
+    @abstractmethod
+    def coordinates(self, W):
+        """Linear coordinates of ``W``: what the projection sees of it, flattened."""
+
+    @abstractmethod
+    def distances(self, coordinates, W_ref):
+        """``||P(W_k) - W_ref||`` for many ``W_k`` given by their :meth:`coordinates`.
+
+        Parameters
+        ----------
+        coordinates : ndarray of shape (n_matrices, n_coordinates)
+            Rows :meth:`coordinates` of the matrices ``W_k``.
+        W_ref : ndarray of shape (n_tokens, n_features)
+            A matrix in the subspace.
+
+        Returns
+        -------
+        distances : ndarray of shape (n_matrices,)
+        """
+
+    @abstractmethod
+    def coordinate_map(self, like):
+        """:meth:`coordinates` for arrays of the namespace, device and dtype of
+        ``like`` (a function computed there, without copies to the host)."""
+
+    def project_orthogonal(self, W):
+        """Orthogonal projection ``W - P(W)`` onto the complement."""
+        return np.asarray(W, dtype=np.float64) - self.project(W)
+
+
+def _mover(like):
+    """``(xp, move)``: the namespace of ``like`` and a copy of host arrays to its device."""
+    xp, _ = namespace(like)
+    return xp, lambda a: from_host(np.asarray(a), xp, like.device, like.dtype)
+
+
+class DataSubspace(DecoderSubspace):
     """The subspace ``F`` of (n_tokens, n_features) matrices, with projections.
 
     Built by :func:`data_subspace`. With ``N = sum_j (S_j - 1)`` generators
@@ -121,9 +193,20 @@ class DataSubspace:
         diff = np.atleast_2d(coordinates) - self.coordinates(W_ref)
         return self._solver.projection_norms(diff.T)
 
-    def project_orthogonal(self, W):
-        """Orthogonal projection ``P_perp(W) = W - P_F(W)`` onto ``F``'s complement."""
-        return np.asarray(W, dtype=np.float64) - self.project(W)
+    def coordinate_map(self, like):
+        """:meth:`coordinates` on the device of ``like``: a product with the
+        contexts and a gather of the generators' logit pairs."""
+        xp, move = _mover(like)
+        generators, V = self.generators, self.generators.n_tokens
+        H = move(generators.H)
+        plus = xp.asarray(generators.context * V + generators.plus, device=like.device)
+        minus = xp.asarray(generators.context * V + generators.minus, device=like.device)
+
+        def coordinates(W):
+            logits = xp.reshape(H @ W.T, (-1,))
+            return xp.take(logits, plus) - xp.take(logits, minus)
+
+        return coordinates
 
     def log_odds(self):
         """Right-hand sides ``log(p_jz / p_jz0)`` of the log-odds equations."""
@@ -140,6 +223,63 @@ class DataSubspace:
         """Whether a log-odds residual counts as an exact solution."""
         scale = max(1.0, float(np.max(np.abs(self.log_odds()), initial=0.0)))
         return residual <= LOG_ODDS_RTOL * scale
+
+
+class CenteredRowSpace(DecoderSubspace):
+    """The span of ``(e_z - e_z') h_j^T`` over all token pairs and contexts.
+
+    It is ``{W : the tokens' rows sum to zero, rows in the row space of H}``,
+    so ``P(W) = (I - 11^T / V) W B B^T`` with ``B`` an orthonormal basis of
+    the row space, and ``(I - 11^T / V) W B`` are orthonormal coordinates:
+    the subspace ``F`` (and ``G``) when every support is the whole
+    vocabulary, without its ``m (V - 1)`` generators.
+
+    Parameters
+    ----------
+    H : ndarray of shape (n_contexts, n_features)
+        Context embeddings.
+    rank : int
+        Dimension of their row space.
+    n_tokens : int
+        Vocabulary size ``V``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp._geometry._subspace import CenteredRowSpace
+    >>> G = CenteredRowSpace(np.array([[1.0, 0.0]]), rank=1, n_tokens=2)
+    >>> G.dim, G.project(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    (1, array([[-1.,  0.],
+           [ 1.,  0.]]))
+    """
+
+    def __init__(self, H, rank, n_tokens):
+        self.basis = la.svd(np.asarray(H, dtype=np.float64), full_matrices=False)[2][:rank].T
+        self.dim = (n_tokens - 1) * rank
+
+    def coordinates(self, W):
+        """Orthonormal coordinates ``(I - 11^T / V) W B`` of ``P_G(W)``, flattened."""
+        C = np.asarray(W, dtype=np.float64) @ self.basis
+        return (C - C.mean(axis=0)).ravel()
+
+    def project(self, W):
+        """Orthogonal projection onto ``G``."""
+        return self.coordinates(W).reshape(len(W), -1) @ self.basis.T
+
+    def distances(self, coordinates, W_ref):
+        """``||P_G(W_k) - W_ref||`` for many ``W_k`` given by their coordinates."""
+        return np.linalg.norm(np.atleast_2d(coordinates) - self.coordinates(W_ref), axis=1)
+
+    def coordinate_map(self, like):
+        """:meth:`coordinates` on the device of ``like``: ``W B``, centred."""
+        xp, move = _mover(like)
+        basis = move(self.basis)
+
+        def coordinates(W):
+            C = W @ basis
+            return xp.reshape(C - xp.mean(C, axis=0), (-1,))
+
+        return coordinates
 
 
 def project_on_subspace(data, W):

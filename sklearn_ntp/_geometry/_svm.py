@@ -23,10 +23,10 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
-import scipy.linalg as la
 
 from .._data._ntp_data import as_ntp_data
 from .._exceptions import CertificationError, NotNTPSeparableError
+from .._linalg._gram import GramFactor
 from .._utils._threads import kernel_threads
 from ._basis import context_basis, orthonormal_data
 from ._generators import RANK_RTOL, margin_pairs, support_pairs
@@ -74,6 +74,9 @@ MAX_EPOCHS = 3000
 #: whose iterations each cost as much as half an epoch.
 POLISH_RTOL = 1e-2
 POLISH_RTOL_CG = 1e-5
+#: Cosine, in orthonormal coordinates, above which two contexts with
+#: different supports are named as the cause of a refusal (nearly collinear).
+DEGENERATE_COSINE = 1.0 - 1e-6
 METHODS = ("auto", "interior-point", "dual-cd", "cvxpy", "active-set")
 
 
@@ -173,9 +176,14 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
     return solve_ntp_svm(as_ntp_data(X, y, sample_weight), method=method, verbose=verbose)[0]
 
 
-def solve_ntp_svm(data, *, method="auto", verbose=0):
+def solve_ntp_svm(data, *, method="auto", verbose=0, gram=None):
     """``(W^mm, certificate)``: :func:`ntp_svm` of aggregated data, with the
-    :class:`~._svm_certificate.Certificate` that its dual matrix holds."""
+    :class:`~._svm_certificate.Certificate` that its dual matrix holds.
+
+    ``gram`` is the :class:`GramFactor` of ``data.embeddings`` when the caller
+    holds one (:attr:`._basis.ContextBasis.gram`): ``H H^T`` and its Cholesky
+    factor are then not computed again.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if data.support_mask.all():
@@ -186,9 +194,13 @@ def solve_ntp_svm(data, *, method="auto", verbose=0):
         _raise_zero_embeddings(data)
     scale = float(data.context_norms.max())
     scaled = replace(data, embeddings=H / scale)
+    if gram is not None:
+        if not gram.belongs_to(data.embeddings):
+            raise ValueError("gram must be the GramFactor of data.embeddings.")
+        gram = gram.rescaled(scaled.embeddings, scale)
     m, d = data.n_contexts, data.n_features
     with kernel_threads(data.n_tokens * m * min(m, d)):
-        A, W = _SOLVERS[_choose_method(method, data)](scaled, verbose)
+        A, W = _SOLVERS[_choose_method(method, data)](scaled, verbose, gram)
     return W / scale, certify(A, scaled, W)
 
 
@@ -220,9 +232,9 @@ def _raise_zero_embeddings(data):
     )
 
 
-def _raise_if_infeasible(data):
+def _raise_if_infeasible(data, gram=None):
     """Raise :class:`NotNTPSeparableError` with its certificate if the LP finds one."""
-    certificate = separability_certificate(data)
+    certificate = separability_certificate(data, gram=gram)
     if certificate is not None:
         raise NotNTPSeparableError(
             "The data are not NTP-separable: no W gives every in-support token "
@@ -257,7 +269,7 @@ def _refuse(data, A, method):
     unit = orthonormal_data(data, basis)
     message = (f"The NTP-SVM solution of method {method!r} could not be certified "
                f"(KKT residual {residual:.2g}).")
-    if degenerate_pair(unit)[1] > 1.0 - 1e-6:
+    if degenerate_pair(unit)[1] > DEGENERATE_COSINE:
         message += " " + degenerate_message(unit)
         status = "degenerate"
     elif basis.condition_number > ILL_CONDITIONED:
@@ -272,29 +284,26 @@ def _refuse(data, A, method):
     raise CertificationError(message, status=status, residuals={"kkt": residual})
 
 
-def gram_factor(H):
+def gram_factor(H, gram=None):
     """Embeddings with the Gram matrix of ``H`` and ``min(m, d)`` columns.
 
     Returns ``(Z, full_rank, K)``: the Cholesky factor of ``K = H H^T`` when
-    ``d > m`` and it is definite (then ``rank(H) = m``), else ``H`` itself
-    (``full_rank`` False: not known to have full row rank); ``K`` is returned
-    when ``d > m`` (no larger than ``H`` then), else None.
+    ``d > m`` and its pivots exceed :data:`~._generators.RANK_RTOL` relative
+    (then ``rank(H) = m``), else ``H`` itself (``full_rank`` False: not known
+    to have full row rank); ``K`` is returned when ``d > m`` (no larger than
+    ``H`` then), else None. ``gram``, the :class:`GramFactor` of ``H`` if one
+    exists already, saves forming and factoring ``K`` again.
     """
     m, d = H.shape
     if d <= m:
         return H, False, None
-    K = H @ H.T
-    with np.errstate(all="ignore"):
-        try:
-            L = la.cholesky(K, lower=True)
-            if np.min(np.diag(L)) ** 2 > RANK_RTOL * np.max(np.diag(L)) ** 2:
-                return L, True, K
-        except la.LinAlgError:
-            pass
-    return H, False, K
+    gram = gram if gram is not None else GramFactor(H)
+    if gram.pivot_ratio > RANK_RTOL:
+        return gram.cholesky, True, gram.matrix
+    return H, False, gram.matrix
 
 
-def _solve_interior_point(data, verbose):
+def _solve_interior_point(data, verbose, gram=None):
     """Interior point on ``K`` (well-conditioned full rank), then on lifted embeddings.
 
     A rank-deficient (or nearly so) ``K`` makes the dual degenerate; the lifted
@@ -305,13 +314,13 @@ def _solve_interior_point(data, verbose):
     H = data.embeddings
     m = data.n_contexts
     sing, rank = embedding_rank(H)
-    K = H @ H.T
+    K = H @ H.T if gram is None else gram.matrix
     off = ~data.support_mask.T
     lifts = [K + lift * sing[0] ** 2 * np.eye(m) for lift in LIFTS]
     if rank == m and sing[-1] > WELL_CONDITIONED * sing[0]:
         lifts.insert(0, K)
     else:
-        _raise_if_infeasible(data)
+        _raise_if_infeasible(data, gram)
     A_ipm = None
     for K_lift in lifts:
         A_ipm = interior_point(K_lift, off)
@@ -321,13 +330,13 @@ def _solve_interior_point(data, verbose):
     _refuse(data, A_ipm, "interior-point")
 
 
-def _solve_dual_cd(data, verbose):
+def _solve_dual_cd(data, verbose, gram=None):
     """Sequential dual method, polished and certified every few epochs."""
     H = data.embeddings
     V, m = data.n_tokens, data.n_contexts
-    Z, full_rank, K = gram_factor(H)
+    Z, full_rank, K = gram_factor(H, gram)
     if not full_rank and V * (m - min(m, H.shape[1])) <= EAGER_LP_VARIABLES:
-        _raise_if_infeasible(data)
+        _raise_if_infeasible(data, gram)
     off = ~data.support_mask.T
     # Ties plus about one support vector per context: sum_j S_j generators.
     dense = int(data.support_sizes.sum()) <= DENSE_GENERATORS
@@ -345,11 +354,11 @@ def _solve_dual_cd(data, verbose):
             if result is not None:
                 return result
     if not full_rank:
-        _raise_if_infeasible(data)
+        _raise_if_infeasible(data, gram)
     _refuse(data, A, "dual-cd")
 
 
-def _solve_cvxpy(data, verbose, solver="CLARABEL"):
+def _solve_cvxpy(data, verbose, gram=None, solver="CLARABEL"):
     """The row-space primal in cvxpy (Clarabel by default), then the polish.
 
     ``W^mm = A H`` lies in the row space of ``H``; with ``H = Z Q^T``
@@ -359,7 +368,7 @@ def _solve_cvxpy(data, verbose, solver="CLARABEL"):
     import cvxpy as cp
 
     H = data.embeddings
-    Z, full_rank, _ = gram_factor(H)
+    Z, full_rank, _ = gram_factor(H, gram)
     V = data.n_tokens
     W_z = cp.Variable((V, Z.shape[1]))
     logits = cp.vec(Z @ W_z.T, order="C")  # logit of token z in context j at j * V + z
@@ -380,7 +389,7 @@ def _solve_cvxpy(data, verbose, solver="CLARABEL"):
                                  status="cvxpy_error") from exc
     if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
         # Feasibility is decided by the verified Farkas LP, not by the solver.
-        _raise_if_infeasible(data)
+        _raise_if_infeasible(data, gram)
         _refuse(data, None, "cvxpy")
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise CertificationError(
@@ -395,7 +404,7 @@ def _solve_cvxpy(data, verbose, solver="CLARABEL"):
     return result
 
 
-def _solve_primal_scs(data, verbose):
+def _solve_primal_scs(data, verbose, gram=None):
     """The cvxpy primal solved to moderate accuracy by SCS, then polished.
 
     A first-order conic solver finds the support vectors much faster than an
@@ -403,17 +412,17 @@ def _solve_primal_scs(data, verbose):
     If it cannot be certified, Clarabel solves the same problem.
     """
     try:
-        return _solve_cvxpy(data, verbose, solver="SCS")
+        return _solve_cvxpy(data, verbose, gram, solver="SCS")
     except CertificationError:
-        return _solve_cvxpy(data, verbose)
+        return _solve_cvxpy(data, verbose, gram)
 
 
-def _solve_active_set(data, verbose):
+def _solve_active_set(data, verbose, gram=None):
     """The active-set method of :mod:`._svm_active_set`, certified as the others."""
     try:
         A, W = active_set_svm(data)
     except ValueError:  # quadprog: "constraints are inconsistent"
-        _raise_if_infeasible(data)
+        _raise_if_infeasible(data, gram)
         _refuse(data, None, "active-set")
     if not certify(A, data, W).holds:
         _refuse(data, A, "active-set")

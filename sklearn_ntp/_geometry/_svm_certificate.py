@@ -20,7 +20,14 @@ from sklearn import get_config
 from sklearn.utils import gen_batches
 
 from .._linalg._cg import truncated_cg
-from ._generators import RANK_RTOL, GramSolver, PairGenerators, margin_pairs, support_pairs
+from ._generators import (
+    RANK_RTOL,
+    GramSolver,
+    PairGenerators,
+    gram_logits,
+    margin_pairs,
+    support_pairs,
+)
 
 #: Relative primal infeasibility (ties and margins) accepted, vs the logit scale.
 FEASIBILITY_RTOL = 1e-8
@@ -41,6 +48,17 @@ ROWS_RCOND = 1e-12
 DENSE_GENERATOR_ENTRIES = 20_000_000
 #: Active-set corrections tried before giving up.
 MAX_ROUNDS = 50
+#: Multipliers of an approximate dual above this fraction of the largest mark
+#: its support vectors: a dual method's iterate is far from exact, but its
+#: active multipliers stand out by orders of magnitude.
+ACTIVE_MULTIPLIER_RTOL = 1e-6
+#: Fraction of the worst violation above which violated margins join the
+#: active set in one round: adding every violated margin overshoots and
+#: makes the active set cycle.
+ADDED_VIOLATION_FRACTION = 0.5
+#: Residual of the nonnegative refit of the multipliers, relative to the
+#: target, accepted as the same ``W`` (round-off of the whitened Gram metric).
+REFIT_RTOL = 1e-10
 
 
 @dataclass(frozen=True)
@@ -61,14 +79,6 @@ class Certificate:
         """Whether the candidate is certified optimal."""
         return (self.primal <= FEASIBILITY_RTOL and self.dual <= FEASIBILITY_RTOL
                 and self.gap <= GAP_RTOL)
-
-
-def gram_logits(A, Z, gram=None):
-    """``A Z Z^T``: the logits of ``W = A Z``, token by context (shape (V, m)).
-
-    One product with ``gram = Z Z^T`` when it is stored, else two thin ones.
-    """
-    return A @ gram if gram is not None else (A @ Z) @ Z.T
 
 
 def constraint_residuals(logits, data):
@@ -143,21 +153,18 @@ def _solve_generators(gens, rhs, A0, gram=None):
     of a context with ``n`` generators is ``K_jj D (I + 1 1^T) D``
     (``D = diag(s)``), whose inverse ``D (I - 1 1^T / (n + 1)) D / K_jj``
     is the block-Jacobi preconditioner. Each product with ``G`` is one
-    logits product (:func:`gram_logits`).
+    logits product (:meth:`PairGenerators.gram_matvec`).
     """
     n = len(gens)
     if n <= DENSE_GENERATORS:
         return GramSolver(gens.gram()).solve(rhs)
     Z, context = gens.H, gens.context
-    V, m = gens.n_tokens, Z.shape[0]
+    m = Z.shape[0]
     sign = np.where(rhs == 0.0, 1.0, -1.0)
     leaf = np.where(rhs == 0.0, gens.plus, gens.minus)
-    plus, minus = gens.plus * m + context, gens.minus * m + context
 
     def matvec(c):
-        A = np.bincount(plus, c, V * m) - np.bincount(minus, c, V * m)
-        logits = gram_logits(A.reshape(V, m), Z, gram).ravel()
-        return logits[plus] - logits[minus]
+        return gens.gram_matvec(c, gram)
 
     diagonal = np.diag(gram) if gram is not None else np.einsum("ij,ij->i", Z, Z)
     block_size = np.bincount(context, minlength=m) + 1.0
@@ -212,12 +219,13 @@ def _nonnegative_multipliers(gens, rhs, c):
     target = M @ c
     lower = np.where(rhs == 0.0, -np.inf, 0.0)
     fit = lsq_linear(M, target, bounds=(lower, np.inf), method="bvls")
-    if np.linalg.norm(M @ fit.x - target) > 1e-10 * max(np.linalg.norm(target), 1e-300):
+    if np.linalg.norm(M @ fit.x - target) > REFIT_RTOL * max(np.linalg.norm(target),
+                                                             np.finfo(float).tiny):
         return None
     return fit.x
 
 
-def polish(data, Z, A, margin_tol=1e-6, gram=None):
+def polish(data, Z, A, margin_tol=ACTIVE_MULTIPLIER_RTOL, gram=None):
     """Exact dual matrix for the active set of ``A``, corrected until consistent.
 
     Each round solves the equality-constrained problem of the active set; it
@@ -248,7 +256,7 @@ def polish(data, Z, A, margin_tol=1e-6, gram=None):
     primal = Z is data.embeddings
     off = ~data.support_mask.T
     lam = np.where(off, -A, 0.0)
-    active = lam > margin_tol * max(float(lam.max(initial=0.0)), 1e-300)
+    active = lam > margin_tol * max(float(lam.max(initial=0.0)), np.finfo(float).tiny)
     for _ in range(MAX_ROUNDS):
         gens, rhs = _active_generators(data, Z, active)
         c, W = _solve_active(gens, rhs, A, gram, primal)
@@ -259,9 +267,8 @@ def polish(data, Z, A, margin_tol=1e-6, gram=None):
         if (violated & active).any():
             return None, None  # inconsistent active set (dependent generators)
         if violated.any():
-            # The worst half only: adding every violated margin overshoots
-            # and makes the active set cycle.
-            active |= violated & (slack <= 0.5 * float(slack[violated].min()))
+            worst = float(slack[violated].min())
+            active |= violated & (slack <= ADDED_VIOLATION_FRACTION * worst)
             continue
         negative = active & (A > FEASIBILITY_RTOL * max(1.0, float(np.abs(A).max())))
         if not negative.any():

@@ -13,6 +13,16 @@ for the column sums.
 import numpy as np
 import scipy.linalg as la
 
+#: Residuals and mean complementarity at which the iteration stops: the
+#: result only has to reveal the support vectors, which the polish makes exact.
+IPM_TOL = 1e-10
+#: Most iterations (a few dozen suffice on well-posed duals).
+IPM_MAX_ITER = 200
+#: Fraction of the step to the boundary taken, keeping the iterate interior.
+BOUNDARY_FRACTION = 0.99
+#: Exponent of Mehrotra's centering heuristic ``sigma = (mu_affine / mu)^3``.
+CENTERING_EXPONENT = 3
+
 
 def _newton_solver(K, d):
     """Factor the Newton system of the dual: per token ``M_v = K + diag(d_v)``, then
@@ -38,7 +48,7 @@ def _newton_solver(K, d):
     return solve
 
 
-def interior_point(K, off, tol=1e-10, max_iter=200):
+def interior_point(K, off, tol=IPM_TOL, max_iter=IPM_MAX_ITER):
     """Mehrotra predictor-corrector on the dual QP; returns the dual matrix ``A``.
 
     ``off`` (V, m) marks the sign-constrained entries. ``lam = -A[off]`` are
@@ -58,7 +68,7 @@ def interior_point(K, off, tol=1e-10, max_iter=200):
                 dA, dz, dnu = _mehrotra_direction(K, off, A, z, residuals, mu)
             except (la.LinAlgError, np.linalg.LinAlgError):
                 break  # numerically stalled
-            step = min(1.0, 0.99 * _step_to_boundary(-A, -dA, z, dz, off))
+            step = min(1.0, BOUNDARY_FRACTION * _step_to_boundary(-A, -dA, z, dz, off))
             if not (np.isfinite(step) and np.all(np.isfinite(dA))):
                 break
             A = A + step * dA
@@ -88,7 +98,8 @@ def _mehrotra_direction(K, off, A, z, residuals, mu):
 
     dA, dz, _ = direction(np.where(off, -lam * z, 0.0))
     step = _step_to_boundary(lam, -dA, z, dz, off)
-    sigma = (_complementarity(lam - step * dA, z + step * dz, off) / mu) ** 3 if mu > 0 else 0.0
+    affine = _complementarity(lam - step * dA, z + step * dz, off)
+    sigma = (affine / mu) ** CENTERING_EXPONENT if mu > 0 else 0.0
     return direction(np.where(off, sigma * mu - lam * z + dA * dz, 0.0))
 
 

@@ -11,14 +11,12 @@ only the generator coordinates of ``W_k`` (one pass over the support pairs);
 the distances to ``W~`` are computed for all records at once, with one triangular solve.
 """
 
-import contextlib
-import contextvars
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._geometry._limit import implicit_bias_limit
-from .._geometry._subspace import DataSubspace
+from .._geometry._subspace import DecoderSubspace
 from .._utils._array_api import frobenius_norm, from_host, namespace, stack_to_host
 
 
@@ -28,7 +26,7 @@ class ImplicitBiasReference:
 
     Attributes
     ----------
-    subspace : DataSubspace
+    subspace : DecoderSubspace
         The subspace ``G`` of the effective supports (for ``P_G``; ``F`` when
         the data are NTP-separable).
     finite_component : ndarray of shape (n_tokens, n_features)
@@ -43,7 +41,7 @@ class ImplicitBiasReference:
         when every certificate holds).
     """
 
-    subspace: DataSubspace
+    subspace: DecoderSubspace
     finite_component: np.ndarray
     margin_direction: np.ndarray | None
     loss_infimum: float
@@ -83,48 +81,16 @@ def implicit_bias_reference(data, limit=None):
     True
     """
     if limit is None:
-        limit = next((held for held in _HELD_LIMITS.get() if _same_data(held.data, data)),
-                     None) or implicit_bias_limit(data)
+        limit = implicit_bias_limit(data)
     issues = () if limit.certified else (
         f"The implicit-bias limit is not fully certified: {limit.status.rstrip('.')}.",)
     return ImplicitBiasReference(limit.effective_subspace, limit.finite_component,
                                  limit.margin_direction, limit.loss_infimum, issues)
 
 
-#: Limits a caller already computed, offered to the fits it runs (see :func:`reuse_limit`).
-_HELD_LIMITS = contextvars.ContextVar("held_limits", default=())
-
-
-@contextlib.contextmanager
-def reuse_limit(limit):
-    """Within the block, fits on the same distinct contexts reuse ``limit``.
-
-    For callers that hold a limit (e.g. ``report.limit``) and then fit
-    estimators on the same data: the estimator's API stays scikit-learn's,
-    and a limit is only reused for data equal to its own.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_ntp import NTPLinearClassifier
-    >>> from sklearn_ntp.implicit_bias import implicit_bias_limit
-    >>> from sklearn_ntp._solvers._tracking import reuse_limit
-    >>> X, y = np.eye(2), [0, 1]
-    >>> limit = implicit_bias_limit(X, y)
-    >>> with reuse_limit(limit):
-    ...     clf = NTPLinearClassifier(max_iter=10).fit(X, y)
-    >>> clf.finite_component_ is limit.finite_component
-    True
-    """
-    token = _HELD_LIMITS.set(_HELD_LIMITS.get() + (limit,))
-    try:
-        yield limit
-    finally:
-        _HELD_LIMITS.reset(token)
-
-
-def _same_data(a, b):
-    """Whether two NTPData hold the same distinct contexts, weights and tokens."""
+def same_contexts(a, b):
+    """Whether two NTPData hold the same distinct contexts, weights and tokens
+    (so that a limit computed for one is the limit of the other)."""
     return a is b or (
         a.embeddings.shape == b.embeddings.shape
         and a.probabilities.shape == b.probabilities.shape
@@ -143,8 +109,8 @@ def _cosine(A, unit):
 class _DeviceReference:
     """The reference limits on the device of the iterates, for sync-free snapshots.
 
-    Cosines with ``W^mm`` and the generator coordinates of ``P_F(W_k)`` (a
-    product with the contexts and a gather) are computed on the device; the
+    Cosines with ``W^mm`` and the coordinates of ``P_G(W_k)``
+    (:meth:`DecoderSubspace.coordinate_map`) are computed on the device; the
     coordinates are whitened into distances on the host once, at the end.
     """
 
@@ -152,16 +118,7 @@ class _DeviceReference:
         xp, _ = namespace(W)
         move = lambda a: from_host(np.asarray(a), xp, W.device, W.dtype)  # noqa: E731
         self.xp = xp
-        basis = getattr(subspace, "basis", None)
-        # G without generators (every effective support full): centred W B.
-        self.basis = None if basis is None else move(basis)
-        if basis is None:
-            generators = subspace.generators
-            V = generators.n_tokens
-            self.H = move(generators.H)
-            self.plus = xp.asarray(generators.context * V + generators.plus, device=W.device)
-            self.minus = xp.asarray(generators.context * V + generators.minus,
-                                    device=W.device)
+        self.coordinates = subspace.coordinate_map(W)
         self.direction = None if direction is None else move(direction)
         self.finite = move(finite)
 
@@ -171,13 +128,7 @@ class _DeviceReference:
 
     def snapshot(self, W, user, coordinates):
         """Coordinates of the solver's iterate ``W``; angles of the user's ``user``."""
-        xp = self.xp
-        if self.basis is None:
-            logits = xp.reshape(self.H @ W.T, (-1,))
-            coordinates.append(xp.take(logits, self.plus) - xp.take(logits, self.minus))
-        else:
-            C = W @ self.basis
-            coordinates.append(xp.reshape(C - xp.mean(C, axis=0), (-1,)))
+        coordinates.append(self.coordinates(W))
         if self.direction is None:
             return (np.nan, np.nan)
         return (self._cosine(user), self._cosine(user - self.finite))

@@ -20,7 +20,6 @@ from sklearn.linear_model import LogisticRegression
 from .._classifier import NTPLinearClassifier
 from .._geometry._report import check_ntp_separability
 from .._loss._ntp_loss import ntp_loss
-from .._solvers._tracking import reuse_limit
 from ..datasets import (
     contexts_from_sequences,
     load_python_tokens,
@@ -114,8 +113,9 @@ def iterations_to(history, threshold):
     return int(history["iteration"][hits[0]]) if hits.size else None
 
 
-def _fit(name, params, data, iterations, seed, stream, verbose):
-    """Fit one optimizer from the seeded LeCun-normal initialization."""
+def _fit(name, params, data, iterations, seed, stream, verbose, limit):
+    """Fit one optimizer from the seeded LeCun-normal initialization, with the
+    implicit-bias ``limit`` of ``data`` already computed."""
     X, Y, w = data
     params = {"max_iter": iterations, **params}
     iterations = min(iterations, params["max_iter"])
@@ -128,7 +128,7 @@ def _fit(name, params, data, iterations, seed, stream, verbose):
     start = time.perf_counter()
     # With verbose, the estimator's lines (every tenth of the run) show progress.
     with contextlib.redirect_stdout(stream):
-        clf.fit(X, Y, sample_weight=w)
+        clf.fit(X, Y, sample_weight=w, implicit_bias_limit=limit)
     seconds = time.perf_counter() - start
     excess = clf.history_["loss"][-1] - clf.loss_infimum_
     print(f"  {name} (step {_step(params):g}): {clf.n_iter_} iterations, "
@@ -149,10 +149,9 @@ def _experiment(title, data, optimizers, iterations, seed, stream, verbose):
     with _progress("  limit (L*, W~, U~)", stream):
         report = check_ntp_separability(*data)
     fits, results = {}, {}
-    with reuse_limit(report.limit):
-        for name, params in optimizers.items():
-            fits[name], results[name] = _fit(name, params, data, iterations, seed, stream,
-                                             verbose)
+    for name, params in optimizers.items():
+        fits[name], results[name] = _fit(name, params, data, iterations, seed, stream,
+                                         verbose, report.limit)
     part = {
         "n_contexts": report.n_contexts,
         "n_tokens": report.n_tokens,
