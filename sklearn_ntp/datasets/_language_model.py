@@ -213,20 +213,12 @@ def _embed_in_batches(contexts, embed, batch_size):
     for b, rows in enumerate(batches):
         batch = [contexts[j] for j in rows]
         states = _checked_batch(embed(batch), batch, b, None if X is None else X.shape[1])
-        if X is None or np.result_type(X, states) != X.dtype:
-            # The first batch, or a wider dtype than so far (float32 then float64).
-            X = _grown(X, states, len(contexts))
+        if X is None:
+            X = np.empty((len(contexts), states.shape[1]), dtype=states.dtype)
+        elif np.result_type(X, states) != X.dtype:  # e.g. float32 batches, then float64
+            X = X.astype(np.result_type(X, states))
         X[rows] = states
     return X
-
-
-def _grown(X, states, n_rows):
-    """An empty (n_rows, n_features) array of the common dtype, holding ``X`` if given."""
-    dtype = states.dtype if X is None else np.result_type(X, states)
-    grown = np.empty((n_rows, states.shape[1]), dtype=dtype)
-    if X is not None:
-        grown[:] = X  # rows not filled yet are garbage and are overwritten later
-    return grown
 
 
 def _checked_batch(states, batch, b, width):
