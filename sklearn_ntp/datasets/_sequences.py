@@ -113,18 +113,7 @@ def contexts_from_sequences(sequences, context_length=None, *, autoregressive=Fa
     vocabulary = _vocabulary(corpus, vocabulary)
 
     column = {token: z for z, token in enumerate(vocabulary)}
-    index, rows, cols = {}, [], []
-    for context, token in _pairs(corpus, k, max_length):
-        rows.append(index.setdefault(context, len(index)))
-        cols.append(column[token])
-    if not rows:
-        raise ValueError(
-            "sequences yield no (context, next token) pair: every sequence is "
-            "shorter than context_length + 1 (or than 2 tokens)."
-        )
-    contexts = list(index)
-    Y, sample_weight = empirical_distributions(
-        rows, cols, np.ones(len(rows)), (len(contexts), len(vocabulary)))
+    contexts, Y, sample_weight = count_contexts(corpus, k, max_length, column)
     X = _embed(contexts, embedding, n_features, random_state)
     if return_vocabulary:
         return X, Y, sample_weight, contexts, vocabulary
@@ -209,6 +198,31 @@ def _vocabulary(corpus, vocabulary):
             f"{next(iter(missing))!r}."
         )
     return vocabulary
+
+
+def count_contexts(corpus, k, max_length, column):
+    """Distinct contexts of ``corpus``, their next-token distributions and counts.
+
+    ``k`` and ``max_length`` cut the sequences as in :func:`contexts_from_sequences`
+    (fixed windows of ``k`` tokens, or prefixes of at most ``max_length`` tokens
+    when ``k`` is None); ``column`` maps every token to its column of ``Y``, and
+    its length is the number of columns. Returns ``(contexts, Y, counts)``: the
+    distinct context tuples in order of first occurrence, the CSR matrix of
+    their empirical next-token distributions and their numbers of occurrences.
+    """
+    index, rows, cols = {}, [], []
+    for context, token in _pairs(corpus, k, max_length):
+        rows.append(index.setdefault(context, len(index)))
+        cols.append(column[token])
+    if not rows:
+        raise ValueError(
+            "sequences yield no (context, next token) pair: every sequence is "
+            "shorter than context_length + 1 (or than 2 tokens)."
+        )
+    contexts = list(index)
+    Y, counts = empirical_distributions(
+        rows, cols, np.ones(len(rows)), (len(contexts), len(column)))
+    return contexts, Y, counts
 
 
 def _pairs(corpus, k, max_length):

@@ -13,13 +13,17 @@ Prediction metrics, ``metric(y_true, y_prob, ...)`` like scikit-learn's:
 Decoder geometry, for a matrix ``W`` of shape (n_tokens, n_features):
 
 * :func:`ntp_margin` — worst in-support over out-of-support logit gap;
-* :func:`margin_alignment` — cosine between two decoders (e.g. with ``W^mm``).
+* :func:`margin_alignment` — cosine between two decoders (e.g. with ``W^mm``);
+* :func:`token_cosine_similarity` — cosine of every token's rows in two decoders;
+* :func:`decoder_similarity` — a rotation-invariant similarity of two decoders
+  (e.g. a language model's and one fitted on its hidden states).
 
 Scorers for ``scoring=`` (negated metrics, greater is better):
 ``neg_ntp_cross_entropy_scorer``, ``neg_excess_ntp_loss_scorer`` and
 ``neg_out_of_support_mass_scorer``.
 """
 
+from ._decoders import decoder_similarity, token_cosine_similarity
 from ._ntp_metrics import (
     entropy_lower_bound,
     excess_ntp_loss,
@@ -43,6 +47,8 @@ __all__ = [
     "log_odds_error",
     "ntp_margin",
     "margin_alignment",
+    "token_cosine_similarity",
+    "decoder_similarity",
     "neg_ntp_cross_entropy_scorer",
     "neg_excess_ntp_loss_scorer",
     "neg_out_of_support_mass_scorer",
