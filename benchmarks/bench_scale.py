@@ -5,6 +5,7 @@
     python benchmarks/bench_scale.py --huge       # also m = 100,000, V = 1,000, d = 128
     python benchmarks/bench_scale.py --busy       # thread limits with one core kept busy
     python benchmarks/bench_scale.py --corpus     # the Python-token corpus, end to end
+    python benchmarks/bench_scale.py --one-context-per-token  # V = m tokens, one context each
 
 Each size runs ``ntp_svm(method="auto")`` (the size rule) and
 ``implicit_bias_limit`` (everything the limit returns, certified) beside the
@@ -55,6 +56,12 @@ SIZES = [
 #: answer to give there (its Farkas LP would have 2 million variables).
 BIG = [((5000, 50, 6000, 8), ("auto", "limit")), ((10000, 200, 256, 8), ("limit",))]
 HUGE = [((100_000, 1000, 128, 8), ("limit",))]
+#: ``implicit_bias_limit(rng.normal(size=(m, d)), np.arange(m))``: a language
+#: model's shape, every token the next token of one context (V = m), with the
+#: m (m - 1) off-support pairs all separable. Each series of d stops at the
+#: first size over the time budget.
+ONE_CONTEXT_PER_TOKEN = [250, 500, 1000, 2000]
+ONE_CONTEXT_DIMENSIONS = [4, 16]
 
 
 def _call(method, data):
@@ -163,20 +170,61 @@ def bench_corpus():
           f"{int(limit.separable_pairs.sum())} pairs in T): {parts}; fits: {fits}")
 
 
+def _one_context_limit(m, d, queue):
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    limit = implicit_bias_limit(rng.normal(size=(m, d)), np.arange(m))
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    queue.put((seconds, peak, limit.status))
+
+
+def bench_one_context_per_token(budget, rows):
+    """The rows of :data:`ONE_CONTEXT_PER_TOKEN`, each in its own process (peak
+    resident size of that process), killed after ``budget`` seconds."""
+    for d in ONE_CONTEXT_DIMENSIONS:
+        for m in ONE_CONTEXT_PER_TOKEN:
+            queue = multiprocessing.Queue()
+            child = multiprocessing.Process(target=_one_context_limit, args=(m, d, queue))
+            child.start()
+            child.join(budget)
+            if child.is_alive():
+                child.terminate()
+                child.join()
+                print(f"m=V={m:>5} d={d:>3}  limit  > {budget:.0f} s (stopped)", flush=True)
+                rows.append({"m": m, "V": m, "d": d, "S": 1, "method": "limit",
+                             "seconds": np.inf, "peak_mib": np.nan, "outcome": "over budget"})
+                break
+            seconds, peak, status = queue.get()
+            print(f"m=V={m:>5} d={d:>3}  limit  {seconds:8.2f} s {peak:8.0f} MiB  {status}",
+                  flush=True)
+            rows.append({"m": m, "V": m, "d": d, "S": 1, "method": "limit",
+                         "seconds": seconds, "peak_mib": peak, "outcome": status})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big", action="store_true", help="m = 5,000 and 10,000")
     parser.add_argument("--huge", action="store_true", help="m = 100,000 (long)")
     parser.add_argument("--busy", action="store_true", help="thread limits on a busy machine")
     parser.add_argument("--corpus", action="store_true", help="the Python-token corpus")
-    parser.add_argument("--csv", default="benchmarks/scale_results.csv")
+    parser.add_argument("--one-context-per-token", action="store_true",
+                        help="implicit_bias_limit with V = m, one context per token")
+    parser.add_argument("--budget", type=float, default=300.0,
+                        help="seconds per size of --one-context-per-token")
+    parser.add_argument("--csv", default=None, help="default benchmarks/scale_results.csv, "
+                        "or benchmarks/scale_one_context.csv with --one-context-per-token")
     args = parser.parse_args()
     if args.busy or args.corpus:
         (bench_busy if args.busy else bench_corpus)()
         return
     rows = []
-    bench(SIZES + (BIG if args.big else []) + (HUGE if args.huge else []), rows)
-    with open(args.csv, "w", newline="") as f:
+    if args.one_context_per_token:
+        bench_one_context_per_token(args.budget, rows)
+    else:
+        bench(SIZES + (BIG if args.big else []) + (HUGE if args.huge else []), rows)
+    default = "scale_one_context" if args.one_context_per_token else "scale_results"
+    with open(args.csv or f"benchmarks/{default}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
