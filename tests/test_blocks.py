@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from _reference import random_ntp_problem
 from scipy.special import log_softmax, softmax
 from sklearn import config_context
@@ -93,3 +94,21 @@ def test_a_budget_below_one_row_is_refused(problem):
     with config_context(working_memory=budget(0.5)), pytest.raises(ValueError,
                                                                    match="working_memory"):
         NTPLoss(data, np.float64)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_predictions_in_row_blocks_equal_whole_ones(sparse):
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((40, 3)), rng.integers(0, 6, 40)
+    model = NTPLinearClassifier(max_iter=20, fit_intercept=True).fit(X, y)
+    X = sp.csr_matrix(X) if sparse else X
+    methods = ("predict_proba", "predict_log_proba", "decision_function")
+    whole = [getattr(model, method)(X) for method in methods]
+    # Blocks of 2 samples: three arrays of 6 float64 logits a sample.
+    with config_context(working_memory=2 * 3 * 6 * 8 / 2 ** 20):
+        for method, expected in zip(methods, whole):
+            np.testing.assert_allclose(getattr(model, method)(X), expected, rtol=1e-12)
+    dense = X.toarray() if sparse else X
+    logits = dense @ model.coef_.T + model.intercept_
+    np.testing.assert_allclose(whole[0], softmax(logits, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(whole[1], log_softmax(logits, axis=1), rtol=1e-12)
