@@ -6,7 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array, check_random_state, gen_batches
 from sklearn.utils._array_api import (
     _max_precision_float_dtype,
     check_same_namespace,
@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._data._ntp_data import aggregate_contexts, with_intercept_column
 from ._data._scaling import column_scale_exponents
 from ._exceptions import NTPSeparabilityWarning
-from ._loss._cross_entropy import NTPLoss, log_softmax, softmax
+from ._loss._cross_entropy import NTPLoss, log_softmax, rows_per_block, softmax
 from ._loss._penalty import L2Penalty
 from ._solvers._descent import SOLVERS, Objective, SolverOptions
 from ._solvers._step_size import auto_learning_rate, context_smoothness, smoothness_constant
@@ -581,7 +581,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                              dtype=[xp.float64, xp.float32])
 
     def _logits(self, X, method):
-        X = self._validate_X(X, method)
+        return self._checked_logits(self._validate_X(X, method))
+
+    def _checked_logits(self, X):
+        """``X W^T (+ intercepts)``, refused where it overflows."""
         with np.errstate(over="ignore", invalid="ignore"):  # reported just below
             logits = X @ self.coef_.T
             if self.fit_intercept:
@@ -591,6 +594,24 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"X has entries up to {float(abs(X).max()):.3g}: its logits "
                              f"X @ coef_.T overflow {logits.dtype}; rescale X.")
         return logits
+
+    def _row_blocks(self, X, method, transform):
+        """``transform`` of the logits of ``X``, computed in row blocks.
+
+        The blocks' working arrays (the logits and ``transform``'s temporaries,
+        about three of shape (rows, n_tokens)) fit in scikit-learn's
+        ``working_memory``; only the (n_samples, n_tokens) output is whole.
+        """
+        X = self._validate_X(X, method)
+        xp, _, X_device = get_namespace_and_device(X)
+        n_samples, n_tokens = X.shape[0], self.coef_.shape[0]
+        size = rows_per_block(3 * n_tokens * xp.finfo(X.dtype).bits // 8)
+        if size >= n_samples:
+            return transform(self._checked_logits(X))
+        out = xp.empty((n_samples, n_tokens), dtype=X.dtype, device=X_device)
+        for rows in gen_batches(n_samples, size):
+            out[rows, ...] = transform(self._checked_logits(X[rows, ...]))
+        return out
 
     def decision_function(self, X):
         """Logits ``X W^T``, one column per token (a single column for two tokens).
@@ -608,7 +629,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             ``(w_1 - w_0)^T x`` of ``classes_[1]`` over ``classes_[0]`` (its
             sign gives the prediction); ``coef_`` keeps both rows.
         """
-        logits = self._logits(X, "decision_function")
+        logits = self._row_blocks(X, "decision_function", lambda logits: logits)
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X):
@@ -624,7 +645,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_tokens)
             Rows sum to one; columns follow ``classes_``.
         """
-        return softmax(self._logits(X, "predict_proba"))
+        return self._row_blocks(X, "predict_proba", softmax)
 
     def predict_log_proba(self, X):
         """Log-probabilities ``log softmax(W h)``, computed by log-sum-exp.
@@ -639,7 +660,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_tokens)
             Finite for every finite ``X``; columns follow ``classes_``.
         """
-        return log_softmax(self._logits(X, "predict_log_proba"))
+        return self._row_blocks(X, "predict_log_proba", log_softmax)
 
     def predict(self, X):
         """Most probable next token.

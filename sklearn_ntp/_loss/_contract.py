@@ -5,8 +5,9 @@ A data fit is the NTP cross-entropy of fixed distinct contexts
 :class:`Restriction`: softmax over effective supports ``S~_j`` only, logit
 offsets ``b_jv``, other context weights. Solvers only call the methods of
 :class:`Datafit`; how logits, gradients and Hessian products are evaluated
-(dense on the host, an Array API device, later block-wise) is the data fit's
-business, in :meth:`Datafit.logits` and :meth:`Datafit.logits_adjoint`.
+(over blocks of contexts sized by a memory budget, on the host or an
+Array API device) is the data fit's business, in :meth:`Datafit.logits`
+and :meth:`Datafit.logits_adjoint`.
 
 The contract follows scikit-learn's ``LinearModelLoss`` (value, gradient,
 their pair, Hessian products) and skglm's datafits (the smoothness constant
@@ -66,11 +67,11 @@ class Datafit(Protocol):
         ``||h_j||`` on the host.
     """
 
-    def logits(self, W, out=None):
-        """``H W^T`` (n_contexts, n_tokens): the only product of contexts and a decoder."""
+    def logits(self, W, out=None, rows=None):
+        """``H[rows] W^T``: the only product of contexts (a slice; all by default) and a decoder."""
 
-    def logits_adjoint(self, R, row_scale=None):
-        """``R^T diag(row_scale) H`` (n_tokens, n_features): the adjoint of ``logits``."""
+    def logits_adjoint(self, R, row_scale=None, rows=None):
+        """``R^T diag(row_scale) H[rows]`` (n_tokens, n_features): the adjoint of ``logits``."""
 
     def value(self, W):
         """The loss at ``W``."""

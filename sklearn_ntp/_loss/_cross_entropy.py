@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import get_config
+from sklearn.utils import gen_batches
 from sklearn.utils._array_api import _is_numpy_namespace
 
 from .._data._ntp_data import NTPData
@@ -57,8 +59,33 @@ def softmax(logits):
     return xp.exp(log_softmax(logits))
 
 
+def rows_per_block(row_bytes, working_memory=None):
+    """How many rows of ``row_bytes`` bytes fit in ``working_memory`` MiB.
+
+    ``working_memory`` defaults to scikit-learn's ``working_memory`` config.
+    A budget too small for a single row is refused.
+
+    Examples
+    --------
+    >>> from sklearn_ntp._loss._cross_entropy import rows_per_block
+    >>> rows_per_block(2 ** 19, working_memory=2)
+    4
+    """
+    if working_memory is None:
+        working_memory = get_config()["working_memory"]
+    n_rows = int(working_memory * 2 ** 20 // row_bytes)
+    if n_rows < 1:
+        raise ValueError(f"working_memory={working_memory} MiB is smaller than one "
+                         f"context row ({row_bytes} bytes); raise working_memory.")
+    return n_rows
+
+
 class NTPLoss:
     """The NTP cross-entropy of fixed distinct contexts (the :class:`~._contract.Datafit`).
+
+    Every evaluation runs over blocks of contexts (rows) whose working arrays,
+    at most two of shape (rows, n_tokens), fit in ``working_memory``: no
+    (n_contexts, n_tokens) array is held whole unless it fits.
 
     Parameters
     ----------
@@ -74,6 +101,9 @@ class NTPLoss:
     restriction : Restriction, default=None
         Effective supports (which must contain the supports of ``P``), logit
         offsets and weights; None: the full cross-entropy.
+    working_memory : float, default=None
+        Memory budget of the blocks in MiB; None: scikit-learn's
+        ``working_memory`` config when the loss is built.
 
     Examples
     --------
@@ -85,7 +115,8 @@ class NTPLoss:
     0.693147
     """
 
-    def __init__(self, data, dtype=None, xp=None, device=None, *, restriction=None):
+    def __init__(self, data, dtype=None, xp=None, device=None, *, restriction=None,
+                 working_memory=None):
         restriction = Restriction() if restriction is None else restriction
         dtype = np.dtype(dtype or data.embeddings.dtype)
         self._on_host = xp is None or _is_numpy_namespace(xp)
@@ -96,8 +127,10 @@ class NTPLoss:
         pi = np.asarray(data.weights if restriction.weights is None else restriction.weights,
                         dtype=np.float64)
         H = np.ascontiguousarray(data.embeddings, dtype=dtype)
-        # Flat positions of P's nonzeros in the (m, V) logits: cheaper than 2-D indexing.
+        # Flat positions of P's nonzeros in the (m, V) logits: cheaper than 2-D
+        # indexing. A block of rows [a, b) holds those of P.indptr[a]:P.indptr[b].
         flat = rows * data.n_tokens + P.indices
+        self._indptr = P.indptr
         # pi_j p_jz at the nonzeros of P: the only place P enters loss and gradient.
         target = (pi[rows] * P.data).astype(dtype)
         # sum_j pi_j p_j h_j^T: the part of the gradient that does not depend on W.
@@ -111,10 +144,20 @@ class NTPLoss:
         self._outside = None if restriction.is_full else ~np.asarray(restriction.mask)
         self._offsets = restriction.offsets
         self._namespace, self._dtype = (xp, device), dtype
+        self._working_memory = working_memory
+        row_bytes = data.n_tokens * dtype.itemsize
+        # A block holds the logits and, in Hessian products, the direction's.
+        self._block_rows = min(rows_per_block(2 * row_bytes, working_memory),
+                               data.n_contexts)
+        self._blocks = list(gen_batches(data.n_contexts, self._block_rows))
+        # The softmax at the last W is kept for Hessian products only when it
+        # fits beside them: (q, pi q), the logits and the direction.
+        self._cache_fits = len(self._blocks) == 1 and rows_per_block(
+            4 * row_bytes, working_memory) >= data.n_contexts
         xp = np if self._on_host else xp
-        # The passes over the logits reuse one (m, V) buffer on the host: a fresh
+        # The passes over the logits reuse one block buffer on the host: a fresh
         # one per iteration costs page faults comparable to the softmax itself.
-        self._buffer = (np.empty((data.n_contexts, data.n_tokens), dtype=dtype)
+        self._buffer = (np.empty((self._block_rows, data.n_tokens), dtype=dtype)
                         if self._on_host else None)
         to_xp = (lambda a: a) if self._on_host else (lambda a: from_host(a, xp, device))
         self.H, self._flat, self._target, self._target_term = (
@@ -122,8 +165,8 @@ class NTPLoss:
         self._pi = to_xp(pi.astype(dtype))
         self._ones = to_xp(np.ones(data.n_tokens, dtype=dtype))
         self._xp = xp
-        # The last pass (host): (W, exponentials, row sums) and, once a Hessian
-        # product asks, (q, pi q) at that W.
+        # The last single-block pass (host): (W, exponentials, row sums) and,
+        # once a Hessian product asks, (q, pi q) at that W.
         self._last = self._curvature = None
 
     @property
@@ -131,86 +174,131 @@ class NTPLoss:
         """The context weights ``pi_j`` of the loss (those of the restriction, if any)."""
         return self._pi
 
-    def logits(self, W, out=None):
-        """Logits ``H W^T`` of shape (n_contexts, n_tokens), into ``out`` if given."""
-        return self.H @ W.T if out is None else np.matmul(self.H, W.T, out=out)
+    def logits(self, W, out=None, rows=None):
+        """Logits ``H W^T`` of the contexts ``rows`` (a slice; all by default), into ``out``."""
+        H = self.H if rows is None else self.H[rows, ...]
+        return H @ W.T if out is None else np.matmul(H, W.T, out=out)
 
-    def logits_adjoint(self, R, row_scale=None):
-        """``R^T diag(row_scale) H``: the gradient of ``<R, H W^T>`` in ``W``."""
-        return R.T @ (self.H if row_scale is None else self.H * row_scale[:, None])
+    def logits_adjoint(self, R, row_scale=None, rows=None):
+        """``R^T diag(row_scale) H[rows]``: the gradient of ``<R, H[rows] W^T>`` in ``W``."""
+        H = self.H if rows is None else self.H[rows, ...]
+        return R.T @ (H if row_scale is None else H * row_scale[:, None])
 
-    def _gather(self, Z):
-        """Logits at the nonzeros of ``P``."""
-        return self._xp.take(self._xp.reshape(Z, (-1,)), self._flat)
-
-    def _pass(self, W, logits=None):
-        """One pass over the logits: ``(value, E, row sums, row maxima)``.
-
-        ``E`` holds ``exp(logit - row max)`` on the effective supports and 0
-        elsewhere (in the host buffer: valid until the next pass).
-        """
-        xp = self._xp
+    def _block_logits(self, W, rows, logits):
+        """The logits of the block ``rows`` (in the host buffer), offsets added."""
         if not self._on_host:
-            Z = self.logits(W) if logits is None else logits
-        elif logits is None:
-            Z = self.logits(W, out=self._buffer)
+            return self.logits(W, rows=rows) if logits is None else logits
+        Z = self._buffer[:rows.stop - rows.start]
+        if logits is None:
+            self.logits(W, out=Z, rows=rows)
         else:
-            Z = self._buffer
             np.copyto(Z, logits)
         if self._offsets is not None:
-            rows, columns, values = self._offsets
-            Z[rows, columns] += values
-        z_target = self._gather(Z)
+            offset_rows, columns, values = self._offsets
+            inside = (offset_rows >= rows.start) & (offset_rows < rows.stop)
+            Z[offset_rows[inside] - rows.start, columns[inside]] += values[inside]
+        return Z
+
+    def _pass(self, W, rows, logits=None):
+        """One pass over the logits of the block ``rows``: ``(value, E, row sums, row maxima)``.
+
+        ``E`` holds ``exp(logit - row max)`` on the effective supports and 0
+        elsewhere (in the host buffer: valid until the next pass); ``value``
+        is the block's part of the loss.
+        """
+        xp = self._xp
+        Z = self._block_logits(W, rows, logits)
+        nonzeros = slice(int(self._indptr[rows.start]), int(self._indptr[rows.stop]))
+        z_target = xp.take(xp.reshape(Z, (-1,)),
+                           self._flat[nonzeros] - rows.start * self.shape[0])
         if self._outside is not None:
-            Z[self._outside] = -np.inf
+            Z[self._outside[rows]] = -np.inf
         # Softmax numerators in place; the row sums and the weighting by
         # pi_j / sum_j go through BLAS products, which use every core.
         zmax = xp.max(Z, axis=1, keepdims=True)
         Z -= zmax
         Z = np.exp(Z, out=Z) if self._on_host else xp.exp(Z)
         norm = Z @ self._ones
-        value = scalar(self._pi @ (xp.log(norm) + zmax[:, 0]) - self._target @ z_target,
-                       self._on_host)
-        if self._on_host:
+        value = (self._pi[rows, ...] @ (xp.log(norm) + zmax[:, 0])
+                 - self._target[nonzeros] @ z_target)
+        if self._on_host and len(self._blocks) == 1:
             self._last, self._curvature = (W.copy(), Z, norm, zmax[:, 0]), None
         return value, Z, norm, zmax[:, 0]
 
+    def _blockwise(self, W, with_grad=True):
+        """``(CE(W), grad CE(W) or None)`` summed over the blocks of contexts.
+
+        The loss is a sum of ``m`` terms of either sign and the gradient one of
+        ``m`` outer products: on the host both add up across blocks in float64,
+        so that blocking adds no round-off beyond that within one block. Devices
+        keep the working dtype (some have no float64).
+        """
+        value = grad = None
+        for rows in self._blocks:
+            block_value, E, norm, _ = self._pass(W, rows)
+            block_value = float(block_value) if self._on_host else block_value
+            value = block_value if value is None else value + block_value
+            if with_grad:
+                block_grad = self.logits_adjoint(E, self._pi[rows, ...] / norm, rows)
+                if grad is None:
+                    grad = (block_grad.astype(np.float64, copy=False) if self._on_host
+                            else block_grad)
+                else:
+                    grad += block_grad
+        if with_grad:
+            grad = grad.astype(self._dtype, copy=False) if self._on_host else grad
+            grad -= self._target_term
+        return scalar(value, self._on_host), grad
+
     def value(self, W):
         """The cross-entropy at ``W``."""
-        return self._pass(W)[0]
+        return self._blockwise(W, with_grad=False)[0]
 
     def value_and_grad(self, W):
         """Return ``(CE(W), grad CE(W))``; the gradient has the shape of ``W``."""
-        value, E, norm, _ = self._pass(W)
-        grad = self.logits_adjoint(E, self._pi / norm)
-        grad -= self._target_term
-        return value, grad
+        return self._blockwise(W)
 
     def gradient(self, W):
         """``sum_j pi_j (q_j - p_j) h_j^T``."""
-        return self.value_and_grad(W)[1]
+        return self._blockwise(W)[1]
 
     def softmax(self, W):
         """``q_j``: softmax of the logits of ``W`` over ``S~_j`` (zero elsewhere)."""
-        E, norm = self._exponentials_at(W)[1:3]
-        return E / norm[:, None]
+        if len(self._blocks) == 1:
+            E, norm = self._exponentials_at(W)[1:3]
+            return E / norm[:, None]
+        q = np.empty((self.data.n_contexts, self.shape[0]), dtype=self._dtype)
+        for rows in self._blocks:
+            E, norm = self._pass(W, rows)[1:3]
+            np.divide(E, norm[:, None], out=q[rows])
+        return q
 
     def point(self, W):
-        """Everything at ``W`` from one pass: a :class:`LossPoint` (host only)."""
-        logits = self.logits(W)
-        value, E, norm, zmax = self._pass(W, logits)
-        q = E / norm[:, None]
-        grad = self.logits_adjoint(q, self._pi) - self._target_term
-        return LossPoint(W, logits, value, grad, q, zmax + np.log(norm))
+        """Everything at ``W``: a :class:`LossPoint` (host only; its arrays are whole)."""
+        m, V = self.data.n_contexts, self.shape[0]
+        logits, q = self.logits(W), np.empty((m, V), dtype=self._dtype)
+        log_normalizer = np.empty(m, dtype=self._dtype)
+        value, grad = 0.0, np.zeros(self.shape, dtype=np.float64)
+        for rows in self._blocks:
+            block_value, E, norm, zmax = self._pass(W, rows, logits[rows])
+            value += float(block_value)
+            np.divide(E, norm[:, None], out=q[rows])
+            log_normalizer[rows] = zmax + np.log(norm)
+            grad += self.logits_adjoint(q[rows], self._pi[rows], rows)
+        grad = grad.astype(self._dtype, copy=False) - self._target_term
+        return LossPoint(W, logits, value, grad, q, log_normalizer)
 
     def _exponentials_at(self, W):
-        """The last pass if it was at ``W``, else a new one."""
+        """The last (single-block) pass if it was at ``W``, else a new one."""
         if self._last is None or not np.array_equal(self._last[0], W):
-            self._pass(W)
+            self._pass(W, self._blocks[0])
         return self._last
 
     def _softmax_and_weighted(self, W):
-        """``(q, pi q)`` at ``W``, kept for every Hessian product there."""
+        """``(q, pi q)`` at ``W``, kept for every Hessian product there when it fits."""
+        if not self._cache_fits:
+            q = self.softmax(W)
+            return q, q * self._pi[:, None]
         E, norm = self._exponentials_at(W)[1:3]
         if self._curvature is None:
             q = E / norm[:, None]
@@ -219,12 +307,29 @@ class NTPLoss:
 
     def hessian_product(self, W, V):
         """``nabla^2 CE(W)[V] = sum_j pi_j (diag(q_j) - q_j q_j^T) V h_j h_j^T``."""
-        q, weighted = self._softmax_and_weighted(W)
-        # In place: the (m, V) passes, not the two products, dominate the cost.
-        dZ = self.logits(V)
+        if self._cache_fits:
+            q, weighted = self._softmax_and_weighted(W)
+            return self._curvature_term(q, weighted, V, slice(None))
+        # Too large to keep: the softmax is recomputed block by block.
+        product = np.zeros(self.shape, dtype=np.float64)
+        for rows in self._blocks:
+            E, norm = self._pass(W, rows)[1:3]
+            q = np.divide(E, norm[:, None], out=E)
+            product += self._curvature_term(q, None, V, rows)
+        return product.astype(self._dtype, copy=False)
+
+    def _curvature_term(self, q, weighted, V, rows):
+        """The Hessian product's part from the contexts ``rows``, softmax ``q``
+        and ``weighted = pi q`` (None: weighted here, without a third array)."""
+        # In place: the (rows, V) passes, not the two products, dominate the cost.
+        dZ = self.logits(V, rows=rows)
         dZ -= np.einsum("jv,jv->j", q, dZ)[:, None]
-        dZ *= weighted
-        return self.logits_adjoint(dZ)
+        if weighted is None:
+            dZ *= q
+            dZ *= self._pi[rows, None]
+        else:
+            dZ *= weighted
+        return self.logits_adjoint(dZ, rows=rows)
 
     def smoothness(self, alpha=0.0):
         """``lambda_max(sum_j pi_j h_j h_j^T) / 2 + alpha``: a Lipschitz constant of the gradient.
@@ -255,4 +360,5 @@ class NTPLoss:
         restriction = self.restriction.rows(index)
         xp, device = self._namespace
         return NTPLoss(view, self._dtype, xp, device,
-                       restriction=Restriction(restriction.mask, weights=weights))
+                       restriction=Restriction(restriction.mask, weights=weights),
+                       working_memory=self._working_memory)

@@ -1,0 +1,114 @@
+"""Block-wise evaluation: any memory budget gives the answer of a single block."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from _reference import random_ntp_problem
+from scipy.special import log_softmax, softmax
+from sklearn import config_context
+
+from sklearn_ntp import NTPLinearClassifier
+from sklearn_ntp._data._ntp_data import aggregate_contexts
+from sklearn_ntp._loss._contract import Restriction
+from sklearn_ntp._loss._cross_entropy import NTPLoss
+
+M, V, D, S = 12, 7, 4, 3
+#: Bytes a block holds per context in float64: the logits and a direction's.
+ROW_BYTES = 2 * V * 8
+
+
+def budget(rows):
+    """The working memory (MiB) of blocks of ``rows`` contexts."""
+    return rows * ROW_BYTES / 2 ** 20
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    H, P = random_ntp_problem(rng, M, V, D, S)
+    data = aggregate_contexts(H, P, sample_weight=rng.dirichlet(np.ones(M)))
+    return data, rng.standard_normal((V, D)), rng.standard_normal((V, D))
+
+
+def restrictions(data):
+    """Full supports; effective supports (the supports and a few more tokens) with offsets."""
+    rng = np.random.default_rng(1)
+    mask = data.support_mask | (rng.random((M, V)) < 0.3)
+    rows, columns = np.nonzero(mask)
+    picked = rng.choice(len(rows), size=5, replace=False)
+    offsets = (rows[picked], columns[picked], rng.standard_normal(5))
+    return [Restriction(), Restriction(mask, offsets)]
+
+
+@pytest.mark.parametrize("restricted", [False, True])
+@pytest.mark.parametrize("rows", [1, 3, 7, M])
+def test_blocks_agree_with_a_single_block(problem, restricted, rows):
+    data, W, E = problem
+    restriction = restrictions(data)[restricted]
+    whole = NTPLoss(data, np.float64, restriction=restriction, working_memory=1024)
+    blocks = NTPLoss(data, np.float64, restriction=restriction, working_memory=budget(rows))
+    value, grad = whole.value_and_grad(W)
+    block_value, block_grad = blocks.value_and_grad(W)
+    assert block_value == pytest.approx(value, rel=1e-12)
+    assert blocks.value(W) == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(block_grad, grad, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(blocks.gradient(W), grad, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(blocks.softmax(W), whole.softmax(W), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(blocks.hessian_product(W, E), whole.hessian_product(W, E),
+                               rtol=1e-12, atol=1e-14)
+    point, block_point = whole.point(W), blocks.point(W)
+    assert block_point.value == pytest.approx(point.value, rel=1e-12)
+    np.testing.assert_allclose(block_point.gradient, point.gradient, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(block_point.log_normalizer, point.log_normalizer, rtol=1e-12)
+
+
+def test_blocks_match_a_dense_reference(problem):
+    data, W, _ = problem
+    H, P, pi = data.embeddings, data.probabilities.toarray(), data.weights
+    loss = NTPLoss(data, np.float64, working_memory=budget(5))
+    Z = H @ W.T
+    assert loss.value(W) == pytest.approx(-pi @ np.sum(P * log_softmax(Z, axis=1), axis=1),
+                                          rel=1e-12)
+    np.testing.assert_allclose(loss.softmax(W), softmax(Z, axis=1), rtol=1e-12)
+
+
+def test_fit_with_a_tiny_working_memory_equals_the_default_fit():
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((60, 4)), rng.integers(0, 5, 60)
+    for solver in ("gd", "lbfgs"):
+        model = NTPLinearClassifier(solver=solver, max_iter=50, alpha=0.1, fit_intercept=True)
+        reference = model.fit(X, y).coef_.copy()
+        proba = model.predict_proba(X)
+        # Blocks of 3 contexts (5 tokens, float64, two arrays a block).
+        with config_context(working_memory=3 * 2 * 5 * 8 / 2 ** 20):
+            np.testing.assert_allclose(model.fit(X, y).coef_, reference, rtol=1e-10,
+                                       atol=1e-12)
+            np.testing.assert_allclose(model.predict_proba(X), proba, rtol=1e-12)
+
+
+def test_a_budget_below_one_row_is_refused(problem):
+    data = problem[0]
+    with pytest.raises(ValueError, match=rf"working_memory=.* MiB .* one context row "
+                                         rf"\({ROW_BYTES} bytes\)"):
+        NTPLoss(data, np.float64, working_memory=budget(0.5))
+    with config_context(working_memory=budget(0.5)), pytest.raises(ValueError,
+                                                                   match="working_memory"):
+        NTPLoss(data, np.float64)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_predictions_in_row_blocks_equal_whole_ones(sparse):
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((40, 3)), rng.integers(0, 6, 40)
+    model = NTPLinearClassifier(max_iter=20, fit_intercept=True).fit(X, y)
+    X = sp.csr_matrix(X) if sparse else X
+    methods = ("predict_proba", "predict_log_proba", "decision_function")
+    whole = [getattr(model, method)(X) for method in methods]
+    # Blocks of 2 samples: three arrays of 6 float64 logits a sample.
+    with config_context(working_memory=2 * 3 * 6 * 8 / 2 ** 20):
+        for method, expected in zip(methods, whole):
+            np.testing.assert_allclose(getattr(model, method)(X), expected, rtol=1e-12)
+    dense = X.toarray() if sparse else X
+    logits = dense @ model.coef_.T + model.intercept_
+    np.testing.assert_allclose(whole[0], softmax(logits, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(whole[1], log_softmax(logits, axis=1), rtol=1e-12)
