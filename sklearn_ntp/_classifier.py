@@ -580,9 +580,6 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         return validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
                              dtype=[xp.float64, xp.float32])
 
-    def _logits(self, X, method):
-        return self._checked_logits(self._validate_X(X, method))
-
     def _checked_logits(self, X):
         """``X W^T (+ intercepts)``, refused where it overflows."""
         with np.errstate(over="ignore", invalid="ignore"):  # reported just below
@@ -600,7 +597,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
         The blocks' working arrays (the logits and ``transform``'s temporaries,
         about three of shape (rows, n_tokens)) fit in scikit-learn's
-        ``working_memory``; only the (n_samples, n_tokens) output is whole.
+        ``working_memory``; only the output (one row per sample) is whole.
         """
         X = self._validate_X(X, method)
         xp, _, X_device = get_namespace_and_device(X)
@@ -608,9 +605,13 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         size = rows_per_block(3 * n_tokens * xp.finfo(X.dtype).bits // 8)
         if size >= n_samples:
             return transform(self._checked_logits(X))
-        out = xp.empty((n_samples, n_tokens), dtype=X.dtype, device=X_device)
+        out = None
         for rows in gen_batches(n_samples, size):
-            out[rows, ...] = transform(self._checked_logits(X[rows, ...]))
+            block = transform(self._checked_logits(X[rows, ...]))
+            if out is None:  # the output's row shape and dtype are the transform's
+                out = xp.empty((n_samples, *block.shape[1:]), dtype=block.dtype,
+                               device=X_device)
+            out[rows, ...] = block
         return out
 
     def decision_function(self, X):
@@ -675,12 +676,12 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        logits = self._logits(X, "predict")
-        xp, on_host = namespace(logits)
-        indices = xp.argmax(logits, axis=1)
+        indices = self._row_blocks(
+            X, "predict", lambda logits: namespace(logits)[0].argmax(logits, axis=1))
+        xp, on_host = namespace(indices)
         if on_host or self.classes_.dtype.kind not in "biuf":
             return self.classes_[to_host(indices)]
-        return xp.take(from_host(self.classes_, xp, logits.device), indices)
+        return xp.take(from_host(self.classes_, xp, indices.device), indices)
 
     def score(self, X, y, sample_weight=None):
         """Mean log-likelihood ``-CE`` of next-token targets (higher is better).

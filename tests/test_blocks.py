@@ -112,3 +112,8 @@ def test_predictions_in_row_blocks_equal_whole_ones(sparse):
     logits = dense @ model.coef_.T + model.intercept_
     np.testing.assert_allclose(whole[0], softmax(logits, axis=1), rtol=1e-12)
     np.testing.assert_allclose(whole[1], log_softmax(logits, axis=1), rtol=1e-12)
+    # predict takes the same blocks; its labels are the rows' largest logits.
+    with config_context(working_memory=2 * 3 * 6 * 8 / 2 ** 20):
+        labels = model.predict(X)
+    np.testing.assert_array_equal(labels, model.classes_[np.argmax(logits, axis=1)])
+    assert labels.dtype == model.classes_.dtype
