@@ -197,20 +197,23 @@ def solve_ntp_svm(data, *, method="auto", verbose=0, gram=None):
     if gram is not None:
         if not gram.belongs_to(data.embeddings):
             raise ValueError("gram must be the GramFactor of data.embeddings.")
+    solver = _SOLVERS[_choose_method(method, data, gram)]
+    if gram is not None:
         gram = gram.rescaled(scaled.embeddings, scale)
     m, d = data.n_contexts, data.n_features
     with kernel_threads(data.n_tokens * m * min(m, d)):
-        A, W = _SOLVERS[_choose_method(method, data)](scaled, verbose, gram)
+        A, W = solver(scaled, verbose, gram)
     return W / scale, certify(A, scaled, W)
 
 
-def _choose_method(method, data):
-    """The path that ``method="auto"`` takes (documented in :func:`ntp_svm`)."""
+def _choose_method(method, data, gram=None):
+    """The path that ``method="auto"`` takes (documented in :func:`ntp_svm`);
+    ``gram``, the caller's :class:`GramFactor` of the embeddings, if any."""
     if method != "auto":
         return method
     m, d = data.n_contexts, data.n_features
     if (active_set_size(data) <= ACTIVE_SET_ENTRIES
-            and context_basis(data.embeddings).condition_number > ACTIVE_SET_CONDITION):
+            and context_basis(data.embeddings, gram).condition_number > ACTIVE_SET_CONDITION):
         return "active-set"
     if m <= INTERIOR_POINT_MAX_CONTEXTS:
         return "interior-point"
