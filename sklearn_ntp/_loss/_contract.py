@@ -85,6 +85,9 @@ class Datafit(Protocol):
     def softmax(self, W):
         """Probabilities ``q_j`` at ``W`` (zero off the effective supports)."""
 
+    def softmax_blocks(self, W):
+        """Yield ``(rows, q_rows)``: the softmax at ``W`` block by block (rows a slice)."""
+
     def hessian_product(self, W, V):
         """The Hessian at ``W`` applied to the direction ``V``."""
 

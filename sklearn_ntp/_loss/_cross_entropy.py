@@ -273,6 +273,23 @@ class NTPLoss:
             np.divide(E, norm[:, None], out=q[rows])
         return q
 
+    def softmax_blocks(self, W):
+        """Yield ``(rows, q)`` block by block: ``q`` the softmax at ``W`` of the contexts
+        ``rows`` (a slice), zero off the effective supports.
+
+        Consumers reduce each block before asking for the next: on the host ``q``
+        lives in the block buffer and is overwritten by the next pass.
+        """
+        for rows in self._blocks:
+            E, norm = self._pass(W, rows)[1:3]
+            if self._on_host:
+                # E is the buffer that a single-block pass also keeps as the last
+                # exponentials: dividing it in place invalidates them.
+                self._last = None
+                yield rows, np.divide(E, norm[:, None], out=E)
+            else:
+                yield rows, E / norm[:, None]
+
     def point(self, W):
         """Everything at ``W``: a :class:`LossPoint` (host only; its arrays are whole)."""
         m, V = self.data.n_contexts, self.shape[0]
