@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from _reference import random_ntp_problem
+from _cases import non_separable, partially_separable_low_rank
+from _reference import explicit_limit, random_ntp_problem
 from scipy.special import log_softmax, softmax
 from sklearn import config_context
 
@@ -11,6 +12,8 @@ from sklearn_ntp import NTPLinearClassifier
 from sklearn_ntp._data._ntp_data import aggregate_contexts
 from sklearn_ntp._loss._contract import Restriction
 from sklearn_ntp._loss._cross_entropy import NTPLoss
+from sklearn_ntp.implicit_bias import implicit_bias_limit
+from sklearn_ntp.metrics import ntp_margin
 
 M, V, D, S = 12, 7, 4, 3
 #: Bytes a block holds per context in float64: the logits and a direction's.
@@ -56,10 +59,16 @@ def test_blocks_agree_with_a_single_block(problem, restricted, rows):
     np.testing.assert_allclose(blocks.softmax(W), whole.softmax(W), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(blocks.hessian_product(W, E), whole.hessian_product(W, E),
                                rtol=1e-12, atol=1e-14)
-    point, block_point = whole.point(W), blocks.point(W)
-    assert block_point.value == pytest.approx(point.value, rel=1e-12)
-    np.testing.assert_allclose(block_point.gradient, point.gradient, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(block_point.log_normalizer, point.log_normalizer, rtol=1e-12)
+    for field in ("logits", "probabilities", "log_normalizer"):
+        np.testing.assert_allclose(*(stacked_points(loss, W, field) for loss in (blocks, whole)),
+                                   rtol=1e-12, atol=1e-15)
+    point_value = sum(point.value for point in blocks.point_blocks(W))
+    assert point_value == pytest.approx(value, rel=1e-12)
+
+
+def stacked_points(loss, W, field):
+    """A field of :meth:`NTPLoss.point_blocks` for every context (copied before the next block)."""
+    return np.concatenate([np.array(getattr(point, field)) for point in loss.point_blocks(W)])
 
 
 def test_blocks_match_a_dense_reference(problem):
@@ -75,8 +84,8 @@ def test_blocks_match_a_dense_reference(problem):
 def test_fit_with_a_tiny_working_memory_equals_the_default_fit():
     rng = np.random.default_rng(2)
     X, y = rng.standard_normal((60, 4)), rng.integers(0, 5, 60)
-    for solver in ("gd", "lbfgs"):
-        model = NTPLinearClassifier(solver=solver, max_iter=50, alpha=0.1, fit_intercept=True)
+    for solver, alpha in (("gd", 0.1), ("lbfgs", 0.1), ("accelerated", 0.0)):
+        model = NTPLinearClassifier(solver=solver, max_iter=50, alpha=alpha, fit_intercept=True)
         reference = model.fit(X, y).coef_.copy()
         proba = model.predict_proba(X)
         # Blocks of 3 contexts (5 tokens, float64, two arrays a block).
@@ -117,3 +126,37 @@ def test_predictions_in_row_blocks_equal_whole_ones(sparse):
         labels = model.predict(X)
     np.testing.assert_array_equal(labels, model.classes_[np.argmax(logits, axis=1)])
     assert labels.dtype == model.classes_.dtype
+
+
+@pytest.mark.parametrize("case", [partially_separable_low_rank, non_separable])
+def test_the_limit_in_blocks_of_two_contexts_equals_its_explicit_formulation(case):
+    """Restricted losses, Farkas bounds, W~, its curvature bound, U~ and the Farkas
+    certificate all read the softmax two contexts at a time."""
+    H, P = case()
+    order = np.lexsort(H.T[::-1])  # the order of the distinct contexts
+    T, loss_infimum, W, U = explicit_limit(H[order], P[order])
+    with config_context(working_memory=2 * 2 * P.shape[1] * 8 / 2 ** 20):
+        limit = implicit_bias_limit(H, P)
+        farkas = limit.farkas_certificate
+    assert limit.status == "certified", limit.status
+    np.testing.assert_array_equal(limit.separable_pairs, T)
+    assert limit.loss_infimum == pytest.approx(loss_infimum, abs=1e-10)
+    np.testing.assert_allclose(limit.finite_component, W, atol=1e-6)
+    if U is None:
+        assert limit.max_margin_solution is None
+    else:
+        np.testing.assert_allclose(limit.max_margin_solution, U, atol=1e-6 * np.abs(U).max())
+    if farkas is not None:  # A H = 0, column sums 0, nonpositive off the supports
+        np.testing.assert_allclose(farkas @ H[order], 0.0, atol=1e-8)
+        np.testing.assert_allclose(farkas.sum(axis=0), 0.0, atol=1e-12)
+        assert np.all(farkas[(P[order] == 0).T] <= 0)
+
+
+def test_ntp_margin_in_row_blocks_equals_the_explicit_minimum(problem):
+    data, W, _ = problem
+    H, P = data.embeddings, data.probabilities.toarray()
+    logits = H @ W.T
+    explicit = min(logits[j, z] - logits[j, v] for j in range(M) for z in range(V)
+                   for v in range(V) if P[j, z] > 0 and P[j, v] == 0)
+    with config_context(working_memory=2 * 3 * V * 8 / 2 ** 20):  # two contexts a block
+        assert ntp_margin(W, data) == pytest.approx(explicit, rel=1e-12)

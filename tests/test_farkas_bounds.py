@@ -183,8 +183,8 @@ def test_bounds_account_for_probabilities_that_do_not_sum_to_one():
     W = np.zeros(loss.shape)
     exact = pair_bounds(loss, W, 1.0, data.support_mask)[1]
     scale = 1.0 + np.linspace(0.0, 1e-3, data.n_contexts)
-    softmax = loss.softmax
-    loss.softmax = lambda W: softmax(W) * scale[:, None]
+    blocks = loss.softmax_blocks
+    loss.softmax_blocks = lambda W: ((rows, q * scale[rows, None]) for rows, q in blocks(W))
     off = pair_bounds(loss, W, 1.0, data.support_mask)[1]
     extra = np.sum(data.weights * np.linalg.norm(data.embeddings, axis=1) * (scale - 1.0))
     j = np.nonzero(~data.support_mask)[0]

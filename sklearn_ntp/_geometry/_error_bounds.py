@@ -68,12 +68,11 @@ def curvature_lower_bound(loss, M):
     varied = sizes >= 2
     if not varied.any() or not np.any(loss.H):
         return np.inf, ""
-    q = loss.softmax(M)
     Z, (V, r) = loss.H, loss.shape
     if V * r <= DENSE_HESSIAN_SIZE:
         dim, reason = _dimension(loss, sizes)
-        return (_hessian_bound(loss, q, dim), "") if dim else (0.0, reason)
-    weights = loss.pi * np.where(loss.mask, q, np.inf).min(axis=1)
+        return (_hessian_bound(loss, M, dim), "") if dim else (0.0, reason)
+    weights = loss.pi * _smallest_probabilities(loss, M)
     if loss.mask.all():
         # G = centred matrices times the span of the z_j, which is all of R^r.
         return max(float(np.linalg.eigvalsh(Z.T @ (weights[:, None] * Z))[0]), 0.0), ""
@@ -90,16 +89,31 @@ def curvature_lower_bound(loss, M):
     return float(np.linalg.svd(scaled, compute_uv=False)[dim - 1] ** 2), ""
 
 
-def _hessian_bound(loss, q, dim):
+def _smallest_probabilities(loss, M):
+    """``min_{v in S~_j} q_jv`` at ``M`` for every context, block by block."""
+    smallest = np.empty(loss.data.n_contexts)
+    for rows, q in loss.softmax_blocks(M):
+        smallest[rows] = np.where(loss.mask[rows], q, np.inf).min(axis=1)
+    return smallest
+
+
+def _hessian_bound(loss, M, dim):
     """The smallest eigenvalue on ``G`` (of dimension ``dim``) of the Hessian
-    ``sum_j pi_j (diag q_j - q_j q_j^T) (x) z_j z_j^T``, less its round-off."""
+    ``sum_j pi_j (diag q_j - q_j q_j^T) (x) z_j z_j^T`` at ``M``, less its round-off.
+
+    Both terms are sums over contexts, accumulated block by block.
+    """
     Z, (V, r) = loss.H, loss.shape
-    weighted = loss.pi[:, None] * q
+    diagonal, outer = np.zeros((V, r, r)), np.zeros((V * r, V * r))
+    for rows, q in loss.softmax_blocks(M):
+        pi, Z_rows = loss.pi[rows], Z[rows]
+        diagonal += np.einsum("jv,ja,jb->vab", pi[:, None] * q, Z_rows, Z_rows)
+        X = (np.sqrt(pi)[:, None, None] * q[:, :, None] * Z_rows[:, None, :]).reshape(
+            len(Z_rows), -1)
+        outer += X.T @ X
     hessian = np.zeros((V, r, V, r))
-    blocks = np.einsum("jv,ja,jb->vab", weighted, Z, Z)
-    hessian[np.arange(V), :, np.arange(V), :] = blocks
-    X = (np.sqrt(loss.pi)[:, None, None] * q[:, :, None] * Z[:, None, :]).reshape(len(Z), -1)
-    hessian = hessian.reshape(V * r, V * r) - X.T @ X
+    hessian[np.arange(V), :, np.arange(V), :] = diagonal
+    hessian = hessian.reshape(V * r, V * r) - outer
     eigenvalues = np.linalg.eigvalsh(hessian)
     roundoff = EIGENVALUE_ROUNDOFF * V * r * np.finfo(float).eps * abs(eigenvalues[-1])
     return max(float(eigenvalues[V * r - dim]) - roundoff, 0.0)

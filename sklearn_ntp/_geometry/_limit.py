@@ -211,8 +211,12 @@ class ImplicitBiasLimit:
         if self.is_separable:
             return None
         loss = RestrictedLoss(orthonormal_data(self.data, self.basis), self.effective_support)
-        q = loss.softmax(self.orthonormal_finite_component)
-        return -((q - self.data.probabilities.toarray()) * loss.pi[:, None]).T
+        A = np.empty((self.data.n_contexts, self.data.n_tokens))
+        for rows, q in loss.softmax_blocks(self.orthonormal_finite_component):
+            block = A[rows]
+            np.subtract(self.data.probabilities[rows].toarray(), q, out=block)
+            block *= loss.pi[rows, None]
+        return A.T
 
     @cached_property
     def subspace(self):

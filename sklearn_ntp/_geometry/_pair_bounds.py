@@ -103,10 +103,16 @@ def _rebalancing_offsets(loss, W, outside):
     """Offsets ``log(1 / (|S~_j| q_jv))`` for the pairs of ``outside`` whose
     ``q_jv`` is below :data:`REBALANCING_THRESHOLD` ``/ |S~_j|``: at ``W`` they
     make those pairs uniform; the new minimizer gives back only part of it."""
-    q = loss.softmax(W)
     uniform = 1.0 / loss.mask.sum(axis=1)
-    rows, columns = np.nonzero(outside & (q < REBALANCING_THRESHOLD * uniform[:, None]))
-    probabilities = np.maximum(q[rows, columns], np.finfo(np.float64).tiny)
+    rows, columns, probabilities = [], [], []
+    for block, q in loss.softmax_blocks(W):
+        j, v = np.nonzero(outside[block]
+                          & (q < REBALANCING_THRESHOLD * uniform[block, None]))
+        rows.append(j + block.start)
+        columns.append(v)
+        probabilities.append(q[j, v])
+    rows, columns, probabilities = (np.concatenate(a) for a in (rows, columns, probabilities))
+    probabilities = np.maximum(probabilities, np.finfo(np.float64).tiny)
     if rows.size > REBALANCED_PAIRS:
         keep = np.argpartition(probabilities, REBALANCED_PAIRS)[:REBALANCED_PAIRS]
         rows, columns, probabilities = rows[keep], columns[keep], probabilities[keep]
@@ -118,6 +124,7 @@ def pair_bounds(loss, W, grad_norm, supports):
 
     Returns ``(outside, bounds)`` as :func:`farkas_bounds`, from the
     probabilities of ``loss`` at ``W``, where ``||grad||_F = grad_norm``.
+    The probabilities are read block by block (:meth:`NTPLoss.softmax_blocks`).
     """
     outside = loss.mask & ~supports
     j, v = np.nonzero(outside)
@@ -125,14 +132,19 @@ def pair_bounds(loss, W, grad_norm, supports):
     h_max = float(np.max(h_norms, initial=0.0))
     if j.size == 0 or h_max == 0:
         return outside, np.zeros(j.size)
-    q = loss.softmax(W)
+    # np.nonzero lists the pairs row by row: a block's pairs are one slice.
+    q_pairs, deviation = np.empty(j.size), np.empty(len(h_norms))
+    for block, q in loss.softmax_blocks(W):
+        first, last = np.searchsorted(j, (block.start, block.stop))
+        q_pairs[first:last] = q[j[first:last] - block.start, v[first:last]]
+        deviation[block] = np.abs(q.sum(axis=1) - 1.0)
     # The computed gradient is only known to its round-off; and the identity
     # assumes every q_j sums to one, which in floating point adds
     # sum_j pi_j c_j (sum_v q_jv - 1), with |c_j| <= ||U|| ||h_j||.
-    unnormalized = loss.pi @ (h_norms * np.abs(q.sum(axis=1) - 1.0))
+    unnormalized = loss.pi @ (h_norms * deviation)
     grad_norm = max(grad_norm, GRADIENT_ROUNDOFF * loss.scale) + unnormalized
     with np.errstate(divide="ignore", over="ignore"):  # q underflows: no bound
-        return outside, grad_norm / (loss.pi[j] * q[j, v]) / h_max
+        return outside, grad_norm / (loss.pi[j] * q_pairs) / h_max
 
 
 def unresolved_pairs(outside, bounds):

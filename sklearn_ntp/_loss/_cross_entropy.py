@@ -34,14 +34,14 @@ from .._utils._array_api import from_host, namespace, scalar
 from ._contract import Restriction
 
 
-class LossPoint(NamedTuple):
-    """The loss at one ``W``: raw logits ``H W^T``, value, gradient, softmax ``q``
-    and log-normalizers ``logsumexp_{z in S~_j}`` of the (offset) logits."""
+class BlockPoint(NamedTuple):
+    """The loss at one ``W`` on the contexts ``rows`` (a slice): their part of
+    the value, raw logits ``H[rows] W^T``, softmax ``q`` and log-normalizers
+    ``logsumexp_{z in S~_j}`` of the (offset) logits."""
 
-    W: np.ndarray
-    logits: np.ndarray
+    rows: slice
     value: float
-    gradient: np.ndarray
+    logits: np.ndarray
     probabilities: np.ndarray
     log_normalizer: np.ndarray
 
@@ -290,20 +290,24 @@ class NTPLoss:
             else:
                 yield rows, E / norm[:, None]
 
-    def point(self, W):
-        """Everything at ``W``: a :class:`LossPoint` (host only; its arrays are whole)."""
-        m, V = self.data.n_contexts, self.shape[0]
-        logits, q = self.logits(W), np.empty((m, V), dtype=self._dtype)
-        log_normalizer = np.empty(m, dtype=self._dtype)
-        value, grad = 0.0, np.zeros(self.shape, dtype=np.float64)
+    def point_blocks(self, W):
+        """Yield a :class:`BlockPoint` per block of contexts (host only).
+
+        The gradient is ``sum`` over blocks of ``logits_adjoint(q, pi[rows], rows)``
+        minus :attr:`target_term`. A block's ``q`` lives in the block buffer:
+        reduce it before asking for the next block.
+        """
         for rows in self._blocks:
-            block_value, E, norm, zmax = self._pass(W, rows, logits[rows])
-            value += float(block_value)
-            np.divide(E, norm[:, None], out=q[rows])
-            log_normalizer[rows] = zmax + np.log(norm)
-            grad += self.logits_adjoint(q[rows], self._pi[rows], rows)
-        grad = grad.astype(self._dtype, copy=False) - self._target_term
-        return LossPoint(W, logits, value, grad, q, log_normalizer)
+            logits = self.logits(W, rows=rows)
+            value, E, norm, zmax = self._pass(W, rows, logits)
+            self._last = None  # E becomes q in place (see softmax_blocks)
+            yield BlockPoint(rows, float(value), logits, np.divide(E, norm[:, None], out=E),
+                             zmax + np.log(norm))
+
+    @property
+    def target_term(self):
+        """``sum_j pi_j p_j h_j^T``: the part of the gradient that does not depend on ``W``."""
+        return self._target_term
 
     def _exponentials_at(self, W):
         """The last (single-block) pass if it was at ``W``, else a new one."""
@@ -312,10 +316,7 @@ class NTPLoss:
         return self._last
 
     def _softmax_and_weighted(self, W):
-        """``(q, pi q)`` at ``W``, kept for every Hessian product there when it fits."""
-        if not self._cache_fits:
-            q = self.softmax(W)
-            return q, q * self._pi[:, None]
+        """``(q, pi q)`` at ``W``, kept for every Hessian product there (when they fit)."""
         E, norm = self._exponentials_at(W)[1:3]
         if self._curvature is None:
             q = E / norm[:, None]

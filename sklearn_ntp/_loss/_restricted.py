@@ -168,8 +168,7 @@ class RestrictedLoss(NTPLoss):
         """
         if self._outside is not None:
             return None
-        q = self._softmax_and_weighted(x.reshape(self.shape))[0]
-        curvature = self._row_weights @ (q * (1.0 - q))
+        curvature = self._token_curvatures(x.reshape(self.shape))
         curvature = np.maximum(curvature, CURVATURE_RTOL * curvature.max(initial=0.0))
         curvature[curvature == 0] = 1.0
 
@@ -179,3 +178,13 @@ class RestrictedLoss(NTPLoss):
             return (R - R.mean(axis=0)).ravel()            # off G kept out
 
         return precondition
+
+    def _token_curvatures(self, W):
+        """``sum_j pi_j ||h_j||^2 q_jv (1 - q_jv)`` for every token ``v``, at ``W``."""
+        if self._cache_fits:  # the softmax kept for the Hessian products at W
+            q = self._softmax_and_weighted(W)[0]
+            return self._row_weights @ (q * (1.0 - q))
+        curvature = np.zeros(self.shape[0])
+        for rows, q in self.softmax_blocks(W):
+            curvature += self._row_weights[rows] @ (q * (1.0 - q))
+        return curvature

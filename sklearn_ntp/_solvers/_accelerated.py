@@ -110,35 +110,77 @@ class SupportSplitLoss:
 
 
 class SplitPoint:
-    """Both parts of the loss at one ``W`` (``CE = CE_S + exp(log_o)``) and their gradients."""
+    """Both parts of the loss at one ``W`` (``CE = CE_S + exp(log_o)``) and their gradients.
+
+    One pass over the blocks of contexts gives both: ``CE_S`` and its gradient
+    add up across blocks, and so does ``grad log O`` once each block's
+    weights are scaled by their largest (the normalizer ``O`` is known only
+    after the last block).
+    """
 
     def __init__(self, loss, W):
-        point = loss.in_support.point(W)
-        self.W, self.q_s, self.ce_s, self.grad_s = (W, point.probabilities, point.value,
-                                                    point.gradient)
-        self.log_o, self.grad_log_o = self._off_support(loss, point.logits,
-                                                        point.log_normalizer)
+        in_support = loss.in_support
+        self.W, self.ce_s = W, 0.0
+        grad_s = np.zeros(W.shape)
+        log_r = np.empty(len(loss.log_pi))
+        off_grad = _ScaledSum()
+        for point in in_support.point_blocks(W):
+            rows, q_s = point.rows, point.probabilities
+            self.ce_s += point.value
+            grad_s += in_support.logits_adjoint(q_s, in_support.weights[rows], rows)
+            off = np.where(loss.support[rows], -np.inf,
+                           point.logits - point.log_normalizer[:, None])
+            with np.errstate(divide="ignore"):
+                log_r[rows] = logsumexp(off, axis=1)
+            has_off = np.isfinite(log_r[rows])
+            if np.any(has_off):
+                # d log O / d logits_j = pi_j r_j / ((1 + r_j) O) (off-support
+                # softmax - q_s): the weights but for the factor 1 / O.
+                log_weight = np.where(has_off, loss.log_pi[rows] + _log_ratio_terms(
+                    log_r[rows])[1], -np.inf)
+                off_softmax = np.exp(off - np.where(has_off, log_r[rows], 0.0)[:, None])
+                largest = float(log_weight.max())
+                off_grad.add(largest, in_support.logits_adjoint(
+                    off_softmax - q_s, np.exp(log_weight - largest), rows))
+        self.grad_s = grad_s - in_support.target_term
+        self.log_o, self.grad_log_o = self._off_support(loss, log_r, off_grad)
 
-    def _off_support(self, loss, logits, lse_s):
+    def _off_support(self, loss, log_r, off_grad):
         """``log O`` and ``grad log O``, both in the log domain."""
-        off = np.where(loss.support, -np.inf, logits - lse_s[:, None])
-        with np.errstate(divide="ignore"):
-            log_r = logsumexp(off, axis=1)
         has_off = np.isfinite(log_r)
         if not np.any(has_off):  # every support full: no divergent part
             return -np.inf, np.zeros_like(self.W)
-        r = np.exp(np.minimum(log_r, LOG_RATIO_CAP))
-        # log log1p(r) = log r + log(log1p(r) / r), exact to rounding at any r.
-        log_term = log_r + np.log(np.where(r > SMALL_RATIO,
-                                           np.log1p(r) / np.where(r > 0, r, 1), 1.0))
-        log_term[~has_off] = -np.inf
+        log_term = np.where(has_off, _log_ratio_terms(log_r)[0], -np.inf)
         log_o = float(logsumexp(loss.log_pi + log_term))
-        # d log O / d logits_j = pi_j r_j / ((1 + r_j) O) (off-support softmax - q_s).
-        weight = np.exp(loss.log_pi + log_r - np.log1p(r) - log_o)
-        weight[~has_off] = 0.0
-        off_softmax = np.exp(off - np.where(has_off, log_r, 0.0)[:, None])
-        grad = loss.in_support.logits_adjoint(off_softmax - self.q_s, weight)
-        return log_o, grad
+        return log_o, off_grad.total(log_o)
+
+
+def _log_ratio_terms(log_r):
+    """``(log log1p(r), log(r / (1 + r)))`` of the off-support ratios, exact at any ``r``."""
+    r = np.exp(np.minimum(log_r, LOG_RATIO_CAP))
+    # log log1p(r) = log r + log(log1p(r) / r), exact to rounding at any r.
+    log_term = log_r + np.log(np.where(r > SMALL_RATIO, np.log1p(r) / np.where(r > 0, r, 1),
+                                       1.0))
+    return log_term, log_r - np.log1p(r)
+
+
+class _ScaledSum:
+    """``sum_b exp(c_b) G_b`` kept as ``exp(c) G`` so that no term over- or underflows."""
+
+    def __init__(self):
+        self.log_scale, self.sum = -np.inf, None
+
+    def add(self, log_scale, term):
+        if self.sum is None:
+            self.log_scale, self.sum = log_scale, term
+            return
+        top = max(self.log_scale, log_scale)
+        self.sum = self.sum * np.exp(self.log_scale - top) + term * np.exp(log_scale - top)
+        self.log_scale = top
+
+    def total(self, log_divisor):
+        """The sum divided by ``exp(log_divisor)``."""
+        return self.sum * np.exp(self.log_scale - log_divisor)
 
 
 def conjugate_gradient(apply, rhs, x, scale):

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import check_array
+from sklearn.utils import check_array, gen_batches
 from sklearn.utils._param_validation import validate_params
 
 from .._data._ntp_data import (
@@ -25,6 +25,7 @@ from .._data._ntp_data import (
     check_targets,
     merge_contexts,
 )
+from .._loss._cross_entropy import rows_per_block
 
 
 class _Contexts(NamedTuple):
@@ -494,16 +495,18 @@ def ntp_margin(W, X, y=None, *, sample_weight=None):
     """
     data = as_ntp_data(X, y, sample_weight)
     (W, w_exp), (H, h_exp) = _unit_scale(check_decoder(W, data)), _unit_scale(data.embeddings)
-    logits = H @ W.T
-    mask = data.support_mask
-    constrained = ~mask.all(axis=1)
+    constrained = data.support_sizes < data.n_tokens
     if not constrained.any():
         return float("inf")
-    worst_inside = np.where(mask, logits, np.inf).min(axis=1)
-    best_outside = np.where(mask, -np.inf, logits).max(axis=1)
+    gaps = np.empty(data.n_contexts)
+    # Row blocks within working_memory: the logits and two masked copies.
+    for rows in gen_batches(data.n_contexts, rows_per_block(3 * 8 * data.n_tokens)):
+        logits = H[rows] @ W.T
+        mask = data.probabilities[rows].toarray() > 0
+        gaps[rows] = (np.where(mask, logits, np.inf).min(axis=1)
+                      - np.where(mask, -np.inf, logits).max(axis=1))
     with np.errstate(over="ignore"):  # overflow is reported below
-        margin = float(np.ldexp(np.min((worst_inside - best_outside)[constrained]),
-                                w_exp + h_exp))
+        margin = float(np.ldexp(np.min(gaps[constrained]), w_exp + h_exp))
     if not np.isfinite(margin):
         raise ValueError(f"The margin of W overflows float64 (W has entries up to "
                          f"{np.ldexp(np.max(np.abs(W)), w_exp):.3g}); rescale W.")
