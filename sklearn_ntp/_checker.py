@@ -12,6 +12,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._data._ntp_data import check_precision
 from ._exceptions import (
     NotNTPCompatibleError,
     NotNTPSeparableError,
@@ -127,6 +128,7 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
             On invalid input, or when ``on_failure="raise"`` and a condition
             fails.
         """
+        check_precision(X)
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32),
                              multi_output=True, accept_sparse=("csr", "csc"))
         report = check_ntp_separability(X, y, sample_weight,
@@ -190,6 +192,7 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
             The validated input (float64, or float32 kept as is).
         """
         check_is_fitted(self)
+        check_precision(X)
         return validate_data(self, X, reset=False, dtype=(np.float64, np.float32),
                              accept_sparse=("csr", "csc"))
 

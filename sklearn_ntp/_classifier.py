@@ -15,7 +15,7 @@ from sklearn.utils._array_api import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._data._ntp_data import aggregate_contexts, with_intercept_column
+from ._data._ntp_data import aggregate_contexts, check_precision, with_intercept_column
 from ._data._scaling import column_scale_exponents
 from ._exceptions import NTPSeparabilityWarning
 from ._loss._cross_entropy import NTPLoss, log_softmax, rows_per_block, softmax
@@ -406,9 +406,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             If ``implicit_bias_limit`` was computed on other distinct contexts,
             weights or tokens than those of ``X``, ``y`` and ``sample_weight``.
         """
+        X = _validated_embeddings(self, X, reset=True)
         xp, _, device = get_namespace_and_device(X)
-        X = validate_data(self, X, accept_sparse=("csr", "csc"),
-                          dtype=[xp.float64, xp.float32])
         # Aggregation and the exact geometry run on the host, once per fit.
         given = aggregate_contexts(to_host(X), to_host(y), to_host(sample_weight))
         if implicit_bias_limit is not None and not same_contexts(implicit_bias_limit.data,
@@ -576,9 +575,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     def _validate_X(self, X, method):
         check_is_fitted(self)
         check_same_namespace(X, self, attribute="coef_", method=method)
-        xp, _ = namespace(X)
-        return validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
-                             dtype=[xp.float64, xp.float32])
+        return _validated_embeddings(self, X, reset=False)
 
     def _checked_logits(self, X):
         """``X W^T (+ intercepts)``, refused where it overflows."""
@@ -710,12 +707,18 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             columns other than ``len(classes_)``.
         """
         check_is_fitted(self)
-        xp, _ = namespace(X)
-        X = validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
-                          dtype=[xp.float64, xp.float32])
+        X = _validated_embeddings(self, X, reset=False)
         data = self._contexts(aggregate_contexts(
             to_host(X), to_host(y), to_host(sample_weight), classes=self.classes_))
         return -NTPLoss(data).value(to_host(self._full_coef()).astype(data.embeddings.dtype))
+
+
+def _validated_embeddings(estimator, X, reset):
+    """``X`` through ``validate_data``: float64, or float32 kept; half precision refused."""
+    check_precision(X)
+    xp, _ = namespace(X)
+    return validate_data(estimator, X, reset=reset, accept_sparse=("csr", "csc"),
+                         dtype=[xp.float64, xp.float32])
 
 
 def _unscaled(scaling, W):

@@ -22,6 +22,7 @@ from sklearn_ntp.implicit_bias import (
     aggregate_contexts,
     check_ntp_separability,
     entropy_lower_bound,
+    implicit_bias_limit,
     log_odds_solution,
     ntp_loss,
     ntp_svm,
@@ -262,3 +263,32 @@ def test_continuous_labels_are_still_refused():
 def test_ragged_targets_are_named(y):
     with pytest.raises(ValueError, match="Invalid y"):
         aggregate_contexts(np.eye(2), y)
+
+
+def test_half_precision_is_refused_not_upcast():
+    """float16 has an 11-bit significand: a clear error at every entry point."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 3)), rng.integers(0, 3, 20)
+    half = X.astype(np.float16)
+    match = r"X is float16: half precision is not supported.*float32"
+    for call in (lambda: NTPLinearClassifier(max_iter=2).fit(half, y),
+                 lambda: NTPSeparabilityChecker().fit(half, y),
+                 lambda: aggregate_contexts(half, y),
+                 lambda: implicit_bias_limit(half, y)):
+        with pytest.raises(ValueError, match=match):
+            call()
+    model = NTPLinearClassifier(max_iter=2, compute_implicit_bias=False).fit(X, y)
+    for method in (model.predict, model.predict_proba, model.decision_function,
+                   lambda X: model.score(X, y)):
+        with pytest.raises(ValueError, match=match):
+            method(half)
+    checker = NTPSeparabilityChecker().fit(X, y)
+    with pytest.raises(ValueError, match=match):
+        checker.transform(half)
+
+
+def test_bfloat16_tensors_are_refused():
+    torch = pytest.importorskip("torch")
+    X = torch.zeros((4, 2), dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="X is bfloat16: half precision"):
+        aggregate_contexts(X, [0, 1, 0, 1])

@@ -311,6 +311,30 @@ def _encode(y, classes):
     return codes
 
 
+def check_precision(X, name="X"):
+    """Refuse half-precision floats (float16, bfloat16) rather than upcast them silently.
+
+    Their 8- to 11-bit significands cannot resolve the loss or its gradient,
+    and upcasting a large array doubles or quadruples its memory without a
+    word: the caller converts to float32 (or float64) knowingly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp._data._ntp_data import check_precision
+    >>> check_precision(np.zeros((2, 2), dtype=np.float32))
+    >>> check_precision(np.zeros((2, 2), dtype=np.float16))
+    Traceback (most recent call last):
+    ...
+    ValueError: X is float16: half precision is not supported ...
+    """
+    dtype = str(getattr(X, "dtype", ""))  # numpy 'float16', torch 'torch.bfloat16', ...
+    if dtype.endswith("float16"):
+        raise ValueError(f"{name} is {dtype.removeprefix('torch.')}: half precision is not "
+                         "supported (its significand does not resolve the loss); convert "
+                         f"{name} to float32, e.g. {name}.astype('float32').")
+
+
 def check_embeddings(X, dtype=(np.float64, np.float32)):
     """Validate context embeddings: finite, 2-D, numeric, non-empty, not too large.
 
@@ -318,6 +342,7 @@ def check_embeddings(X, dtype=(np.float64, np.float32)):
     must not overflow, which bounds the entries by
     ``sqrt(max float / n_features)`` (about ``1e153`` in float64).
     """
+    check_precision(X)
     X = checked_array(X, "X", dtype=dtype)
     bound = np.sqrt(np.finfo(X.dtype).max / X.shape[1])
     largest = np.max(np.abs(X)) if X.size else 0.0
@@ -443,8 +468,12 @@ def aggregate_contexts(X, y, sample_weight=None, *, classes=None):
     >>> data.weights
     array([0.33333333, 0.66666667])
     """
-    X = (check_array(X, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32),
-                     input_name="X") if sp.issparse(X) else check_embeddings(X))
+    if sp.issparse(X):
+        check_precision(X)
+        X = check_array(X, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32),
+                        input_name="X")
+    else:
+        X = check_embeddings(X)
     n_samples = X.shape[0]
     Y, classes = check_targets(y, n_samples, classes)
     return merge_contexts(X, Y, check_sample_weight(sample_weight, n_samples), classes)
