@@ -33,6 +33,7 @@ from sklearn_ntp._solvers._descent import SOLVERS
 from sklearn_ntp._solvers._tracking import HistoryTracker
 from sklearn_ntp._utils._array_api import newton_device
 from sklearn_ntp.datasets import make_ntp_data
+from sklearn_ntp.implicit_bias import implicit_bias_limit
 
 xps = pytest.importorskip("array_api_strict")
 os.environ.setdefault("SCIPY_ARRAY_API", "1")  # scikit-learn's requirement for dispatch
@@ -363,6 +364,37 @@ def test_restricted_newton_on_a_device_finds_the_host_minimizer(xp, problem, pre
     np.testing.assert_allclose(loss.softmax(W), host_loss.softmax(W_host), rtol=0, atol=atol)
     outside = ~np.any(args[0], axis=0)
     assert np.all(np.abs(W[outside]) <= 1e-13)
+
+
+def test_float32_products_on_the_host_find_the_float64_minimizer(problem, monkeypatch):
+    data = problem[0]
+    full = np.ones((M, V), dtype=bool)
+    expected, _ = RestrictedLoss(data, full).minimize(np.zeros((V, D)), tol=1e-12)
+    seen = product_dtypes(monkeypatch)
+    with newton_device(np, dtype=np.float32):
+        W, grad_norm = RestrictedLoss(data, full).minimize(np.zeros((V, D)), tol=1e-12)
+    assert seen[0] == "host" and grad_norm <= 1e-12 * RestrictedLoss(data, full).scale
+    np.testing.assert_allclose(W, expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("xp", list(namespaces()))
+def test_the_limit_with_newton_solves_on_a_device_is_the_host_limit(xp, monkeypatch):
+    # Random probabilities in 8 dimensions: W~ needs Newton's method, and some
+    # off-support pairs are separable (a margin direction).
+    rng = np.random.default_rng(0)
+    H, P = random_ntp_problem(rng, M, V, 8, 3)
+    data = aggregate_contexts(H, P, sample_weight=rng.dirichlet(np.ones(M)))
+    expected = implicit_bias_limit(data)
+    seen = product_dtypes(monkeypatch)
+    with newton_device(xp):
+        limit = implicit_bias_limit(data)
+    assert seen and "host" not in seen
+    assert limit.certified and expected.certified
+    np.testing.assert_allclose(limit.finite_component, expected.finite_component, rtol=0,
+                               atol=1e-12)
+    np.testing.assert_allclose(limit.margin_direction, expected.margin_direction, rtol=0,
+                               atol=1e-12)
+    assert limit.loss_infimum == pytest.approx(expected.loss_infimum, rel=1e-12)
 
 
 def run_solver(name, data, W0, xp=None, alpha=0.0, **options):

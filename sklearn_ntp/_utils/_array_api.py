@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import config_context
 from sklearn.utils._array_api import (
     _convert_to_numpy,
     _is_numpy_namespace,
@@ -120,8 +121,10 @@ def newton_device(xp, device=None, dtype=None):
 
     Parameters
     ----------
-    xp : Array API namespace
-        E.g. ``array_api_compat.torch`` or scikit-learn's wrapper of it.
+    xp : Array API namespace or module
+        E.g. ``torch``, ``cupy`` or ``array_api_strict`` (wrapped in its Array
+        API namespace here: the environment needs ``SCIPY_ARRAY_API=1``, as
+        for scikit-learn's dispatch).
     device : device, default=None
         A device of ``xp`` (e.g. ``"cuda"``).
     dtype : dtype of ``xp``, default=None
@@ -131,14 +134,17 @@ def newton_device(xp, device=None, dtype=None):
 
     Examples
     --------
-    >>> import array_api_strict as xps
+    >>> import numpy as np
     >>> from sklearn_ntp._utils._array_api import newton_device, current_newton_device
-    >>> with newton_device(xps, dtype=xps.float32):
-    ...     current_newton_device().dtype == xps.float32
+    >>> with newton_device(np, dtype=np.float32):  # float32 products on the host
+    ...     current_newton_device().dtype == np.float32
     True
     >>> current_newton_device() is None
     True
     """
+    if not _is_numpy_namespace(xp):
+        with config_context(array_api_dispatch=True):
+            xp, _ = get_namespace(xp.asarray(0.0))
     token = _NEWTON_DEVICE.set(NewtonDevice(xp, device, dtype))
     try:
         yield
