@@ -6,13 +6,18 @@
 For every size (m, V, d) and dtype it times, on each backend,
 
 * one GD iteration of :class:`~sklearn_ntp.NTPLinearClassifier`
-  (``NTPLoss.value_and_grad`` plus the update ``W - eta grad``), and
+  (``NTPLoss.value_and_grad`` plus the update ``W - eta grad``),
+* one Hessian-vector product ``NTPLoss.hessian_product(W, E)`` at a new
+  ``W`` (what the Newton solves of the limit and the accelerated solver
+  repeat): the softmax pass at ``W`` and the products ``H E^T`` and
+  ``R^T H``, block by block, and
 * a 100-iteration ``fit`` (``compute_implicit_bias=False``, ``tol=0``: exactly
   100 updates; it includes the aggregation of identical contexts on the host
   and the transfer of the data to the device, both once per fit),
 
 and prints each as a ratio to the same backend's two bare matrix products
-``H W^T`` and ``G^T H`` (for the fit: to 100 times them). A ratio near one
+``H W^T`` and ``G^T H`` (for the fit: to 100 times them; a Hessian product
+at a new point does three such products). A ratio near one
 means the iteration costs what its products cost. Every context has
 ``S = 8`` next tokens. The torch runs at the default sizes take well under 5
 minutes on one GPU; NumPy's 100-iteration fits at the two large sizes take
@@ -23,6 +28,7 @@ turning into scheduling noise.
 """
 
 import argparse
+import itertools
 import os
 import time
 
@@ -102,10 +108,18 @@ def measure(backend, data, H_raw, Y_raw, dtype, repeat, fit=True):
         _, grad = loss.value_and_grad(W)
         return W - ETA * grad
 
+    E = backend.asarray((rng.standard_normal((V, d)) / np.sqrt(d)).astype(dtype))
+    # At a new point each time: the kept softmax of the last one is not reused.
+    points = itertools.cycle([W, -W])
+
+    def hessian():
+        loss.hessian_product(next(points), E)
+
     products = backend.best_of(lambda: (H @ W.T, G.T @ H), repeat)
     step = backend.best_of(iteration, repeat)
+    hessian = backend.best_of(hessian, repeat)
     if not fit:
-        return products, step, np.nan
+        return products, step, hessian, np.nan
     X, Y = backend.asarray(H_raw.astype(dtype)), Y_raw
     clf = NTPLinearClassifier(max_iter=FIT_ITERATIONS, tol=0.0, learning_rate=ETA,
                               compute_implicit_bias=False)
@@ -113,7 +127,7 @@ def measure(backend, data, H_raw, Y_raw, dtype, repeat, fit=True):
         # One timed fit: the iterations above warmed up kernels and threads.
         seconds = backend.best_of(lambda: clf.fit(X, Y), repeat=1, warm_up=False)
     assert clf.n_iter_ == FIT_ITERATIONS
-    return products, step, seconds
+    return products, step, hessian, seconds
 
 
 def main():
@@ -142,17 +156,19 @@ def main():
     backends = [Backend(name, "cpu" if name == "numpy" else args.device)
                 for name in args.backends]
     print(f"{'backend':<10}{'dtype':<9}{'m':>8}{'V':>6}{'d':>5}{'products ms':>13}"
-          f"{'iteration ms':>14}{'ratio':>7}{'fit(100) s':>12}{'ratio':>7}")
+          f"{'iteration ms':>14}{'ratio':>7}{'hessian ms':>12}{'ratio':>7}"
+          f"{'fit(100) s':>12}{'ratio':>7}")
     for m, V, d in args.sizes:
         H_raw, Y_raw = random_data(m, V, d)
         data = aggregate_contexts(H_raw, Y_raw)
         for dtype in args.dtypes:
             for backend in backends:
-                products, step, fit = measure(backend, data, H_raw, Y_raw, np.dtype(dtype),
-                                              args.repeat, args.fit)
+                products, step, hessian, fit = measure(backend, data, H_raw, Y_raw,
+                                                       np.dtype(dtype), args.repeat, args.fit)
                 label = backend.name if backend.torch is None else f"torch-{args.device}"
                 print(f"{label:<10}{dtype:<9}{m:>8}{V:>6}{d:>5}{1e3 * products:>13.2f}"
-                      f"{1e3 * step:>14.2f}{step / products:>7.2f}{fit:>12.3f}"
+                      f"{1e3 * step:>14.2f}{step / products:>7.2f}{1e3 * hessian:>12.2f}"
+                      f"{hessian / products:>7.2f}{fit:>12.3f}"
                       f"{fit / (FIT_ITERATIONS * products):>7.2f}", flush=True)
 
 

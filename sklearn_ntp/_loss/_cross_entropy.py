@@ -33,7 +33,7 @@ from sklearn.utils._array_api import _is_numpy_namespace
 
 from .._data._ntp_data import NTPData
 from .._linalg._spectral import largest_gram_eigenvalue
-from .._utils._array_api import copy, from_host, namespace, same_array, scalar
+from .._utils._array_api import from_host, namespace, scalar
 from ._contract import Restriction
 
 
@@ -236,8 +236,12 @@ class NTPLoss:
         norm = Z @ self._ones
         value = (self._pi[rows, ...] @ (xp.log(norm) + zmax[:, 0])
                  - self._target[nonzeros] @ z_target)
-        if len(self._blocks) == 1:
-            self._last, self._curvature = (copy(W, xp), Z, norm, zmax[:, 0]), None
+        # Kept for the Hessian products at W. The host keeps a copy of W to
+        # compare values with; a device keeps W itself and recognizes the same
+        # array (no copy, no sync: iterates are new arrays, never changed in place).
+        if len(self._blocks) == 1 and (self._on_host or self._cache_fits):
+            self._last = (W.copy() if self._on_host else W, Z, norm, zmax[:, 0])
+            self._curvature = None
         return value, Z, norm, zmax[:, 0]
 
     def _normalized(self, E, norm):
@@ -248,11 +252,13 @@ class NTPLoss:
         self._last = None
         return np.divide(E, norm[:, None], out=E)
 
-    def _accumulator(self):
-        """Zeros of the shape of ``W`` to add block results to: float64 on the host."""
-        if self._on_host:
-            return np.zeros(self.shape, dtype=np.float64)
-        return self._xp.zeros(self.shape, dtype=self.H.dtype, device=self._namespace[1])
+    def _add(self, total, block):
+        """``total + block`` (in place; ``block`` itself for the first one): the sum of
+        block results of the shape of ``W``, in float64 on the host."""
+        if total is None:
+            return block.astype(np.float64, copy=False) if self._on_host else block
+        total += block
+        return total
 
     def _accumulated(self, total):
         """The sum of the blocks in the working dtype."""
@@ -272,12 +278,12 @@ class NTPLoss:
         so that blocking adds no round-off beyond that within one block. Devices
         keep the working dtype (some have no float64).
         """
-        value, grad = 0.0, self._accumulator() if with_grad else None
+        value, grad = 0.0, None
         for rows in self._blocks:
             block_value, E, norm, _ = self._pass(W, rows)
             value = value + (float(block_value) if self._on_host else block_value)
             if with_grad:
-                grad += self.logits_adjoint(E, self._pi[rows, ...] / norm, rows)
+                grad = self._add(grad, self.logits_adjoint(E, self._pi[rows, ...] / norm, rows))
         if with_grad:
             grad = self._accumulated(grad)
             grad -= self._target_term
@@ -322,7 +328,7 @@ class NTPLoss:
         xp, m = self._xp, self.data.n_contexts
         logits, q = self.logits(W), self._empty((m, self.shape[0]))
         log_normalizer = self._empty((m,))
-        value, grad = 0.0, self._accumulator()
+        value, grad = 0.0, None
         for rows in self._blocks:
             block_value, E, norm, zmax = self._pass(W, rows, logits[rows, ...])
             value = value + (float(block_value) if self._on_host else block_value)
@@ -331,14 +337,16 @@ class NTPLoss:
             else:
                 q[rows, ...] = E / norm[:, None]
             log_normalizer[rows] = zmax + xp.log(norm)
-            grad += self.logits_adjoint(q[rows, ...], self._pi[rows, ...], rows)
+            grad = self._add(grad, self.logits_adjoint(q[rows, ...], self._pi[rows, ...], rows))
         grad = self._accumulated(grad) - self._target_term
         return LossPoint(W, logits, scalar(value, self._on_host), grad, q, log_normalizer)
 
     def _exponentials_at(self, W):
         """The last (single-block) pass if it was at ``W``, else a new one."""
-        if self._last is None or not same_array(self._last[0], W, self._xp):
-            self._pass(W, self._blocks[0])
+        last = self._last
+        if last is None or not (np.array_equal(last[0], W) if self._on_host else last[0] is W):
+            E, norm, zmax = self._pass(W, self._blocks[0])[1:]
+            return self._last or (W, E, norm, zmax)  # None: not kept (device)
         return self._last
 
     def _softmax_and_weighted(self, W):
@@ -365,9 +373,9 @@ class NTPLoss:
             q, weighted = self._softmax_and_weighted(W)
             return self._curvature_term(q, weighted, V, slice(None))
         # Too large to keep: the softmax is recomputed block by block.
-        product = self._accumulator()
+        product = None
         for rows, q in self.softmax_blocks(W):
-            product += self._curvature_term(q, None, V, rows)
+            product = self._add(product, self._curvature_term(q, None, V, rows))
         return self._accumulated(product)
 
     def _curvature_term(self, q, weighted, V, rows):

@@ -89,18 +89,10 @@ def norm(a):
     return float(np.linalg.norm(a)) if on_host else float(xp.linalg.vector_norm(a))
 
 
-def copy(array, xp=None):
-    """A copy of ``array`` in its namespace ``xp`` (by default, that of the array)."""
-    xp = namespace(array)[0] if xp is None else xp
-    return array.copy() if _is_numpy_namespace(xp) else xp.asarray(array, copy=True)
-
-
-def same_array(a, b, xp=None):
-    """Whether ``a`` and ``b`` of the namespace ``xp`` hold the same entries."""
-    xp = namespace(a)[0] if xp is None else xp
-    if _is_numpy_namespace(xp):
-        return np.array_equal(a, b)
-    return a.shape == b.shape and bool(xp.all(a == b))
+def copy(array):
+    """A copy of ``array`` in its namespace and on its device."""
+    xp, on_host = namespace(array)
+    return array.copy() if on_host else xp.asarray(array, copy=True)
 
 
 class NewtonDevice(NamedTuple):
