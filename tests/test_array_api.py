@@ -306,6 +306,25 @@ def test_loss_kernels_in_a_namespace_equal_dense_ones(xp, problem, restricted, r
     np.testing.assert_allclose(host(point.logits), data.embeddings @ W.T, rtol=0, atol=1e-12)
 
 
+def test_block_wise_kernels_never_read_the_device(problem, monkeypatch):
+    # Every conversion of an array-api-strict array to a Python scalar or a
+    # NumPy array is counted while the kernels run over 4 blocks.
+    data, mask, offsets, W, E = problem
+    Array, calls, active = type(xps.asarray(0.0)), [], [True]
+    for name in ("__float__", "__bool__", "__int__", "__index__", "__array__"):
+        if hasattr(Array, name):
+            monkeypatch.setattr(Array, name, _counting(getattr(Array, name), name, calls, active))
+    loss = NTPLoss(data, np.float64, wrapped(xps), None, restriction=Restriction(mask, offsets),
+                   working_memory=3 * 2 * V * 8 / 2 ** 20)
+    W, E = xps.asarray(W), xps.asarray(E)
+    with sklearn.config_context(array_api_dispatch=True):
+        loss.value_and_grad(W)
+        loss.hessian_product(W, E)
+        loss.softmax(W)
+        loss.point(W)
+    assert len(loss._blocks) == 4 and calls == []
+
+
 @pytest.mark.parametrize("xp", list(namespaces()))
 def test_hessian_products_at_a_new_point_are_not_the_last_ones(xp, problem):
     # A single block keeps the softmax of its last point: it must follow W.
