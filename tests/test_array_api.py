@@ -396,6 +396,11 @@ def test_float32_products_on_the_host_find_the_float64_minimizer(problem, monkey
     np.testing.assert_allclose(W, expected, rtol=0, atol=1e-10)
 
 
+def test_newton_products_refuse_other_dtypes(problem):
+    with newton_device(xps, dtype=xps.int64), pytest.raises(ValueError, match="dtype=.*int64"):
+        RestrictedLoss(problem[0], problem[1])
+
+
 @pytest.mark.parametrize("xp", list(namespaces()))
 def test_the_limit_with_newton_solves_on_a_device_is_the_host_limit(xp, monkeypatch):
     # Random probabilities in 8 dimensions: W~ needs Newton's method, and some

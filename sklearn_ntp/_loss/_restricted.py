@@ -68,7 +68,7 @@ class RestrictedLoss(NTPLoss):
 
     Every public method (value, gradient, softmax and its blocks, Hessian
     products) works on float64 NumPy arrays on the host. :meth:`minimize` can
-    run its Newton iteration elsewhere (``device``, or the context
+    run its Newton iteration elsewhere (``newton``, or the context
     :func:`~sklearn_ntp._utils._array_api.newton_device`):
 
     * the iterate, the gradient, the line search and the conjugate gradients
@@ -78,8 +78,11 @@ class RestrictedLoss(NTPLoss):
     * the Hessian products run there in ``device.dtype``. With float32 they
       serve the Newton directions while ``||grad||_F`` exceeds
       ``sqrt(eps_float32) * scale`` (:data:`LOW_PRECISION_SWITCH`), or until
-      a float32 direction fails the line search; then float64 products take
-      over, so the iterate converges as in float64 throughout;
+      a float32 direction fails the line search. Their round-off leaves
+      components in ``G-perp``, where the loss is flat and no Newton step
+      removes them: one float64 CG solve (:meth:`_back_in_range`) projects
+      the iterate back onto ``G``, and float64 products finish, so that
+      ``W~`` is the float64 minimizer in ``G``;
     * the result comes back to the host in float64 and its gradient norm,
       which the certificates of the limit read, is computed again there by
       the float64 NumPy loss: the certificate never rests on device
@@ -93,7 +96,7 @@ class RestrictedLoss(NTPLoss):
         The effective supports ``S~_j``.
     offsets : tuple of ndarrays (rows, columns, values), default=None
         Logit offsets ``b_jv`` on a few pairs (zero elsewhere).
-    device : NewtonDevice, default=None
+    newton : NewtonDevice, default=None
         Where :meth:`minimize` iterates (namespace, device, product dtype);
         None: the one set by ``newton_device``, else NumPy on the host.
 
@@ -109,7 +112,7 @@ class RestrictedLoss(NTPLoss):
     True
     """
 
-    def __init__(self, data, mask, offsets=None, *, device=None):
+    def __init__(self, data, mask, offsets=None, *, newton=None):
         super().__init__(data, np.float64, restriction=Restriction(mask, offsets))
         self.mask = mask
         self.offsets = offsets
@@ -118,17 +121,17 @@ class RestrictedLoss(NTPLoss):
         self._row_weights = self.pi * self.context_norms ** 2
         self.scale = float(np.sqrt(self._row_weights.sum()))
         self._evaluator, self._products = self._newton_losses(
-            current_newton_device() if device is None else device)
+            current_newton_device() if newton is None else newton)
 
-    def _newton_losses(self, device):
+    def _newton_losses(self, newton):
         """The float64 loss the Newton iteration evaluates, and its Hessian-product
-        losses ``(float64, low precision or None)``, on ``device``."""
-        if device is None:
+        losses ``(float64, low precision or None)``, where ``newton`` says."""
+        if newton is None:
             return self, (self, None)
-        xp, where, dtype = device
+        xp, where, dtype = newton
         if dtype is not None and dtype not in (xp.float32, xp.float64):
-            raise ValueError(f"device.dtype must be float32 or float64 of {xp.__name__}, "
-                             f"got {dtype}.")
+            raise ValueError(f"The dtype of the Newton products must be float32 or "
+                             f"float64 of {xp.__name__}, got dtype={dtype}.")
         on_host = _is_numpy_namespace(xp)
 
         def loss(precision):
