@@ -25,6 +25,13 @@ minutes on a few CPU cores (``--backends torch`` skips them). On 2 CPU cores
 use ``--sizes`` with the small ones. On a shared
 machine, ``--threads 1`` (one BLAS/torch thread each) keeps the timings from
 turning into scheduling noise.
+
+    python benchmarks/bench_array_api.py --newton 2000,1000,64 --threads 1
+
+times instead the Newton solve of the limit's restricted loss (the
+in-support ``W~`` of random probabilities on 5 tokens a context, ``tol=1e-10``)
+with NumPy and torch, float64 and float32 Hessian products
+(:func:`~sklearn_ntp._utils._array_api.newton_device`).
 """
 
 import argparse
@@ -42,6 +49,8 @@ from sklearn.utils._array_api import get_namespace  # noqa: E402
 from sklearn_ntp import NTPLinearClassifier  # noqa: E402
 from sklearn_ntp._data._ntp_data import aggregate_contexts  # noqa: E402
 from sklearn_ntp._loss._cross_entropy import NTPLoss  # noqa: E402
+from sklearn_ntp._loss._restricted import RestrictedLoss  # noqa: E402
+from sklearn_ntp._utils._array_api import newton_device  # noqa: E402
 
 SIZES = [(2000, 500, 256), (20000, 1000, 256), (100000, 1000, 128)]
 SUPPORT, ETA, FIT_ITERATIONS = 8, 0.5, 100
@@ -130,6 +139,51 @@ def measure(backend, data, H_raw, Y_raw, dtype, repeat, fit=True):
     return products, step, hessian, seconds
 
 
+def random_probabilities(m, V, d, support=5, seed=0):
+    """Gaussian contexts, random probabilities on random supports: not compatible,
+    so that ``W~`` needs Newton's method."""
+    rng = np.random.default_rng(seed)
+    H = rng.standard_normal((m, d)) / np.sqrt(d)
+    cols = np.argsort(rng.random((m, V)), axis=1)[:, :support]
+    p = rng.uniform(0.1, 1.0, (m, support))
+    P = sp.csr_matrix(((p / p.sum(axis=1, keepdims=True)).ravel(),
+                       (np.repeat(np.arange(m), support), cols.ravel())), shape=(m, V))
+    return aggregate_contexts(H, P)
+
+
+def newton_solves(size, device):
+    """Seconds and Hessian products of ``RestrictedLoss.minimize``, per backend."""
+    import torch
+
+    data = random_probabilities(*size)
+    calls, product = [0], NTPLoss.hessian_product  # [count, W~ of NumPy float64]
+
+    def counted(self, W, E):
+        calls[0] += 1
+        return product(self, W, E)
+
+    NTPLoss.hessian_product = counted
+    print(f"{'backend':<12}{'products':<10}{'seconds':>9}{'Hessian products':>18}"
+          f"{'max |W - W_numpy|':>19}")
+    for name, xp, where in [("numpy", np, None), (f"torch-{device}", torch, device)]:
+        for precision in ("float64", "float32"):
+            run_newton(data, name, xp, where, precision, calls)
+
+
+def run_newton(data, name, xp, where, precision, calls):
+    """One solve; its ``W~`` is compared with the first one's (NumPy float64)."""
+    calls[0] = 0
+    start = time.perf_counter()
+    with newton_device(xp, where, getattr(xp, precision)):
+        W, _ = RestrictedLoss(data, data.support_mask).minimize(
+            np.zeros((data.n_tokens, data.n_features)), tol=1e-10)
+    seconds = time.perf_counter() - start
+    if not calls[1:]:
+        calls.append(W)
+    print(f"{name:<12}{precision:<10}{seconds:>9.2f}{calls[0]:>18}"
+          f"{np.abs(W - calls[1]).max():>19.1e}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
@@ -146,6 +200,8 @@ def main():
                              "take minutes on few cores)")
     parser.add_argument("--no-fit", dest="fit", action="store_false",
                         help="time the iteration only, not the 100-iteration fit")
+    parser.add_argument("--newton", type=parse_size, default=None, metavar="M,V,D",
+                        help="time the limit's Newton solve at this size instead")
     args = parser.parse_args()
     if args.threads is not None:
         import torch
@@ -153,6 +209,8 @@ def main():
 
         threadpool_limits(args.threads)
         torch.set_num_threads(args.threads)
+    if args.newton is not None:
+        return newton_solves(args.newton, args.device)
     backends = [Backend(name, "cpu" if name == "numpy" else args.device)
                 for name in args.backends]
     print(f"{'backend':<10}{'dtype':<9}{'m':>8}{'V':>6}{'d':>5}{'products ms':>13}"
