@@ -72,9 +72,11 @@ def run_child(run, args, data_path, m):
     command = [sys.executable, __file__, "--child", run, "--data", str(data_path),
                "--m", str(m), "--n-iter", str(args.n_iter), "--budget", str(args.budget),
                "--device", args.device, "--library", str(args.library or ROOT)]
+    # scikit-learn's Array API dispatch needs scipy's, set before scipy is imported.
+    env = None if args.device == "host" else {**os.environ, "SCIPY_ARRAY_API": "1"}
     start = time.perf_counter()
     try:
-        done = subprocess.run(command, capture_output=True, text=True,
+        done = subprocess.run(command, capture_output=True, text=True, env=env,
                               timeout=args.budget + 600)
     except subprocess.TimeoutExpired:
         return {"run": run, "m": m, "error": f"killed after {args.budget + 600} s"}
@@ -230,6 +232,7 @@ def child_fit(args):
     return {"iteration_s": iteration[0], "products_s": products[0],
             "ratio": iteration[0] / products[0], "cpu_ratio": iteration[1] / products[1],
             "peak_gib": peak, "n_iter": clf.n_iter_, "dtype": str(clf.coef_.dtype),
+            "coef_device": str(getattr(clf.coef_, "device", "host")),
             "final_loss": float(clf.loss_curve_[-1])}
 
 
@@ -274,7 +277,8 @@ def child_limit(args):
     start = time.perf_counter()
     profiler.enable()
     try:
-        limit = implicit_bias_limit(X, Y, w)
+        with newton_solves_on(args.device):
+            limit = implicit_bias_limit(X, Y, w)
         status = limit.status
     except OutOfTime:
         status = f"stopped by the {args.budget:.0f} s budget"
@@ -292,6 +296,21 @@ def child_limit(args):
                          sorted(rows, key=lambda r: -r[1])[1:6])
     return {"seconds": seconds, "peak_gib": peak_gib(), "status": status[:300],
             "dominant": dominant, "profile": stream.getvalue()[-6000:]}
+
+
+def newton_solves_on(device):
+    """The limit's Newton solves on ``device`` (torch), where the library can."""
+    from contextlib import nullcontext
+
+    if device == "host":
+        return nullcontext()
+    try:
+        from sklearn_ntp._utils._array_api import newton_device
+    except ImportError:  # an older checkout: the limit runs on the host
+        return nullcontext()
+    import torch
+
+    return newton_device(torch, device)
 
 
 def child_corpus(args):

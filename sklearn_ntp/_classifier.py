@@ -1,6 +1,7 @@
 """NTPLinearClassifier: a linear softmax decoder fitted on next-token data."""
 
 import warnings
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -23,7 +24,7 @@ from ._loss._penalty import L2Penalty
 from ._solvers._descent import SOLVERS, Objective, SolverOptions
 from ._solvers._step_size import auto_learning_rate, context_smoothness, smoothness_constant
 from ._solvers._tracking import HistoryTracker, implicit_bias_reference, same_contexts
-from ._utils._array_api import from_host, namespace, to_host
+from ._utils._array_api import from_host, namespace, newton_device, to_host
 
 #: Solvers whose step is ``learning_rate`` (lbfgs and accelerated have none).
 STEP_SOLVERS = ("gd", "ngd", "adam", "sgd")
@@ -273,11 +274,12 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
 
     With ``sklearn.set_config(array_api_dispatch=True)`` (and the environment
     variable ``SCIPY_ARRAY_API=1``), ``X`` may be a PyTorch, CuPy or other
-    Array API array: gd, ngd and adam then run in its namespace and on its
-    device, and ``coef_``, ``loss_curve_``, ``finite_component_`` and
-    ``margin_direction_`` are arrays of that namespace. Merging identical
-    contexts, the exact geometry (``compute_implicit_bias``), lbfgs and
-    ``score`` run on the host in NumPy, once per call. Off host memory (e.g.
+    Array API array: every solver then evaluates the loss in its namespace
+    and on its device (lbfgs keeps scipy's iterate on the host), the limit's
+    Newton solves run their Hessian products there, and ``coef_``,
+    ``loss_curve_``, ``finite_component_`` and ``margin_direction_`` are
+    arrays of that namespace. Merging identical contexts, the rest of the
+    exact geometry and ``score`` run on the host in NumPy, once per call. Off host memory (e.g.
     on a GPU) the stopping and divergence tests read the device only every
     ``history_every`` iterations. See the user guide's "Scaling out" section.
 
@@ -421,10 +423,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         data = scaling.contexts(data)
         penalty = L2Penalty(self.alpha, scaling.exponents)
         self.learning_rate_ = self._learning_rate(data, penalty)
-        if self.solver == "lbfgs":  # scipy's L-BFGS-B: NumPy on the host
-            xp, device = namespace(data.embeddings)[0], None
-        reference = self._implicit_bias_reference(
-            data, implicit_bias_limit if data is given else None)
+        # The limit's Newton solves run on X's device (certificates on the host).
+        with nullcontext() if namespace(X)[1] else newton_device(xp, device):
+            reference = self._implicit_bias_reference(
+                data, implicit_bias_limit if data is given else None)
         infimum = None if reference is None else reference.loss_infimum
         tracker = HistoryTracker(
             data.entropy, every=self.history_every, reference=reference,

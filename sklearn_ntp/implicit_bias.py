@@ -25,6 +25,7 @@ from ._geometry._subspace import (
 )
 from ._geometry._svm import ntp_svm
 from ._loss._ntp_loss import ntp_loss, ntp_loss_gradient
+from ._utils._array_api import newton_device
 from .metrics._ntp_metrics import entropy_lower_bound
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "ImplicitBiasLimit",
     "implicit_bias_limit",
     "SeparablePairsError",
+    "newton_device",
 ]

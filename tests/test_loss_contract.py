@@ -132,10 +132,3 @@ def test_smoothness_bounds_the_curvature(problem):
     E = np.random.default_rng(4).standard_normal(W.shape)
     assert np.vdot(E, loss.hessian_product(W, E)) <= loss.smoothness() * np.vdot(E, E)
 
-
-def test_restriction_refuses_a_device_namespace(problem):
-    array_api_strict = pytest.importorskip("array_api_strict")
-    data = problem[0]
-    with pytest.raises(ValueError, match="host only"):
-        NTPLoss(data, xp=array_api_strict,
-                restriction=Restriction(mask=data.support_mask))

@@ -13,17 +13,21 @@ such systems amplifies the round-off components; this one stops instead:
 
 The iterate returned is the last one before the stop, so it only ever moved
 along directions of positive curvature.
+
+The vectors may be arrays of any Array API namespace (e.g. on a GPU): each
+iteration then reads three scalars from the device.
 """
 
+from math import prod
 from typing import NamedTuple
 
-import numpy as np
+from .._utils._array_api import copy, namespace, norm, vdot
 
 
 class CGResult(NamedTuple):
     """Outcome of :func:`truncated_cg`."""
 
-    x: np.ndarray
+    x: object
     n_iter: int
     reason: str
 
@@ -40,9 +44,10 @@ def truncated_cg(apply, b, x0=None, *, rtol=0.0, atol=0.0, flat=0.0, max_iter=No
     ----------
     apply : callable
         ``v -> A v`` for a symmetric positive semidefinite ``A``.
-    b : ndarray
-        Right-hand side (any shape; inner products are over all entries).
-    x0 : ndarray, default=None
+    b : array
+        Right-hand side (any shape and Array API namespace; inner products are
+        over all entries).
+    x0 : array, default=None
         Starting point (zero by default).
     rtol, atol : float, default=0.0
         Stop once ``||b - A x|| <= max(rtol * ||b||, atol)``.
@@ -71,26 +76,27 @@ def truncated_cg(apply, b, x0=None, *, rtol=0.0, atol=0.0, flat=0.0, max_iter=No
     (True, 'converged')
     """
     precondition = precondition or _identity
-    max_iter = b.size if max_iter is None else max_iter
-    x = np.zeros_like(b) if x0 is None else x0.copy()
-    r = b - apply(x) if x0 is not None else b.copy()
-    threshold = max(rtol * float(np.linalg.norm(b)), atol)
+    max_iter = prod(b.shape) if max_iter is None else max_iter
+    xp, _ = namespace(b)
+    x = xp.zeros_like(b) if x0 is None else copy(x0)
+    r = b - apply(x) if x0 is not None else copy(b)
+    threshold = max(rtol * norm(b), atol)
     z = precondition(r)
-    d, rz = z.copy(), float(np.vdot(r, z))
+    d, rz = copy(z), vdot(r, z)
     for k in range(max_iter):
-        if float(np.linalg.norm(r)) <= threshold:
+        if norm(r) <= threshold:
             return CGResult(x, k, "converged")
         if not rz > 0:
             return CGResult(x, k, "exhausted")
         Ad = apply(d)
-        curvature = float(np.vdot(d, Ad))
-        if curvature <= flat * float(np.vdot(d, d)):
+        curvature = vdot(d, Ad)
+        if curvature <= flat * vdot(d, d):
             return CGResult(x, k, "flat")
         alpha = rz / curvature
         x += alpha * d
         r -= alpha * Ad
         z = precondition(r)
-        rz, rz_old = float(np.vdot(r, z)), rz
+        rz, rz_old = vdot(r, z), rz
         d = z + (rz / rz_old) * d
-    reason = "converged" if float(np.linalg.norm(r)) <= threshold else "max_iter"
+    reason = "converged" if norm(r) <= threshold else "max_iter"
     return CGResult(x, max_iter, reason)

@@ -15,9 +15,12 @@ methods only, :meth:`NTPLoss.logits` (``H W^T``) and
 (block-wise, on a device) evaluates them.
 
 The loss runs in any Array API namespace (``xp``, on ``device``): the sparse
-``P`` is turned into flat indices and weights on the host once, so that every
-iteration is dense products, a gather and element-wise functions on the device.
-Restrictions (masks, offsets) and Hessian products run on the host.
+``P`` is turned into flat indices and weights, and a restriction into boolean
+masks (effective supports, offset positions), on the host once, so that every
+evaluation (value, gradient, softmax, Hessian products) is dense products, a
+gather, masked assignments and element-wise functions on the device, block by
+block, without a transfer per block. On the host the blocks add up in float64;
+on a device in the working dtype (some devices have no float64).
 """
 
 from typing import NamedTuple
@@ -120,9 +123,6 @@ class NTPLoss:
         restriction = Restriction() if restriction is None else restriction
         dtype = np.dtype(dtype or data.embeddings.dtype)
         self._on_host = xp is None or _is_numpy_namespace(xp)
-        if not (self._on_host or restriction.is_full and restriction.offsets is None):
-            raise ValueError("Effective supports and logit offsets are evaluated on the "
-                             "host only (NumPy arrays).")
         P, rows = data.probabilities, data.support_rows
         pi = np.asarray(data.weights if restriction.weights is None else restriction.weights,
                         dtype=np.float64)
@@ -141,7 +141,7 @@ class NTPLoss:
         self.context_norms = data.context_norms
         self.shape = (data.n_tokens, data.n_features)
         # Tokens outside the effective supports (None: none), whose logits are -inf.
-        self._outside = None if restriction.is_full else ~np.asarray(restriction.mask)
+        outside = None if restriction.is_full else ~np.asarray(restriction.mask)
         self._offsets = restriction.offsets
         self._namespace, self._dtype = (xp, device), dtype
         self._working_memory = working_memory
@@ -162,6 +162,10 @@ class NTPLoss:
         to_xp = (lambda a: a) if self._on_host else (lambda a: from_host(a, xp, device))
         self.H, self._flat, self._target, self._target_term = (
             to_xp(a) for a in (H, flat, target, target_term))
+        self._outside = None if outside is None else to_xp(outside)
+        if self._offsets is not None and not self._on_host:
+            self._offsets = _masked_offsets(self._offsets, (data.n_contexts, data.n_tokens),
+                                            dtype, to_xp)
         self._pi = to_xp(pi.astype(dtype))
         self._ones = to_xp(np.ones(data.n_tokens, dtype=dtype))
         self._xp = xp
@@ -187,7 +191,7 @@ class NTPLoss:
     def _block_logits(self, W, rows, logits):
         """The logits of the block ``rows`` (in the host buffer), offsets added."""
         if not self._on_host:
-            return self.logits(W, rows=rows) if logits is None else logits
+            return self._device_block_logits(W, rows, logits)
         Z = self._buffer[:rows.stop - rows.start]
         if logits is None:
             self.logits(W, out=Z, rows=rows)
@@ -197,6 +201,17 @@ class NTPLoss:
             offset_rows, columns, values = self._offsets
             inside = (offset_rows >= rows.start) & (offset_rows < rows.stop)
             Z[offset_rows[inside] - rows.start, columns[inside]] += values[inside]
+        return Z
+
+    def _device_block_logits(self, W, rows, logits):
+        """The logits of the block ``rows`` (a new device array), offsets added."""
+        xp = self._xp
+        Z = self.logits(W, rows=rows) if logits is None else xp.asarray(logits, copy=True)
+        if self._offsets is not None:
+            # The block's offset positions, in row-major order like their values.
+            positions, values, pointers = self._offsets
+            inside = positions[rows, ...]
+            Z[inside] = Z[inside] + values[int(pointers[rows.start]):int(pointers[rows.stop])]
         return Z
 
     def _pass(self, W, rows, logits=None):
@@ -212,7 +227,7 @@ class NTPLoss:
         z_target = xp.take(xp.reshape(Z, (-1,)),
                            self._flat[nonzeros] - rows.start * self.shape[0])
         if self._outside is not None:
-            Z[self._outside[rows]] = -np.inf
+            Z[self._outside[rows, ...]] = -np.inf
         # Softmax numerators in place; the row sums and the weighting by
         # pi_j / sum_j go through BLAS products, which use every core.
         zmax = xp.max(Z, axis=1, keepdims=True)
@@ -221,9 +236,39 @@ class NTPLoss:
         norm = Z @ self._ones
         value = (self._pi[rows, ...] @ (xp.log(norm) + zmax[:, 0])
                  - self._target[nonzeros] @ z_target)
-        if self._on_host and len(self._blocks) == 1:
-            self._last, self._curvature = (W.copy(), Z, norm, zmax[:, 0]), None
+        # Kept for the Hessian products at W. The host keeps a copy of W to
+        # compare values with; a device keeps W itself and recognizes the same
+        # array (no copy, no sync: iterates are new arrays, never changed in place).
+        if len(self._blocks) == 1 and (self._on_host or self._cache_fits):
+            self._last = (W.copy() if self._on_host else W, Z, norm, zmax[:, 0])
+            self._curvature = None
         return value, Z, norm, zmax[:, 0]
+
+    def _normalized(self, E, norm):
+        """The softmax ``E / norm`` of a pass: in place in the host buffer (which
+        a single-block pass also keeps as the last exponentials: they go)."""
+        if not self._on_host:
+            return E / norm[:, None]
+        self._last = None
+        return np.divide(E, norm[:, None], out=E)
+
+    def _add(self, total, block):
+        """``total + block`` (in place; ``block`` itself for the first one): the sum of
+        block results of the shape of ``W``, in float64 on the host."""
+        if total is None:
+            return block.astype(np.float64, copy=False) if self._on_host else block
+        total += block
+        return total
+
+    def _accumulated(self, total):
+        """The sum of the blocks in the working dtype."""
+        return total.astype(self._dtype, copy=False) if self._on_host else total
+
+    def _empty(self, shape):
+        """An uninitialized array of the working dtype in the loss's namespace."""
+        if self._on_host:
+            return np.empty(shape, dtype=self._dtype)
+        return self._xp.empty(shape, dtype=self.H.dtype, device=self._namespace[1])
 
     def _blockwise(self, W, with_grad=True):
         """``(CE(W), grad CE(W) or None)`` summed over the blocks of contexts.
@@ -233,20 +278,14 @@ class NTPLoss:
         so that blocking adds no round-off beyond that within one block. Devices
         keep the working dtype (some have no float64).
         """
-        value = grad = None
+        value, grad = 0.0, None
         for rows in self._blocks:
             block_value, E, norm, _ = self._pass(W, rows)
-            block_value = float(block_value) if self._on_host else block_value
-            value = block_value if value is None else value + block_value
+            value = value + (float(block_value) if self._on_host else block_value)
             if with_grad:
-                block_grad = self.logits_adjoint(E, self._pi[rows, ...] / norm, rows)
-                if grad is None:
-                    grad = (block_grad.astype(np.float64, copy=False) if self._on_host
-                            else block_grad)
-                else:
-                    grad += block_grad
+                grad = self._add(grad, self.logits_adjoint(E, self._pi[rows, ...] / norm, rows))
         if with_grad:
-            grad = grad.astype(self._dtype, copy=False) if self._on_host else grad
+            grad = self._accumulated(grad)
             grad -= self._target_term
         return scalar(value, self._on_host), grad
 
@@ -267,10 +306,9 @@ class NTPLoss:
         if len(self._blocks) == 1:
             E, norm = self._exponentials_at(W)[1:3]
             return E / norm[:, None]
-        q = np.empty((self.data.n_contexts, self.shape[0]), dtype=self._dtype)
-        for rows in self._blocks:
-            E, norm = self._pass(W, rows)[1:3]
-            np.divide(E, norm[:, None], out=q[rows])
+        q = self._empty((self.data.n_contexts, self.shape[0]))
+        for rows, q_rows in self.softmax_blocks(W):
+            q[rows, ...] = q_rows
         return q
 
     def softmax_blocks(self, W):
@@ -282,27 +320,21 @@ class NTPLoss:
         """
         for rows in self._blocks:
             E, norm = self._pass(W, rows)[1:3]
-            if self._on_host:
-                # E is the buffer that a single-block pass also keeps as the last
-                # exponentials: dividing it in place invalidates them.
-                self._last = None
-                yield rows, np.divide(E, norm[:, None], out=E)
-            else:
-                yield rows, E / norm[:, None]
+            yield rows, self._normalized(E, norm)
 
     def point_blocks(self, W):
-        """Yield a :class:`BlockPoint` per block of contexts (host only).
+        """Yield a :class:`BlockPoint` per block of contexts.
 
         The gradient is ``sum`` over blocks of ``logits_adjoint(q, pi[rows], rows)``
-        minus :attr:`target_term`. A block's ``q`` lives in the block buffer:
-        reduce it before asking for the next block.
+        minus :attr:`target_term`. On the host a block's ``q`` lives in the
+        block buffer: reduce it before asking for the next block. Values are
+        floats on the host, 0-d arrays of the loss's namespace elsewhere.
         """
         for rows in self._blocks:
             logits = self.logits(W, rows=rows)
             value, E, norm, zmax = self._pass(W, rows, logits)
-            self._last = None  # E becomes q in place (see softmax_blocks)
-            yield BlockPoint(rows, float(value), logits, np.divide(E, norm[:, None], out=E),
-                             zmax + np.log(norm))
+            yield BlockPoint(rows, scalar(value, self._on_host), logits,
+                             self._normalized(E, norm), zmax + self._xp.log(norm))
 
     @property
     def target_term(self):
@@ -311,8 +343,10 @@ class NTPLoss:
 
     def _exponentials_at(self, W):
         """The last (single-block) pass if it was at ``W``, else a new one."""
-        if self._last is None or not np.array_equal(self._last[0], W):
-            self._pass(W, self._blocks[0])
+        last = self._last
+        if last is None or not (np.array_equal(last[0], W) if self._on_host else last[0] is W):
+            E, norm, zmax = self._pass(W, self._blocks[0])[1:]
+            return self._last or (W, E, norm, zmax)  # None: not kept (device)
         return self._last
 
     def _softmax_and_weighted(self, W):
@@ -323,28 +357,36 @@ class NTPLoss:
             self._curvature = (q, q * self._pi[:, None])
         return self._curvature
 
+    def _curvature_blocks(self, W):
+        """``(rows, q)`` over the blocks at ``W``: the kept softmax when it fits."""
+        if self._cache_fits:
+            yield slice(None), self._softmax_and_weighted(W)[0]
+        else:
+            yield from self.softmax_blocks(W)
+
     def hessian_product(self, W, V):
         """``nabla^2 CE(W)[V] = sum_j pi_j (diag(q_j) - q_j q_j^T) V h_j h_j^T``."""
         if self._cache_fits:
             q, weighted = self._softmax_and_weighted(W)
             return self._curvature_term(q, weighted, V, slice(None))
         # Too large to keep: the softmax is recomputed block by block.
-        product = np.zeros(self.shape, dtype=np.float64)
-        for rows in self._blocks:
-            E, norm = self._pass(W, rows)[1:3]
-            q = np.divide(E, norm[:, None], out=E)
-            product += self._curvature_term(q, None, V, rows)
-        return product.astype(self._dtype, copy=False)
+        product = None
+        for rows, q in self.softmax_blocks(W):
+            product = self._add(product, self._curvature_term(q, None, V, rows))
+        return self._accumulated(product)
 
     def _curvature_term(self, q, weighted, V, rows):
         """The Hessian product's part from the contexts ``rows``, softmax ``q``
         and ``weighted = pi q`` (None: weighted here, without a third array)."""
         # In place: the (rows, V) passes, not the two products, dominate the cost.
         dZ = self.logits(V, rows=rows)
-        dZ -= np.einsum("jv,jv->j", q, dZ)[:, None]
+        if self._on_host:
+            dZ -= np.einsum("jv,jv->j", q, dZ)[:, None]
+        else:
+            dZ -= self._xp.vecdot(q, dZ)[:, None]
         if weighted is None:
             dZ *= q
-            dZ *= self._pi[rows, None]
+            dZ *= self._pi[rows, ...][:, None]
         else:
             dZ *= weighted
         return self.logits_adjoint(dZ, rows=rows)
@@ -380,3 +422,19 @@ class NTPLoss:
         return NTPLoss(view, self._dtype, xp, device,
                        restriction=Restriction(restriction.mask, weights=weights),
                        working_memory=self._working_memory)
+
+
+def _masked_offsets(offsets, mask_shape, dtype, to_xp):
+    """Logit offsets ``(rows, columns, values)`` as a device mask of their
+    positions, their values in row-major order, and each row's first value.
+
+    Array API namespaces index with integer arrays for reading only; a boolean
+    mask assigns the offsets of a block in place, without a host transfer.
+    """
+    rows, columns, values = (np.asarray(a) for a in offsets)
+    n_contexts, n_tokens = mask_shape
+    order = np.argsort(rows * n_tokens + columns, kind="stable")
+    positions = np.zeros(mask_shape, dtype=bool)
+    positions[rows, columns] = True
+    pointers = np.searchsorted(rows[order], np.arange(n_contexts + 1))
+    return to_xp(positions), to_xp(values[order].astype(dtype)), pointers

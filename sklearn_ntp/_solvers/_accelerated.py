@@ -25,17 +25,22 @@ would push ``P_F(W)`` off ``W*``.
 The margin step is gradient descent on ``log O``, i.e. a step ``eta / O``
 on ``O``: its size grows as the excess loss falls, so ``||W||`` grows linearly
 in the iteration count instead of logarithmically.
+
+The iteration runs in the namespace and on the device of ``W0``, in float64
+(the device needs it): loss, Hessian products and conjugate gradients there,
+reading back a few scalars per CG iteration. Unlike the block-wise loss, a
+point of the split keeps its whole (n_contexts, n_tokens) logits.
 """
 
 from dataclasses import replace
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .._linalg._cg import truncated_cg
 from .._linalg._line_search import armijo
 from .._loss._contract import Restriction
 from .._loss._cross_entropy import NTPLoss
+from .._utils._array_api import from_host, namespace, norm, vdot
 from ._api import SolverResult
 
 #: Conjugate-gradient stop: residual below this fraction of the system's scale
@@ -76,6 +81,10 @@ class SupportSplitLoss:
     ----------
     data : NTPData
         Distinct contexts.
+    xp : Array API namespace, default=None
+        Namespace of the iterates (NumPy by default).
+    device : device, default=None
+        Their device in ``xp``.
 
     Examples
     --------
@@ -90,15 +99,19 @@ class SupportSplitLoss:
     True
     """
 
-    def __init__(self, data):
+    def __init__(self, data, xp=None, device=None):
         # The loss works on unit-scale contexts ``h_j / c`` (and on ``c W``, the
         # same logits), ``c = max_j ||h_j||``: no product overflows at any scale.
         largest = float(np.max(data.context_norms))
         self.c = largest if largest > 0 else 1.0
         unit = replace(data, embeddings=np.asarray(data.embeddings, dtype=np.float64) / self.c)
-        self.support = data.support_mask
-        self.in_support = NTPLoss(unit, np.float64, restriction=Restriction(self.support))
-        self.log_pi = np.log(np.asarray(data.weights, dtype=np.float64))
+        self.in_support = NTPLoss(unit, np.float64, xp, device,
+                                  restriction=Restriction(data.support_mask))
+        self.xp = self.in_support._xp
+        on_host = self.in_support._on_host
+        to_xp = (lambda a: a) if on_host else (lambda a: from_host(a, xp, device))
+        self.support = to_xp(data.support_mask)
+        self.log_pi = to_xp(np.log(np.asarray(data.weights, dtype=np.float64)))
 
     def __call__(self, W):
         """Return a :class:`SplitPoint` with both parts and their gradients at ``W``."""
@@ -115,72 +128,82 @@ class SplitPoint:
     One pass over the blocks of contexts gives both: ``CE_S`` and its gradient
     add up across blocks, and so does ``grad log O`` once each block's
     weights are scaled by their largest (the normalizer ``O`` is known only
-    after the last block).
+    after the last block). Everything runs in the namespace of ``W``.
     """
 
     def __init__(self, loss, W):
-        in_support = loss.in_support
+        xp, in_support = loss.xp, loss.in_support
         self.W, self.ce_s = W, 0.0
-        grad_s = np.zeros(W.shape)
-        log_r = np.empty(len(loss.log_pi))
-        off_grad = _ScaledSum()
+        grad_s, log_r, off_grad = None, [], _ScaledSum(xp)
         for point in in_support.point_blocks(W):
             rows, q_s = point.rows, point.probabilities
-            self.ce_s += point.value
-            grad_s += in_support.logits_adjoint(q_s, in_support.weights[rows], rows)
-            off = np.where(loss.support[rows], -np.inf,
+            self.ce_s = self.ce_s + point.value
+            grad_s = in_support._add(grad_s, in_support.logits_adjoint(
+                q_s, in_support.weights[rows, ...], rows))
+            off = xp.where(loss.support[rows, ...], -np.inf,
                            point.logits - point.log_normalizer[:, None])
             with np.errstate(divide="ignore"):
-                log_r[rows] = logsumexp(off, axis=1)
-            has_off = np.isfinite(log_r[rows])
-            if np.any(has_off):
+                block_log_r = _logsumexp(xp, off, axis=1)
+            log_r.append(block_log_r)
+            has_off = xp.isfinite(block_log_r)
+            if bool(xp.any(has_off)):
                 # d log O / d logits_j = pi_j r_j / ((1 + r_j) O) (off-support
                 # softmax - q_s): the weights but for the factor 1 / O.
-                log_weight = np.where(has_off, loss.log_pi[rows] + _log_ratio_terms(
-                    log_r[rows])[1], -np.inf)
-                off_softmax = np.exp(off - np.where(has_off, log_r[rows], 0.0)[:, None])
-                largest = float(log_weight.max())
+                log_weight = xp.where(has_off, loss.log_pi[rows, ...]
+                                      + _log_ratio_terms(xp, block_log_r)[1], -np.inf)
+                off_softmax = xp.exp(off - xp.where(has_off, block_log_r, 0.0)[:, None])
+                largest = float(xp.max(log_weight))
                 off_grad.add(largest, in_support.logits_adjoint(
-                    off_softmax - q_s, np.exp(log_weight - largest), rows))
-        self.grad_s = grad_s - in_support.target_term
-        self.log_o, self.grad_log_o = self._off_support(loss, log_r, off_grad)
+                    off_softmax - q_s, xp.exp(log_weight - largest), rows))
+        self.ce_s = float(self.ce_s)
+        self.grad_s = in_support._accumulated(grad_s) - in_support.target_term
+        self.log_o, self.grad_log_o = self._off_support(loss, xp.concat(log_r), off_grad)
 
     def _off_support(self, loss, log_r, off_grad):
         """``log O`` and ``grad log O``, both in the log domain."""
-        has_off = np.isfinite(log_r)
-        if not np.any(has_off):  # every support full: no divergent part
-            return -np.inf, np.zeros_like(self.W)
-        log_term = np.where(has_off, _log_ratio_terms(log_r)[0], -np.inf)
-        log_o = float(logsumexp(loss.log_pi + log_term))
+        xp = loss.xp
+        has_off = xp.isfinite(log_r)
+        if not bool(xp.any(has_off)):  # every support full: no divergent part
+            return -np.inf, xp.zeros_like(self.W)
+        log_term = xp.where(has_off, _log_ratio_terms(xp, log_r)[0], -np.inf)
+        log_o = float(_logsumexp(xp, loss.log_pi + log_term, axis=0))
         return log_o, off_grad.total(log_o)
 
 
-def _log_ratio_terms(log_r):
+def _log_ratio_terms(xp, log_r):
     """``(log log1p(r), log(r / (1 + r)))`` of the off-support ratios, exact at any ``r``."""
-    r = np.exp(np.minimum(log_r, LOG_RATIO_CAP))
+    r = xp.exp(xp.clip(log_r, max=LOG_RATIO_CAP))
     # log log1p(r) = log r + log(log1p(r) / r), exact to rounding at any r.
-    log_term = log_r + np.log(np.where(r > SMALL_RATIO, np.log1p(r) / np.where(r > 0, r, 1),
-                                       1.0))
-    return log_term, log_r - np.log1p(r)
+    log_term = log_r + xp.log(xp.where(r > SMALL_RATIO,
+                                       xp.log1p(r) / xp.where(r > 0, r, 1.0), 1.0))
+    return log_term, log_r - xp.log1p(r)
 
 
 class _ScaledSum:
     """``sum_b exp(c_b) G_b`` kept as ``exp(c) G`` so that no term over- or underflows."""
 
-    def __init__(self):
-        self.log_scale, self.sum = -np.inf, None
+    def __init__(self, xp):
+        self.xp, self.log_scale, self.sum = xp, -np.inf, None
 
     def add(self, log_scale, term):
         if self.sum is None:
             self.log_scale, self.sum = log_scale, term
             return
         top = max(self.log_scale, log_scale)
-        self.sum = self.sum * np.exp(self.log_scale - top) + term * np.exp(log_scale - top)
+        self.sum = (self.sum * float(np.exp(self.log_scale - top))
+                    + term * float(np.exp(log_scale - top)))
         self.log_scale = top
 
     def total(self, log_divisor):
         """The sum divided by ``exp(log_divisor)``."""
-        return self.sum * np.exp(self.log_scale - log_divisor)
+        return self.sum * float(np.exp(self.log_scale - log_divisor))
+
+
+def _logsumexp(xp, A, axis):
+    """``log sum exp`` of ``A`` along ``axis`` (``-inf`` where every entry is)."""
+    top = xp.max(A, axis=axis, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, 0.0)
+    return xp.log(xp.sum(xp.exp(A - top), axis=axis)) + xp.squeeze(top, axis=axis)
 
 
 def conjugate_gradient(apply, rhs, x, scale):
@@ -208,16 +231,16 @@ class SplitNewtonMargin:
             return loss.hessian_product(point.W, V)
 
         A_g = A(g)
-        scale = float(np.linalg.norm(A_g) + np.linalg.norm(point.grad_s))
+        scale = norm(A_g) + norm(point.grad_s)
         if scale == 0.0:  # one-hot data: CE_S is constant, F = {0}
             return point.W - self.eta * g, projected, -g
         projected = conjugate_gradient(A, A_g, projected, scale)
-        if not np.linalg.norm(projected) <= np.linalg.norm(g):  # a projection cannot grow
-            projected = np.zeros_like(g)
+        if not norm(projected) <= norm(g):  # a projection cannot grow
+            projected = self.loss.xp.zeros_like(g)
         # Newton on CE_S + O over F: P_F(grad O) = O P_F(g) is negligible on
         # separable data, and balances CE_S where O does not vanish.
-        grad_f = point.grad_s + np.exp(point.log_o) * projected
-        newton = conjugate_gradient(A, grad_f, np.zeros_like(g), scale)
+        grad_f = point.grad_s + float(np.exp(point.log_o)) * projected
+        newton = conjugate_gradient(A, grad_f, self.loss.xp.zeros_like(g), scale)
         t = self._damping(grad_f, newton)
         margin = projected - g
         W = point.W - t * newton
@@ -237,22 +260,22 @@ class SplitNewtonMargin:
         # Halvings from ``start`` down to ``MIN_MARGIN_STEP * margin_step``.
         trials = max(1, int(np.ceil(np.log2(start / (MIN_MARGIN_STEP * self.max_eta)))))
         self.eta = armijo(lambda t: self.loss(W + t * margin).log_o, log_o,
-                          -float(np.vdot(margin, margin)), step=start, max_trials=trials).step
+                          -vdot(margin, margin), step=start, max_trials=trials).step
         return self.eta
 
     def _damping(self, grad, newton):
         """Damped Newton (``1 / (1 + decrement)`` above ``UNDAMPED_DECREMENT``), logits
         moved at most ``NEWTON_LOGIT_STEP``."""
-        decrement = np.sqrt(max(float(np.vdot(grad, newton)), 0.0))
+        decrement = float(np.sqrt(max(vdot(grad, newton), 0.0)))
         t = 1.0 if decrement <= UNDAMPED_DECREMENT else 1.0 / (1.0 + decrement)
-        size = np.linalg.norm(newton)
+        size = norm(newton)
         return min(t, NEWTON_LOGIT_STEP / size) if size > 0 else t
 
 
 def _direction_residual(total, margin):
     """``1 - cos`` between the accumulated margin steps and the current one."""
-    norm = np.linalg.norm(total) * np.linalg.norm(margin)
-    return 1.0 - float(np.vdot(total, margin)) / norm if norm > 0 else np.inf
+    product = norm(total) * norm(margin)
+    return 1.0 - vdot(total, margin) / product if product > 0 else np.inf
 
 
 def accelerated(objective, W0, options, tracker):
@@ -268,14 +291,16 @@ def accelerated(objective, W0, options, tracker):
         raise ValueError("solver='accelerated' minimizes the unregularized NTP loss; "
                          f"got alpha={objective.penalty.alpha}. Use solver='lbfgs' "
                          "for alpha > 0.")
-    loss = SupportSplitLoss(objective.datafit.data)
+    xp, on_host = namespace(W0)
+    loss = SupportSplitLoss(objective.datafit.data, None if on_host else xp,
+                            None if on_host else W0.device)
     run = SplitNewtonMargin(loss, options.margin_step)
 
     def unscaled(W, k):  # iterate in the caller's units (W_0 exactly as given)
-        return W0 if k == 0 else (W / loss.c).astype(W0.dtype)
+        return W0 if k == 0 else xp.astype(W / loss.c, W0.dtype)
 
-    W = np.asarray(W0, dtype=np.float64) * loss.c
-    projected, total = np.zeros_like(W), np.zeros_like(W)
+    W = xp.astype(W0, xp.float64) * loss.c
+    projected, total = xp.zeros_like(W), xp.zeros_like(W)
     for k in range(options.max_iter + 1):
         point = loss(W)
         # Recorded: the cross-entropy as every solver computes it (same rounding).
@@ -286,10 +311,10 @@ def accelerated(objective, W0, options, tracker):
         W, projected, margin = run.step(point, projected)
         residual = _direction_residual(total, margin) if np.isfinite(point.log_o) else 0.0
         total += margin
-        if k > 0 and residual <= options.tol and np.linalg.norm(point.grad_s) <= options.tol:
+        if k > 0 and residual <= options.tol and norm(point.grad_s) <= options.tol:
             tracker.finish()
             return SolverResult(unscaled(point.W, k), k, True, "tol")
-        if not np.all(np.isfinite(W)):
+        if not bool(xp.all(xp.isfinite(W))):
             tracker.finish()
             return SolverResult(unscaled(point.W, k), k, False, "diverged",
                                 "The accelerated iterations produced a non-finite matrix; "

@@ -9,7 +9,8 @@ divergence rules and says in ``SolverResult.warning`` what deserves a warning.
 * ``gd``: ``W <- W - eta grad``  (paper Section 5);
 * ``ngd``: ``W <- W - eta grad / ||grad||_F``  (normalized GD, App. A);
 * ``adam``: bias-corrected Adam (Kingma & Ba, 2015);
-* ``lbfgs``: ``scipy.optimize.minimize(method="L-BFGS-B")``;
+* ``lbfgs``: ``scipy.optimize.minimize(method="L-BFGS-B")`` (its iterates on
+  the host, the loss and gradient in the namespace of ``W0``);
 * ``sgd``: stochastic gradients over sampled contexts or (context, token) pairs;
 * ``accelerated``: Newton on the in-support loss, normalized steps on the
   off-support loss (:mod:`sklearn_ntp._solvers._accelerated`).
@@ -21,7 +22,13 @@ import numpy as np
 from scipy.optimize import minimize
 
 from .._loss._objective import Objective
-from .._utils._array_api import frobenius_norm, in_host_memory, namespace
+from .._utils._array_api import (
+    frobenius_norm,
+    from_host,
+    in_host_memory,
+    namespace,
+    to_host,
+)
 from ._accelerated import accelerated
 from ._api import SolverOptions, SolverResult
 from ._sgd import SGDStep
@@ -223,21 +230,30 @@ def descend(make_step, rule, name, objective, W, options, tracker):
 class _LBFGSRun:
     """Objective wrapper and per-iteration callback for scipy's L-BFGS-B.
 
-    The objective is evaluated in the dtype of the initial matrix, while
-    scipy works on a float64 vector. Iterates accepted by the line search
-    are "visited": recorded and tested for convergence.
+    The objective is evaluated in the dtype, namespace and device of the
+    initial matrix, while scipy works on a float64 vector on the host: each
+    evaluation sends ``W`` to the device and reads back the objective and its
+    gradient (one transfer each way, whatever the number of blocks).
+    Iterates accepted by the line search are "visited": recorded and tested
+    for convergence.
     """
 
     def __init__(self, objective, W0, options, tracker):
         self.objective, self.options, self.tracker = objective, options, tracker
         self.shape, self.dtype = W0.shape, W0.dtype
+        xp, on_host = namespace(W0)
+        self._to_device = None if on_host else (
+            lambda W: from_host(W, xp, W0.device, W0.dtype))
         self.k, self.converged, self._last = -1, False, None
 
     def fun(self, x):
-        W = x.reshape(self.shape).astype(self.dtype)
+        if self._to_device is None:
+            W = x.reshape(self.shape).astype(self.dtype)
+        else:
+            W = self._to_device(x.reshape(self.shape))
         value, ce, grad = self.objective(W)
         self._last = (x.copy(), W, value, ce, grad)
-        return value, grad.ravel().astype(np.float64)
+        return float(value), to_host(grad).ravel().astype(np.float64)
 
     def visit(self, x):
         # The accepted point was normally the last one evaluated.
@@ -258,7 +274,7 @@ def _lbfgs_outcome(run, res, objective, options):
     """``(stop_reason, warning)`` of an L-BFGS-B run that did not meet ``tol``."""
     _, _, _, ce, grad = run._last
     where = (f"at ||grad|| = {objective.gradient_norm(grad):.3g}, CE - L* = "
-             f"{ce - objective.loss_infimum:.3g} (tol = {options.tol:g})")
+             f"{float(ce) - objective.loss_infimum:.3g} (tol = {options.tol:g})")
     if res.status == 1:
         return "max_iter", (f"lbfgs did not converge in {options.max_iter} iterations "
                             f"({where}); increase max_iter or tol.")
@@ -281,7 +297,7 @@ def lbfgs(objective, W0, options, tracker):
     its reason.
     """
     run = _LBFGSRun(objective, W0, options, tracker)
-    x0 = W0.ravel().astype(np.float64)
+    x0 = np.asarray(to_host(W0)).ravel().astype(np.float64)
     _check_initial(run.fun(x0)[0])
     converged = run.visit(x0)
     reason, warning = ("tol", "") if converged else ("max_iter", "")

@@ -1,13 +1,21 @@
 """Helpers for Array API dispatch (NumPy, array-api-strict, PyTorch, CuPy).
 
-With ``sklearn.set_config(array_api_dispatch=True)`` the first-order solvers
-run in the namespace and on the device of ``X``. Everything here keeps NumPy
-input on its original code path (Python floats, BLAS buffers), so results
-without dispatch are unchanged.
+With ``sklearn.set_config(array_api_dispatch=True)`` the solvers run in the
+namespace and on the device of ``X``. Everything here keeps NumPy input on its
+original code path (Python floats, BLAS buffers), so results without dispatch
+are unchanged.
+
+The Newton solves of the implicit-bias limit take their namespace from
+:func:`newton_device` (a context, since the limit is computed from host data).
 """
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import config_context
 from sklearn.utils._array_api import (
     _convert_to_numpy,
     _is_numpy_namespace,
@@ -65,3 +73,76 @@ def from_host(array, xp, device, dtype=None):
     """A NumPy array in namespace ``xp`` on ``device`` (writable first: torch
     warns about sharing read-only memory, such as that of NTPData)."""
     return xp.asarray(np.require(array, requirements="W"), dtype=dtype, device=device)
+
+
+def vdot(a, b):
+    """``sum(a * b)`` over every entry, as a float (one scalar read from a device)."""
+    xp, on_host = namespace(a)
+    if on_host:
+        return float(np.vdot(a, b))
+    return float(xp.vecdot(xp.reshape(a, (-1,)), xp.reshape(b, (-1,))))
+
+
+def norm(a):
+    """``||a||`` over every entry, as a float (``np.linalg.norm`` on the host)."""
+    xp, on_host = namespace(a)
+    return float(np.linalg.norm(a)) if on_host else float(xp.linalg.vector_norm(a))
+
+
+def copy(array):
+    """A copy of ``array`` in its namespace and on its device."""
+    xp, on_host = namespace(array)
+    return array.copy() if on_host else xp.asarray(array, copy=True)
+
+
+class NewtonDevice(NamedTuple):
+    """Where the Newton solves of the limit run: namespace, device and the dtype
+    of their Hessian products (see :class:`~sklearn_ntp._loss._restricted.RestrictedLoss`)."""
+
+    xp: object
+    device: object = None
+    dtype: object = None
+
+
+_NEWTON_DEVICE = ContextVar("newton_device", default=None)
+
+
+@contextmanager
+def newton_device(xp, device=None, dtype=None):
+    """Run the Newton solves of the limit in ``xp`` on ``device`` within the block.
+
+    Parameters
+    ----------
+    xp : Array API namespace or module
+        E.g. ``torch``, ``cupy`` or ``array_api_strict`` (wrapped in its Array
+        API namespace here: the environment needs ``SCIPY_ARRAY_API=1``, as
+        for scikit-learn's dispatch).
+    device : device, default=None
+        A device of ``xp`` (e.g. ``"cuda"``).
+    dtype : dtype of ``xp``, default=None
+        Precision of the Hessian products and conjugate gradients
+        (``xp.float64`` by default; ``xp.float32`` trades accuracy of the
+        Newton directions, not of the returned certificate, for speed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntp.implicit_bias import implicit_bias_limit, newton_device
+    >>> with newton_device(np, dtype=np.float32):  # float32 products on the host
+    ...     limit = implicit_bias_limit(np.eye(2), [0, 1])
+    >>> limit.status
+    'certified'
+    """
+    if not _is_numpy_namespace(xp):
+        with config_context(array_api_dispatch=True):
+            xp, _ = get_namespace(xp.asarray(0.0))
+    token = _NEWTON_DEVICE.set(NewtonDevice(xp, device, dtype))
+    try:
+        yield
+    finally:
+        _NEWTON_DEVICE.reset(token)
+
+
+def current_newton_device():
+    """The :class:`NewtonDevice` set by :func:`newton_device`, or None (NumPy)."""
+    return _NEWTON_DEVICE.get()
