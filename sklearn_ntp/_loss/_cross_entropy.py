@@ -159,6 +159,9 @@ class NTPLoss:
         # one per iteration costs page faults comparable to the softmax itself.
         self._buffer = (np.empty((self._block_rows, data.n_tokens), dtype=dtype)
                         if self._on_host else None)
+        # The direction's logits in Hessian products: the block's second array,
+        # allocated at the first product (most losses never take one).
+        self._direction_buffer = None
         to_xp = (lambda a: a) if self._on_host else (lambda a: from_host(a, xp, device))
         self.H, self._flat, self._target, self._target_term = (
             to_xp(a) for a in (H, flat, target, target_term))
@@ -378,17 +381,20 @@ class NTPLoss:
     def _curvature_term(self, q, weighted, V, rows):
         """The Hessian product's part from the contexts ``rows``, softmax ``q``
         and ``weighted = pi q`` (None: weighted here, without a third array)."""
-        # In place: the (rows, V) passes, not the two products, dominate the cost.
-        dZ = self.logits(V, rows=rows)
+        # In place: the (rows, V) passes, not the two products, dominate the cost;
+        # pi_j scales the (rows, d) contexts in the adjoint, not the (rows, V) block.
         if self._on_host:
+            if self._direction_buffer is None:
+                self._direction_buffer = np.empty_like(self._buffer)
+            dZ = self.logits(V, out=self._direction_buffer[:len(q)], rows=rows)
             dZ -= np.einsum("jv,jv->j", q, dZ)[:, None]
         else:
+            dZ = self.logits(V, rows=rows)
             dZ -= self._xp.vecdot(q, dZ)[:, None]
         if weighted is None:
             dZ *= q
-            dZ *= self._pi[rows, ...][:, None]
-        else:
-            dZ *= weighted
+            return self.logits_adjoint(dZ, self._pi[rows, ...], rows)
+        dZ *= weighted
         return self.logits_adjoint(dZ, rows=rows)
 
     def smoothness(self, alpha=0.0):
