@@ -1,0 +1,493 @@
+"""Distinct contexts of row-chunked dask arrays, merged where the chunks live.
+
+The paper's contexts are the distinct rows of ``X`` whichever chunk holds
+them: a context split over two chunks is one context. The merge runs on the
+workers in two rounds, as a hash shuffle:
+
+1. every chunk is merged on its own (the distinct rows of the chunk, their
+   total weights ``c`` and weighted target sums ``sum_i w_i y_i``), and each
+   distinct row goes to one of ``n_partitions`` pieces by a hash of its bytes;
+2. partition ``k`` merges piece ``k`` of every chunk: identical rows from any
+   chunk meet there and become one context (weights and target sums add up).
+
+Only the total weight (one float per partition) comes back to the client,
+which divides the weights by it on the workers. The result,
+:class:`DaskNTPData`, keeps one :class:`~._ntp_data.NTPData` per partition
+on the workers; :meth:`DaskNTPData.gather` brings the contexts to the client
+in the order of :func:`~._ntp_data.aggregate_contexts` (lexicographic), for
+the parts of the library that need them in one process.
+
+Where the work runs: on the ``Client`` passed in or found by
+``distributed.default_client()`` (partitions are futures held by its
+workers), or, without one, with dask's default scheduler in this process
+(:class:`LocalBackend`).
+"""
+
+import math
+import operator
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import entr
+from sklearn.utils.validation import _check_sample_weight
+
+from ._ntp_data import (
+    NTPData,
+    _freeze,
+    _labels_of,
+    _unique_rows,
+    check_embeddings,
+    check_targets,
+    with_intercept_column,
+)
+
+#: Partial results added per task in the tree reductions on a cluster.
+SUM_FAN_IN = 4
+#: Odd 64-bit multipliers of the row hash (fixed: every process hashes alike).
+_HASH_WORDS = 4096
+_MULTIPLIERS = (np.random.default_rng(20240521).integers(
+    1, 2 ** 63, size=_HASH_WORDS, dtype=np.uint64) * np.uint64(2) + np.uint64(1))
+
+
+def is_dask_array(a):
+    """Whether ``a`` is a dask array (without importing dask when it is not loaded)."""
+    return type(a).__module__.startswith("dask.array")
+
+
+def any_dask(*arrays):
+    """Whether any of ``arrays`` is a dask array."""
+    return any(is_dask_array(a) for a in arrays)
+
+
+# --------------------------------------------------------------------------- backends
+class ClusterBackend:
+    """Runs functions of the partitions on a ``distributed`` cluster (futures)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def blocks(self, arrays):
+        """Futures of the row blocks of each dask array (None stays None)."""
+        return [None if a is None else self.client.compute(list(a.to_delayed().ravel()))
+                for a in arrays]
+
+    def map(self, func, *parts, broadcast=()):
+        """``func(part_1[i], part_2[i], ..., *broadcast)`` for every ``i``, as futures.
+
+        Each broadcast argument is sent once to every worker (not once per task).
+        """
+        shared = [self.client.scatter(b, broadcast=True, hash=False) for b in broadcast]
+        return self.client.map(func, *parts, *[[s] * len(parts[0]) for s in shared],
+                               pure=False)
+
+    def gather(self, parts):
+        return self.client.gather(parts)
+
+    def sum(self, parts):
+        """``sum(parts)`` (see :func:`add`) as a tree of additions on the workers, gathered.
+
+        Additions run where their inputs are (those of one worker first), so a
+        worker sends one partial result up the tree, not one per partition.
+        """
+        while len(parts) > 1:
+            parts = [self.client.submit(add, *parts[i:i + SUM_FAN_IN], pure=False)
+                     for i in range(0, len(parts), SUM_FAN_IN)]
+        return self.client.gather(parts[0])
+
+
+class LocalBackend:
+    """Runs functions of the partitions with dask's default scheduler, in this process."""
+
+    client = None
+
+    def blocks(self, arrays):
+        import dask
+
+        return [None if a is None else list(dask.compute(*a.to_delayed().ravel()))
+                for a in arrays]
+
+    def map(self, func, *parts, broadcast=()):
+        import dask
+
+        tasks = [dask.delayed(func, pure=False)(*args, *broadcast) for args in zip(*parts)]
+        return list(dask.compute(*tasks))
+
+    def gather(self, parts):
+        return list(parts)
+
+    def sum(self, parts):
+        return add(*parts)
+
+
+def add(*terms):
+    """The sum of ``terms``, in float64 and in the given order: numbers, arrays, or
+    tuples of them (added entry by entry)."""
+    if isinstance(terms[0], tuple):
+        return tuple(add(*entries) for entries in zip(*terms))
+    total = np.asarray(terms[0], dtype=np.float64).copy()
+    for term in terms[1:]:
+        total += term
+    return total if total.ndim else float(total)
+
+
+def backend(client=None):
+    """The backend of ``client``, of ``distributed.default_client()``, or the local one."""
+    if client is None:
+        try:
+            from distributed import default_client
+
+            client = default_client()
+        except (ImportError, ValueError):  # no distributed, or no client started
+            return LocalBackend()
+    return ClusterBackend(client)
+
+
+# --------------------------------------------------------------------------- validation
+def _check_row_chunks(a, name, n_dims):
+    """Refuse a dask array split along its columns or of the wrong dimension."""
+    if a.ndim not in n_dims:
+        raise ValueError(f"{name} must be a dask array with {' or '.join(map(str, n_dims))} "
+                         f"dimension(s), got {a.ndim}.")
+    if a.ndim == 2 and a.numblocks[1] != 1:
+        raise ValueError(
+            f"{name} is chunked along its columns ({a.numblocks[1]} column chunks): the "
+            f"loss reduces over rows, so every chunk must hold whole rows. Rechunk it "
+            f"with {name}.rechunk({{1: -1}}).")
+
+
+def _known_rows(a):
+    """``a`` with its row chunk sizes known (computed once when they are NaN)."""
+    if a is None or not any(math.isnan(c) for c in a.chunks[0]):
+        return a
+    return a.compute_chunk_sizes()
+
+
+def _as_chunked(a, name, like):
+    """``a`` (dask or in-memory) as a dask array with the row chunks of ``like``."""
+    import dask.array as da
+
+    if a is None:
+        return None
+    if not is_dask_array(a):
+        a = np.asarray(a)
+        if a.shape[0] != like.shape[0]:
+            raise ValueError(f"{name} has {a.shape[0]} rows but X has {like.shape[0]} samples.")
+        return da.from_array(a, chunks=(like.chunks[0],) + tuple((s,) for s in a.shape[1:]))
+    _check_row_chunks(a, name, (1, 2) if name == "y" else (1,))
+    a = _known_rows(a)
+    if a.shape[0] != like.shape[0]:
+        raise ValueError(f"{name} has {a.shape[0]} rows but X has {like.shape[0]} samples.")
+    return a if a.chunks[0] == like.chunks[0] else a.rechunk({0: like.chunks[0]})
+
+
+def check_dask_X(X):
+    """A 2-D dask ``X`` chunked by rows only, or a ValueError naming ``X``."""
+    _check_row_chunks(X, "X", (2,))
+    return X
+
+
+def check_dask_inputs(X, y, sample_weight):
+    """Validated dask ``(X, y, sample_weight)`` with matching row chunks.
+
+    The rule for mixed inputs: ``X`` decides. A dask ``X`` takes ``y`` and
+    ``sample_weight`` as dask or in-memory arrays (the latter are split into
+    the row chunks of ``X``); an in-memory ``X`` with a dask ``y`` or
+    ``sample_weight`` is refused.
+    """
+    if not is_dask_array(X):
+        raise ValueError("X is an in-memory array but y or sample_weight is a dask array: "
+                         "pass X as a dask array too (chunked by rows), or compute the others.")
+    if y is None:
+        raise ValueError("y is required: pass token labels or a probability matrix.")
+    X = _known_rows(check_dask_X(X))
+    return X, _as_chunked(y, "y", X), _as_chunked(sample_weight, "sample_weight", X)
+
+
+# --------------------------------------------------------------------------- chunk work
+def _chunk_facts(y, w):
+    """``(labels, largest weight)`` of a chunk: what the global validation needs."""
+    # Every row's label counts, also at weight zero, as in aggregate_contexts.
+    labels = np.unique(np.asarray(y)) if getattr(y, "ndim", 2) == 1 else None
+    largest = 1.0 if w is None else (float(np.max(w)) if np.size(w) else 0.0)
+    return labels, largest
+
+
+def _row_hash(H):
+    """A deterministic 64-bit hash of every row's bytes (``-0.0`` counts as ``0.0``)."""
+    raw = np.ascontiguousarray(H + 0.0).view(np.uint8).reshape(H.shape[0], -1)
+    pad = (-raw.shape[1]) % 8
+    words = np.pad(raw, ((0, 0), (0, pad))).view(np.uint64)
+    multipliers = np.resize(_MULTIPLIERS, words.shape[1])
+    with np.errstate(over="ignore"):
+        h = (words * multipliers).sum(axis=1, dtype=np.uint64)
+        return h ^ (h >> np.uint64(31))
+
+
+def _weighted_groups(H_rows, S_rows, w):
+    """Distinct rows of ``H_rows``, the sums of their rows of ``S_rows`` and of ``w``."""
+    H, inverse = _unique_rows(H_rows)
+    group = sp.csr_matrix((np.ones(len(w)), (inverse, np.arange(len(w)))),
+                          shape=(H.shape[0], len(w)))
+    return H, sp.csr_matrix(group @ S_rows), group @ w
+
+
+def _chunk_pieces(X, y, w, classes, exponent, n_partitions):
+    """Merge one chunk and split its distinct rows into ``n_partitions`` pieces."""
+    X = check_embeddings(X)
+    n = X.shape[0]
+    Y, _ = check_targets(y, n, classes)
+    if w is None:
+        w = np.ones(n)
+    else:
+        try:
+            w = _check_sample_weight(w, np.empty((n, 0)), dtype=np.float64,
+                                     ensure_non_negative=True)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"Invalid sample_weight: {exc}") from exc
+        # The power of two of the largest weight of all chunks: the very
+        # numbers aggregate_contexts uses on the whole sample_weight.
+        w = np.ldexp(w, -exponent)
+    keep = np.flatnonzero(w > 0)
+    H, S, counts = _weighted_groups(X[keep], sp.diags(w[keep]) @ Y[keep], w[keep])
+    target = (_row_hash(H) % np.uint64(n_partitions)).astype(np.intp)
+    return tuple((H[target == k], S[target == k], counts[target == k])
+                 for k in range(n_partitions))
+
+
+def _merge_pieces(*pieces):
+    """One partition: the pieces of every chunk merged (identical rows are one context)."""
+    H = np.concatenate([p[0] for p in pieces])
+    S = sp.vstack([p[1] for p in pieces], format="csr")
+    counts = np.concatenate([p[2] for p in pieces])
+    H, S, counts = _weighted_groups(H, S, counts)
+    return H, S, counts
+
+
+def _partition_total(merged):
+    return float(np.sum(merged[2]))
+
+
+def _partition_data(merged, total, classes):
+    """The partition's contexts with weights normalized by the total of all partitions."""
+    H, S, counts = merged
+    P = sp.csr_matrix(sp.diags(1.0 / counts) @ S) if len(counts) else S
+    P.eliminate_zeros()
+    P.sort_indices()
+    return _freeze(NTPData(H, P, counts / total, classes, np.empty(0, dtype=np.intp)))
+
+
+def _summary(data):
+    """What the client keeps of a partition: its size, entropy part and context norms."""
+    entropy = float(np.sum(data.weights[data.support_rows] * entr(data.probabilities.data)))
+    return data.n_contexts, entropy, np.asarray(data.context_norms)
+
+
+def _column_squares(data):
+    """``(largest |h_jk|, sum_j pi_j (h_jk / largest)^2)`` per column, without overflow."""
+    H = np.asarray(data.embeddings, dtype=np.float64)
+    largest = np.max(np.abs(H), axis=0, initial=0.0)
+    unit = H / np.where(largest > 0, largest, 1.0)
+    return largest, data.weights @ (unit * unit)
+
+
+def _weighted_gram(data):
+    """``sum_j pi_j h_j h_j^T`` of the partition, in float64."""
+    A = np.sqrt(data.weights)[:, None] * np.asarray(data.embeddings, dtype=np.float64)
+    return A.T @ A
+
+
+def _rescaled(data, exponents):
+    H = np.ldexp(data.embeddings, -exponents).astype(data.embeddings.dtype)
+    return _freeze(NTPData(H, data.probabilities, data.weights, data.classes,
+                           data.context_index))
+
+
+def _global_classes(facts, y, classes):
+    """Token labels: given, the sorted labels of 1-D ``y``, or ``arange`` of its columns."""
+    if classes is not None:
+        return np.array(classes)
+    labels = [f[0] for f in facts]
+    if y.ndim == 2:
+        return np.arange(y.shape[1])
+    union = np.unique(np.concatenate(labels))
+    if union.size < 2:
+        raise ValueError("y has fewer than two tokens (classes); next-token prediction "
+                         "needs at least two.")
+    return _labels_of(union)
+
+
+# --------------------------------------------------------------------------- the data
+@dataclass(eq=False)
+class DaskNTPData:
+    """Distinct contexts held as partitions on the workers (or in this process).
+
+    Built by :func:`aggregate_dask_contexts`. Every partition is an
+    :class:`~._ntp_data.NTPData` whose weights are those of the whole data
+    (they sum to one over all partitions); partitions share no context.
+
+    Attributes
+    ----------
+    parts : list
+        The partitions (futures on a cluster, NTPData locally).
+    backend : ClusterBackend or LocalBackend
+        Where they live.
+    classes : ndarray of shape (n_tokens,)
+        Token labels.
+    n_features : int
+        Embedding dimension.
+    dtype : numpy dtype
+        Dtype of the embeddings (float32 or float64).
+    sizes : list of int
+        Contexts per partition.
+    entropy : float
+        ``H = -sum_j pi_j sum_z p_jz log p_jz`` of all partitions.
+    context_norms : ndarray of shape (n_contexts,)
+        ``||h_j||`` (partition after partition).
+    """
+
+    parts: list
+    backend: object
+    classes: np.ndarray
+    n_features: int
+    dtype: np.dtype
+    sizes: list
+    entropy: float
+    context_norms: np.ndarray
+
+    @property
+    def n_contexts(self):
+        """Number of distinct contexts ``m``."""
+        return int(sum(self.sizes))
+
+    @property
+    def n_tokens(self):
+        """Vocabulary size ``V``."""
+        return len(self.classes)
+
+    def map(self, func, broadcast=()):
+        """``func(partition, *broadcast)`` on every partition (futures or values)."""
+        return self.backend.map(func, self.parts, broadcast=broadcast)
+
+    def reduce(self, func, broadcast=()):
+        """The sum over partitions of ``func(partition, *broadcast)``, on the client.
+
+        Parts are added in float64 in a fixed order (the same data give the
+        same sum whatever finishes first).
+        """
+        return self.backend.sum(self.map(func, broadcast))
+
+    def with_intercept_column(self):
+        """The contexts augmented by a constant feature, on the workers."""
+        return self._replaced(self.map(with_intercept_column), self.n_features + 1)
+
+    def rescaled(self, scaling):
+        """The contexts divided column-wise by ``scaling`` (a FeatureScaling), on the workers."""
+        if scaling.identity:
+            return self
+        return self._replaced(self.map(_rescaled, broadcast=(scaling.exponents,)),
+                              self.n_features)
+
+    def _replaced(self, parts, n_features):
+        """The same contexts with new embeddings ``parts`` (their norms recomputed)."""
+        summaries = self.backend.gather(self.backend.map(_summary, parts))
+        return DaskNTPData(parts, self.backend, self.classes, n_features, self.dtype, self.sizes,
+                           self.entropy, np.concatenate([s[2] for s in summaries]))
+
+    def column_scales(self):
+        """``sqrt(sum_j pi_j h_jk^2)`` per column, computed without squaring large entries."""
+        parts = self.backend.gather(self.map(_column_squares))
+        largest = np.max([p[0] for p in parts], axis=0)
+        safe = np.where(largest > 0, largest, 1.0)
+        total = sum(p[1] * (p[0] / safe) ** 2 for p in parts)
+        return largest * np.sqrt(total)
+
+    def largest_gram_eigenvalue(self):
+        """``lambda_max(sum_j pi_j h_j h_j^T)``: the Gram matrix (n_features squared,
+        float64) is summed on the workers, its eigenvalue computed on the client."""
+        return max(float(np.linalg.eigvalsh(self.reduce(_weighted_gram))[-1]), 0.0)
+
+    def gather(self):
+        """All contexts as one :class:`~._ntp_data.NTPData` on the client, in the
+        lexicographic order of :func:`~._ntp_data.aggregate_contexts`."""
+        return self._gathered
+
+    @cached_property
+    def _gathered(self):
+        parts = [p for p in self.backend.gather(self.parts) if p.n_contexts]
+        H = np.concatenate([p.embeddings for p in parts])
+        P = sp.vstack([p.probabilities for p in parts], format="csr")
+        pi = np.concatenate([p.weights for p in parts])
+        order = np.lexsort(H.T[::-1])  # the row order of np.unique(H, axis=0)
+        P = P[order]
+        P.sort_indices()
+        return _freeze(NTPData(np.ascontiguousarray(H[order]), P, pi[order], self.classes,
+                               np.empty(0, dtype=np.intp)))
+
+
+def aggregate_dask_contexts(X, y, sample_weight=None, *, client=None, classes=None):
+    """Merge identical rows of row-chunked dask arrays into distinct contexts, on the workers.
+
+    Parameters
+    ----------
+    X : dask array of shape (n_samples, n_features)
+        Context embeddings, chunked by rows only (one column chunk).
+        Unknown chunk sizes (NaN) are computed once.
+    y : dask or in-memory array of shape (n_samples,) or (n_samples, n_tokens)
+        Token labels, or probability rows (dense or scipy.sparse chunks).
+        In-memory arrays are split into the row chunks of ``X``.
+    sample_weight : dask or in-memory array of shape (n_samples,), default=None
+        Nonnegative row weights (only their ratios matter).
+    client : distributed.Client, default=None
+        Where to run; by default ``distributed.default_client()``, and
+        without one dask's default scheduler in this process.
+    classes : array-like of shape (n_tokens,), default=None
+        Token labels fixing the vocabulary (as in ``aggregate_contexts``).
+
+    Returns
+    -------
+    data : DaskNTPData
+        The distinct contexts, one partition per chunk of ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> from sklearn_ntp._data._dask import aggregate_dask_contexts
+    >>> X = da.from_array(np.array([[0.0], [1.0], [0.0], [1.0]]), chunks=2)
+    >>> data = aggregate_dask_contexts(X, [0, 1, 1, 1])  # h = 0 in both chunks
+    >>> data.n_contexts, data.gather().probabilities.toarray().tolist()
+    (2, [[0.5, 0.5], [0.0, 1.0]])
+    """
+    X, y, sample_weight = check_dask_inputs(X, y, sample_weight)
+    run = backend(client)
+    X_blocks, y_blocks, w_blocks = run.blocks([X, y, sample_weight])
+    n = len(X_blocks)
+    w_blocks = [None] * n if w_blocks is None else w_blocks
+    facts = run.gather(run.map(_chunk_facts, y_blocks, w_blocks))
+    largest = max(f[1] for f in facts)
+    if not largest > 0:
+        raise ValueError("sample_weight must have at least one positive entry "
+                         "(all weights are zero).")
+    exponent = int(np.frexp(largest)[1])
+    classes = _global_classes(facts, y, classes)
+    pieces = run.map(_chunk_pieces, X_blocks, y_blocks, w_blocks,
+                     broadcast=(classes, exponent, n))
+    merged = [_merge_partition(run, pieces, k) for k in range(n)]
+    total = math.fsum(run.gather(run.map(_partition_total, merged)))
+    parts = run.map(_partition_data, merged, broadcast=(total, classes))
+    summaries = run.gather(run.map(_summary, parts))
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    return DaskNTPData(parts, run, np.asarray(classes), X.shape[1], dtype,
+                       [s[0] for s in summaries],
+                       float(sum(s[1] for s in summaries)) + 0.0,
+                       np.concatenate([s[2] for s in summaries]))
+
+
+def _merge_partition(run, pieces, k):
+    """Partition ``k``: piece ``k`` of every chunk, taken where it is, then merged."""
+    if run.client is None:
+        return _merge_pieces(*[p[k] for p in pieces])
+    taken = [run.client.submit(operator.getitem, p, k, pure=False) for p in pieces]
+    return run.client.submit(_merge_pieces, *taken, pure=False)
