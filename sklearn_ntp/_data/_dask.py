@@ -23,8 +23,10 @@ workers), or, without one, with dask's default scheduler in this process
 (:class:`LocalBackend`).
 """
 
+import asyncio
 import math
 import operator
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -38,6 +40,7 @@ from ._ntp_data import (
     _freeze,
     _labels_of,
     _unique_rows,
+    as_ntp_data,
     check_embeddings,
     check_targets,
     with_intercept_column,
@@ -45,6 +48,11 @@ from ._ntp_data import (
 
 #: Partial results added per task in the tree reductions on a cluster.
 SUM_FAN_IN = 4
+#: Broadcast arrays up to this size travel inside every task; larger ones are
+#: scattered to every worker first (one copy per worker, one extra round trip).
+EMBED_BYTES = 2 ** 20
+#: Evaluations sent again after losing a worker, before the fit stops with an error.
+LOST_WORKER_RETRIES = 2
 #: Odd 64-bit multipliers of the row hash (fixed: every process hashes alike).
 _HASH_WORDS = 4096
 _MULTIPLIERS = (np.random.default_rng(20240521).integers(
@@ -78,7 +86,8 @@ class ClusterBackend:
 
         Each broadcast argument is sent once to every worker (not once per task).
         """
-        shared = [self.client.scatter(b, broadcast=True, hash=False) for b in broadcast]
+        shared = [self.client.scatter(b, broadcast=True, hash=False)
+                  if getattr(b, "nbytes", 0) > EMBED_BYTES else b for b in broadcast]
         return self.client.map(func, *parts, *[[s] * len(parts[0]) for s in shared],
                                pure=False)
 
@@ -95,6 +104,24 @@ class ClusterBackend:
             parts = [self.client.submit(add, *parts[i:i + SUM_FAN_IN], pure=False)
                      for i in range(0, len(parts), SUM_FAN_IN)]
         return self.client.gather(parts[0])
+
+    def map_sum(self, func, parts, broadcast=()):
+        """``sum(func(part, *broadcast))`` over ``parts``, sent again if a worker is lost.
+
+        Partitions lost with a worker are recomputed by dask from their
+        lineage; what cannot be (the broadcast arguments, when their copies
+        are gone) is sent again, up to :data:`LOST_WORKER_RETRIES` times.
+        """
+        from distributed import KilledWorker
+
+        for _ in range(LOST_WORKER_RETRIES + 1):
+            try:
+                return self.sum(self.map(func, parts, broadcast=broadcast))
+            except (CancelledError, asyncio.CancelledError, KilledWorker) as exc:
+                lost = exc
+        raise RuntimeError(f"dask workers were lost {LOST_WORKER_RETRIES + 1} times while "
+                           f"evaluating {func.__name__}; the fit was stopped (no result "
+                           f"is returned): {lost!r}") from lost
 
 
 class LocalBackend:
@@ -119,6 +146,9 @@ class LocalBackend:
 
     def sum(self, parts):
         return add(*parts)
+
+    def map_sum(self, func, parts, broadcast=()):
+        return self.sum(self.map(func, parts, broadcast=broadcast))
 
 
 def add(*terms):
@@ -184,6 +214,9 @@ def _as_chunked(a, name, like):
 
 def check_dask_X(X):
     """A 2-D dask ``X`` chunked by rows only, or a ValueError naming ``X``."""
+    if not is_dask_array(X):
+        raise ValueError("X is an in-memory array but y or sample_weight is a dask array: "
+                         "pass X as a dask array too (chunked by rows), or compute the others.")
     _check_row_chunks(X, "X", (2,))
     return X
 
@@ -196,9 +229,6 @@ def check_dask_inputs(X, y, sample_weight):
     the row chunks of ``X``); an in-memory ``X`` with a dask ``y`` or
     ``sample_weight`` is refused.
     """
-    if not is_dask_array(X):
-        raise ValueError("X is an in-memory array but y or sample_weight is a dask array: "
-                         "pass X as a dask array too (chunked by rows), or compute the others.")
     if y is None:
         raise ValueError("y is required: pass token labels or a probability matrix.")
     X = _known_rows(check_dask_X(X))
@@ -376,7 +406,7 @@ class DaskNTPData:
         Parts are added in float64 in a fixed order (the same data give the
         same sum whatever finishes first).
         """
-        return self.backend.sum(self.map(func, broadcast))
+        return self.backend.map_sum(func, self.parts, broadcast)
 
     def with_intercept_column(self):
         """The contexts augmented by a constant feature, on the workers."""
@@ -491,3 +521,11 @@ def _merge_partition(run, pieces, k):
         return _merge_pieces(*[p[k] for p in pieces])
     taken = [run.client.submit(operator.getitem, p, k, pure=False) for p in pieces]
     return run.client.submit(_merge_pieces, *taken, pure=False)
+
+
+def as_gathered_ntp_data(X, y=None, sample_weight=None):
+    """:func:`~._ntp_data.as_ntp_data`, also of dask arrays: merged on the workers, then
+    gathered on the client (the distinct contexts only, in ``aggregate_contexts``'s order)."""
+    if any_dask(X, y, sample_weight):
+        return aggregate_dask_contexts(X, y, sample_weight).gather()
+    return as_ntp_data(X, y, sample_weight)

@@ -96,7 +96,7 @@ class DaskNTPLoss:
         return self.contexts.gather()
 
     def _sum(self, func, *arrays):
-        return self._run.sum(self._run.map(func, self._losses, broadcast=arrays))
+        return self._run.map_sum(func, self._losses, broadcast=arrays)
 
     def value(self, W):
         """The cross-entropy at ``W``."""
