@@ -283,6 +283,15 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     on a GPU) the stopping and divergence tests read the device only every
     ``history_every`` iterations. See the user guide's "Scaling out" section.
 
+    ``X`` may be a dask array chunked by rows (``y`` and ``sample_weight``
+    dask or in-memory arrays): identical rows are then merged across chunks
+    on the workers, each iteration's loss and gradient are sums of partial
+    results computed where the chunks are, and ``predict*`` and
+    ``decision_function`` return lazy dask arrays. gd, ngd, adam and lbfgs
+    run entirely on these reductions; sgd, accelerated and
+    ``compute_implicit_bias=True`` gather the distinct contexts to the client
+    once. See "Scaling out: dask arrays over a cluster" in the documentation.
+
     Examples
     --------
     >>> import numpy as np

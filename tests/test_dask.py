@@ -218,3 +218,44 @@ def test_a_lost_worker_is_recomputed_or_reported(client):
         finally:
             timer.join()
     client.wait_for_workers(2, timeout=30)  # the nanny restarts it for the next tests
+
+
+def _gaussian_block(index, rows, n_features, n_tokens):
+    """Block ``index`` of a data set, the same in any process."""
+    rng = np.random.default_rng([7, index])
+    return rng.standard_normal((rows, n_features)), rng.integers(0, n_tokens, rows)
+
+
+@pytest.mark.slow
+def test_a_data_set_larger_than_a_worker_fits_on_the_cluster():
+    """1.64 GB of contexts on two workers of 1.5 GiB each: made on the workers,
+    merged and fitted there (each holds about half), equal to the in-memory fit.
+
+    Spilling to disk and pausing are switched off: a worker past 95% of its
+    ``memory_limit`` is killed and restarted, which the unchanged worker
+    processes rule out.
+    """
+    import dask
+
+    n_blocks, rows, n_features, n_tokens = 49, 2048, 2048, 4
+    limit = 3 * 2 ** 29
+    blocks = [dask.delayed(_gaussian_block, nout=2)(i, rows, n_features, n_tokens)
+              for i in range(n_blocks)]
+    X = da.concatenate([da.from_delayed(b[0], (rows, n_features), np.float64) for b in blocks])
+    y = da.concatenate([da.from_delayed(b[1], (rows,), np.int64) for b in blocks])
+    assert X.nbytes > limit
+    params = dict(max_iter=3, compute_implicit_bias=False)
+    memory = {"distributed.worker.memory.target": False,
+              "distributed.worker.memory.spill": False,
+              "distributed.worker.memory.pause": False}
+    with dask.config.set(memory), distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, memory_limit=limit,
+            dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        pids = set(client.run(os.getpid).values())
+        fitted = NTPLinearClassifier(**params).fit(X, y)
+        assert set(client.run(os.getpid).values()) == pids  # no worker was restarted
+    local = [_gaussian_block(i, rows, n_features, n_tokens) for i in range(n_blocks)]
+    expected = NTPLinearClassifier(**params).fit(np.concatenate([b[0] for b in local]),
+                                                 np.concatenate([b[1] for b in local]))
+    np.testing.assert_allclose(fitted.coef_, expected.coef_, rtol=0,
+                               atol=1e-10 * np.abs(expected.coef_).max())

@@ -53,6 +53,8 @@ SUM_FAN_IN = 4
 EMBED_BYTES = 2 ** 20
 #: Evaluations sent again after losing a worker, before the fit stops with an error.
 LOST_WORKER_RETRIES = 2
+#: Rows hashed at a time.
+HASH_BLOCK_ROWS = 256
 #: Odd 64-bit multipliers of the row hash (fixed: every process hashes alike).
 _HASH_WORDS = 4096
 _MULTIPLIERS = (np.random.default_rng(20240521).integers(
@@ -70,26 +72,40 @@ def any_dask(*arrays):
 
 
 # --------------------------------------------------------------------------- backends
+def _row_blocks(arrays):
+    """The row blocks of each dask array, as delayed objects (None stays None)."""
+    return [None if a is None else list(a.to_delayed().ravel()) for a in arrays]
+
+
+def _tasks(func, parts, broadcast):
+    """``func(part_1[i], part_2[i], ..., *broadcast)`` for every ``i``, as delayed calls."""
+    import dask
+
+    return [dask.delayed(func, pure=False)(*args, *broadcast) for args in zip(*parts)]
+
+
 class ClusterBackend:
-    """Runs functions of the partitions on a ``distributed`` cluster (futures)."""
+    """Runs functions of the partitions on a ``distributed`` cluster (futures).
+
+    Chunks of the input are computed as inputs of the tasks that merge them
+    and released after: the workers hold the merged partitions, not the raw
+    chunks beside them.
+    """
 
     def __init__(self, client):
         self.client = client
 
-    def blocks(self, arrays):
-        """Futures of the row blocks of each dask array (None stays None)."""
-        return [None if a is None else self.client.compute(list(a.to_delayed().ravel()))
-                for a in arrays]
+    blocks = staticmethod(_row_blocks)
 
     def map(self, func, *parts, broadcast=()):
         """``func(part_1[i], part_2[i], ..., *broadcast)`` for every ``i``, as futures.
 
-        Each broadcast argument is sent once to every worker (not once per task).
+        A broadcast array larger than :data:`EMBED_BYTES` is sent once to every
+        worker (not once per task).
         """
         shared = [self.client.scatter(b, broadcast=True, hash=False)
                   if getattr(b, "nbytes", 0) > EMBED_BYTES else b for b in broadcast]
-        return self.client.map(func, *parts, *[[s] * len(parts[0]) for s in shared],
-                               pure=False)
+        return self.client.compute(_tasks(func, parts, shared))
 
     def gather(self, parts):
         return self.client.gather(parts)
@@ -128,18 +144,12 @@ class LocalBackend:
     """Runs functions of the partitions with dask's default scheduler, in this process."""
 
     client = None
-
-    def blocks(self, arrays):
-        import dask
-
-        return [None if a is None else list(dask.compute(*a.to_delayed().ravel()))
-                for a in arrays]
+    blocks = staticmethod(_row_blocks)
 
     def map(self, func, *parts, broadcast=()):
         import dask
 
-        tasks = [dask.delayed(func, pure=False)(*args, *broadcast) for args in zip(*parts)]
-        return list(dask.compute(*tasks))
+        return list(dask.compute(*_tasks(func, parts, broadcast)))
 
     def gather(self, parts):
         return list(parts)
@@ -201,10 +211,12 @@ def _as_chunked(a, name, like):
     if a is None:
         return None
     if not is_dask_array(a):
-        a = np.asarray(a)
+        sparse = sp.issparse(a)
+        a = sp.csr_matrix(a) if sparse else np.asarray(a)
         if a.shape[0] != like.shape[0]:
             raise ValueError(f"{name} has {a.shape[0]} rows but X has {like.shape[0]} samples.")
-        return da.from_array(a, chunks=(like.chunks[0],) + tuple((s,) for s in a.shape[1:]))
+        return da.from_array(a, chunks=(like.chunks[0],) + tuple((s,) for s in a.shape[1:]),
+                             asarray=not sparse)
     _check_row_chunks(a, name, (1, 2) if name == "y" else (1,))
     a = _known_rows(a)
     if a.shape[0] != like.shape[0]:
@@ -245,14 +257,20 @@ def _chunk_facts(y, w):
 
 
 def _row_hash(H):
-    """A deterministic 64-bit hash of every row's bytes (``-0.0`` counts as ``0.0``)."""
-    raw = np.ascontiguousarray(H + 0.0).view(np.uint8).reshape(H.shape[0], -1)
-    pad = (-raw.shape[1]) % 8
-    words = np.pad(raw, ((0, 0), (0, pad))).view(np.uint64)
-    multipliers = np.resize(_MULTIPLIERS, words.shape[1])
-    with np.errstate(over="ignore"):
-        h = (words * multipliers).sum(axis=1, dtype=np.uint64)
-        return h ^ (h >> np.uint64(31))
+    """A deterministic 64-bit hash of every row's bytes (``-0.0`` counts as ``0.0``).
+
+    Computed over blocks of rows: its temporaries stay small beside ``H``.
+    """
+    h = np.empty(H.shape[0], dtype=np.uint64)
+    for start in range(0, H.shape[0], HASH_BLOCK_ROWS):
+        block = np.ascontiguousarray(H[start:start + HASH_BLOCK_ROWS] + 0.0)
+        raw = block.view(np.uint8).reshape(block.shape[0], -1)
+        words = np.pad(raw, ((0, 0), (0, (-raw.shape[1]) % 8))).view(np.uint64)
+        with np.errstate(over="ignore"):
+            block_hash = (words * np.resize(_MULTIPLIERS, words.shape[1])).sum(
+                axis=1, dtype=np.uint64)
+        h[start:start + len(block)] = block_hash ^ (block_hash >> np.uint64(31))
+    return h
 
 
 def _weighted_groups(H_rows, S_rows, w):
@@ -440,7 +458,11 @@ class DaskNTPData:
 
     def gather(self):
         """All contexts as one :class:`~._ntp_data.NTPData` on the client, in the
-        lexicographic order of :func:`~._ntp_data.aggregate_contexts`."""
+        lexicographic order of :func:`~._ntp_data.aggregate_contexts`.
+
+        Its ``context_index`` is empty: the map from the samples to their
+        contexts (one integer per sample) is not kept.
+        """
         return self._gathered
 
     @cached_property
@@ -504,9 +526,13 @@ def aggregate_dask_contexts(X, y, sample_weight=None, *, client=None, classes=No
     classes = _global_classes(facts, y, classes)
     pieces = run.map(_chunk_pieces, X_blocks, y_blocks, w_blocks,
                      broadcast=(classes, exponent, n))
-    merged = [_merge_partition(run, pieces, k) for k in range(n)]
+    workers = (sorted(run.client.scheduler_info()["workers"]) if run.client is not None
+               else None)
+    merged = [_merge_partition(run, pieces, k, workers) for k in range(n)]
+    del pieces  # held by the merges until they are done, then released
     total = math.fsum(run.gather(run.map(_partition_total, merged)))
     parts = run.map(_partition_data, merged, broadcast=(total, classes))
+    del merged
     summaries = run.gather(run.map(_summary, parts))
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
     return DaskNTPData(parts, run, np.asarray(classes), X.shape[1], dtype,
@@ -515,12 +541,18 @@ def aggregate_dask_contexts(X, y, sample_weight=None, *, client=None, classes=No
                        np.concatenate([s[2] for s in summaries]))
 
 
-def _merge_partition(run, pieces, k):
-    """Partition ``k``: piece ``k`` of every chunk, taken where it is, then merged."""
+def _merge_partition(run, pieces, k, workers):
+    """Partition ``k``: piece ``k`` of every chunk, taken where it is, then merged.
+
+    Partitions go to the workers in turn (``workers``; any other one if that
+    one is gone): each worker then holds its share of the contexts, which the
+    scheduler's own placement (near the largest input) does not ensure.
+    """
     if run.client is None:
         return _merge_pieces(*[p[k] for p in pieces])
     taken = [run.client.submit(operator.getitem, p, k, pure=False) for p in pieces]
-    return run.client.submit(_merge_pieces, *taken, pure=False)
+    return run.client.submit(_merge_pieces, *taken, pure=False,
+                             workers=[workers[k % len(workers)]], allow_other_workers=True)
 
 
 def as_gathered_ntp_data(X, y=None, sample_weight=None):
