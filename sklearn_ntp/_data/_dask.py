@@ -94,18 +94,33 @@ class ClusterBackend:
 
     def __init__(self, client):
         self.client = client
+        self._placement = None
 
     blocks = staticmethod(_row_blocks)
 
-    def map(self, func, *parts, broadcast=()):
-        """``func(part_1[i], part_2[i], ..., *broadcast)`` for every ``i``, as futures.
+    def _shared(self, broadcast):
+        """The broadcast arguments; those above :data:`EMBED_BYTES` sent once to
+        every worker (not once per task)."""
+        return [self.client.scatter(b, broadcast=True, hash=False)
+                if getattr(b, "nbytes", 0) > EMBED_BYTES else b for b in broadcast]
 
-        A broadcast array larger than :data:`EMBED_BYTES` is sent once to every
-        worker (not once per task).
-        """
-        shared = [self.client.scatter(b, broadcast=True, hash=False)
-                  if getattr(b, "nbytes", 0) > EMBED_BYTES else b for b in broadcast]
-        return self.client.compute(_tasks(func, parts, shared))
+    def map(self, func, *parts, broadcast=()):
+        """``func(part_1[i], part_2[i], ..., *broadcast)`` for every ``i``, as futures."""
+        return self.client.compute(_tasks(func, parts, self._shared(broadcast)))
+
+    def _by_worker(self, parts):
+        """``{worker: [its partitions]}``, asked of the scheduler once per set of parts."""
+        keys = tuple(p.key for p in parts)
+        if self._placement is None or self._placement[0] != keys:
+            from distributed import wait
+
+            wait(parts)  # a partition being computed is nowhere yet
+            where = self.client.who_has(parts)
+            groups = {}
+            for part in parts:
+                groups.setdefault(sorted(where[part.key])[0], []).append(part)
+            self._placement = keys, groups
+        return self._placement[1]
 
     def gather(self, parts):
         return self.client.gather(parts)
@@ -124,7 +139,10 @@ class ClusterBackend:
     def map_sum(self, func, parts, broadcast=()):
         """``sum(func(part, *broadcast))`` over ``parts``, sent again if a worker is lost.
 
-        Partitions lost with a worker are recomputed by dask from their
+        Every worker adds up the results of its own partitions one after the
+        other (one partial result in memory at a time, whatever its size), and
+        the workers' sums go up a tree of additions: the client receives one
+        result. Partitions lost with a worker are recomputed by dask from their
         lineage; what cannot be (the broadcast arguments, when their copies
         are gone) is sent again, up to :data:`LOST_WORKER_RETRIES` times.
         """
@@ -132,9 +150,13 @@ class ClusterBackend:
 
         for _ in range(LOST_WORKER_RETRIES + 1):
             try:
-                return self.sum(self.map(func, parts, broadcast=broadcast))
+                shared = self._shared(broadcast)
+                return self.sum([
+                    self.client.submit(fold, func, group, *shared, workers=[worker],
+                                       allow_other_workers=True, pure=False)
+                    for worker, group in self._by_worker(parts).items()])
             except (CancelledError, asyncio.CancelledError, KilledWorker) as exc:
-                lost = exc
+                lost, self._placement = exc, None
         raise RuntimeError(f"dask workers were lost {LOST_WORKER_RETRIES + 1} times while "
                            f"evaluating {func.__name__}; the fit was stopped (no result "
                            f"is returned): {lost!r}") from lost
@@ -158,7 +180,30 @@ class LocalBackend:
         return add(*parts)
 
     def map_sum(self, func, parts, broadcast=()):
-        return self.sum(self.map(func, parts, broadcast=broadcast))
+        import dask
+
+        return fold(func, parts, *broadcast) if len(parts) < 2 else add(*dask.compute(
+            *[dask.delayed(fold, pure=False)(func, parts[i::2], *broadcast)
+              for i in range(2)]))
+
+
+def fold(func, parts, *broadcast):
+    """``sum(func(part, *broadcast) for part in parts)``, one result at a time, in float64."""
+    total = None
+    for part in parts:
+        value = func(part, *broadcast)
+        total = add(value) if total is None else _accumulate(total, value)
+    return total
+
+
+def _accumulate(total, value):
+    """``total + value`` (float64 arrays added in place)."""
+    if isinstance(total, tuple):
+        return tuple(_accumulate(t, v) for t, v in zip(total, value))
+    if isinstance(total, np.ndarray):
+        total += value
+        return total
+    return total + value
 
 
 def add(*terms):
