@@ -13,6 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -192,6 +193,9 @@ def test_mixed_inputs_follow_x():
     fitted = NTPLinearClassifier(max_iter=20).fit(da.from_array(X, chunks=70), y,
                                                   sample_weight=w)
     np.testing.assert_allclose(fitted.coef_, expected.coef_, rtol=0, atol=1e-12)
+    sparse = NTPLinearClassifier(max_iter=20).fit(
+        da.from_array(X, chunks=70), sp.csr_matrix(np.eye(5)[y]), sample_weight=w)
+    np.testing.assert_allclose(sparse.coef_, expected.coef_, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="X is an in-memory array but y or sample_weight"):
         NTPLinearClassifier().fit(X, da.from_array(y, chunks=70))
     with pytest.raises(ValueError, match="y has 10 rows but X has 240"):
@@ -228,28 +232,28 @@ def _gaussian_block(index, rows, n_features, n_tokens):
 
 @pytest.mark.slow
 def test_a_data_set_larger_than_a_worker_fits_on_the_cluster():
-    """1.64 GB of contexts on two workers of 1.5 GiB each: made on the workers,
-    merged and fitted there (each holds about half), equal to the in-memory fit.
+    """1.41 GB of contexts on workers of 1.25 GiB each: made on the workers,
+    merged and fitted there, equal to the in-memory fit.
 
-    Spilling to disk and pausing are switched off: a worker past 95% of its
-    ``memory_limit`` is killed and restarted, which the unchanged worker
-    processes rule out.
+    Four workers: merging the contexts holds up to about 2.7 times a worker's
+    share of the data at its peak (pieces from every chunk beside the merged
+    partitions), so two workers would each need more than the whole data
+    set. dask's memory management is left as it is; a worker past 95% of
+    its ``memory_limit`` would be killed and restarted, which the unchanged
+    worker processes rule out.
     """
     import dask
 
-    n_blocks, rows, n_features, n_tokens = 49, 2048, 2048, 4
-    limit = 3 * 2 ** 29
+    n_blocks, rows, n_features, n_tokens = 42, 2048, 2048, 4
+    limit = 5 * 2 ** 28
     blocks = [dask.delayed(_gaussian_block, nout=2)(i, rows, n_features, n_tokens)
               for i in range(n_blocks)]
     X = da.concatenate([da.from_delayed(b[0], (rows, n_features), np.float64) for b in blocks])
     y = da.concatenate([da.from_delayed(b[1], (rows,), np.int64) for b in blocks])
     assert X.nbytes > limit
     params = dict(max_iter=3, compute_implicit_bias=False)
-    memory = {"distributed.worker.memory.target": False,
-              "distributed.worker.memory.spill": False,
-              "distributed.worker.memory.pause": False}
-    with dask.config.set(memory), distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, memory_limit=limit,
+    with distributed.LocalCluster(
+            n_workers=4, processes=True, threads_per_worker=1, memory_limit=limit,
             dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         pids = set(client.run(os.getpid).values())
         fitted = NTPLinearClassifier(**params).fit(X, y)
