@@ -12,6 +12,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._data._dask import any_dask, check_dask_X, is_dask_array
 from ._data._ntp_data import check_precision
 from ._exceptions import (
     NotNTPCompatibleError,
@@ -129,8 +130,11 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
             fails.
         """
         check_precision(X)
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32),
-                             multi_output=True, accept_sparse=("csr", "csc"))
+        if any_dask(X, y, sample_weight):  # merged on the workers, never computed whole
+            self.n_features_in_ = check_dask_X(X).shape[1]
+        else:
+            X, y = validate_data(self, X, y, dtype=(np.float64, np.float32),
+                                 multi_output=True, accept_sparse=("csr", "csc"))
         report = check_ntp_separability(X, y, sample_weight,
                                         fit_intercept=self.fit_intercept)
         self.report_ = report
@@ -193,6 +197,11 @@ class NTPSeparabilityChecker(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         """
         check_is_fitted(self)
         check_precision(X)
+        if is_dask_array(X):  # checked lazily: only its width and chunks are known
+            if check_dask_X(X).shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
+                                 f"is expecting {self.n_features_in_} features as input.")
+            return X
         return validate_data(self, X, reset=False, dtype=(np.float64, np.float32),
                              accept_sparse=("csr", "csc"))
 

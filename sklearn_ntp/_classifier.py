@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state, gen_batches
 from sklearn.utils._array_api import (
+    _is_numpy_namespace,
     _max_precision_float_dtype,
     check_same_namespace,
     get_namespace_and_device,
@@ -16,10 +17,12 @@ from sklearn.utils._array_api import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._data._dask import aggregate_dask_contexts, any_dask, check_dask_X, is_dask_array
 from ._data._ntp_data import aggregate_contexts, check_precision, with_intercept_column
 from ._data._scaling import column_scale_exponents
 from ._exceptions import NTPSeparabilityWarning
 from ._loss._cross_entropy import NTPLoss, log_softmax, rows_per_block, softmax
+from ._loss._dask import DaskNTPLoss
 from ._loss._penalty import L2Penalty
 from ._solvers._descent import SOLVERS, Objective, SolverOptions
 from ._solvers._step_size import auto_learning_rate, context_smoothness, smoothness_constant
@@ -283,6 +286,15 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
     on a GPU) the stopping and divergence tests read the device only every
     ``history_every`` iterations. See the user guide's "Scaling out" section.
 
+    ``X`` may be a dask array chunked by rows (``y`` and ``sample_weight``
+    dask or in-memory arrays): identical rows are then merged across chunks
+    on the workers, each iteration's loss and gradient are sums of partial
+    results computed where the chunks are, and ``predict*`` and
+    ``decision_function`` return lazy dask arrays. gd, ngd, adam and lbfgs
+    run entirely on these reductions; sgd, accelerated and
+    ``compute_implicit_bias=True`` gather the distinct contexts to the client
+    once. See "Scaling out: dask arrays over a cluster" in the documentation.
+
     Examples
     --------
     >>> import numpy as np
@@ -408,25 +420,23 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             If ``implicit_bias_limit`` was computed on other distinct contexts,
             weights or tokens than those of ``X``, ``y`` and ``sample_weight``.
         """
-        X = _validated_embeddings(self, X, reset=True)
-        xp, _, device = get_namespace_and_device(X)
-        # Aggregation and the exact geometry run on the host, once per fit.
-        given = aggregate_contexts(to_host(X), to_host(y), to_host(sample_weight))
-        if implicit_bias_limit is not None and not same_contexts(implicit_bias_limit.data,
-                                                                 given):
+        contexts = _CONTEXTS[any_dask(X, y, sample_weight)]
+        X, given, xp, device = contexts.validated(self, X, y, sample_weight)
+        if implicit_bias_limit is not None and not same_contexts(
+                implicit_bias_limit.data, contexts.in_one_process(given)):
             raise ValueError("implicit_bias_limit was computed on other contexts, weights "
                              "or tokens than X, y and sample_weight.")
-        data = self._contexts(given)
+        data = contexts.with_intercept(given) if self.fit_intercept else given
         # The solver, its step and the geometry work on the contexts divided
         # column-wise by powers of two; coef_ is mapped back exactly.
-        scaling = self._scaling(data)
-        data = scaling.contexts(data)
+        scaling = self._scaling(contexts, data)
+        data = contexts.rescaled(data, scaling)
         penalty = L2Penalty(self.alpha, scaling.exponents)
-        self.learning_rate_ = self._learning_rate(data, penalty)
+        self.learning_rate_ = self._learning_rate(contexts, data, penalty)
         # The limit's Newton solves run on X's device (certificates on the host).
-        with nullcontext() if namespace(X)[1] else newton_device(xp, device):
+        with nullcontext() if _is_numpy_namespace(xp) else newton_device(xp, device):
             reference = self._implicit_bias_reference(
-                data, implicit_bias_limit if data is given else None)
+                contexts.in_one_process(data), implicit_bias_limit if data is given else None)
         infimum = None if reference is None else reference.loss_infimum
         tracker = HistoryTracker(
             data.entropy, every=self.history_every, reference=reference,
@@ -434,10 +444,10 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             print_every=1 if self.verbose >= 2 else max(1, self.max_iter // 10),
             total=self.max_iter, scaling=None if scaling.identity else scaling,
         )
-        objective = Objective(NTPLoss(data, xp=xp, device=device), penalty, infimum,
+        objective = Objective(contexts.datafit(data, xp, device), penalty, infimum,
                               None if scaling.identity else scaling)
         W0 = scaling.to_scaled(
-            self._initial_coef(data.classes, data.n_features, data.embeddings.dtype))
+            self._initial_coef(data.classes, data.n_features, contexts.dtype(data)))
         W0 = W0 if device is None else xp.asarray(W0, device=device)
         result = SOLVERS[self.solver](objective, W0, self._options(scaling), tracker)
         if result.warning:  # each solver knows which outcomes deserve one
@@ -471,7 +481,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                           self.feature_scale_))
         return self
 
-    def _scaling(self, data):
+    def _scaling(self, contexts, data):
         """The powers of two by which the solver divides the contexts' columns.
 
         Per column for the step-size solvers with ``learning_rate="auto"``
@@ -482,7 +492,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         """
         per_column = self.solver == "lbfgs" or (
             self.learning_rate == "auto" and self.solver in STEP_SOLVERS)
-        return column_scale_exponents(data.embeddings, data.weights, self.alpha, per_column)
+        return contexts.scaling(data, self.alpha, per_column)
 
     def _options(self, scaling):
         """The solver's options, with a given step and epsilon mapped to rescaled contexts."""
@@ -502,10 +512,6 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             random_state=self.random_state,
         )
 
-    def _contexts(self, data):
-        """The distinct contexts, with a constant feature when an intercept is fitted."""
-        return with_intercept_column(data) if self.fit_intercept else data
-
     def _split_coef(self, W):
         """``(coef_, intercept_)`` from a decoder of the (augmented) embeddings."""
         xp, on_host = namespace(W)
@@ -524,14 +530,14 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         xp, _ = namespace(self.coef_)
         return xp.concat([self.coef_, xp.reshape(self.intercept_, (-1, 1))], axis=1)
 
-    def _learning_rate(self, data, penalty):
+    def _learning_rate(self, contexts, data, penalty):
         """The step: ``learning_rate``, or derived from the (rescaled) contexts' smoothness."""
         if self.solver == "lbfgs":
             return None
         if self.learning_rate != "auto":
             return float(self.learning_rate)
         alpha = penalty.largest_strength
-        L = smoothness_constant(data.embeddings, data.weights, alpha)
+        L = contexts.smoothness(data, alpha)
         if self.solver != "sgd":
             return auto_learning_rate(self.solver, L)
         return auto_learning_rate("sgd", L, context_smoothness(data, alpha),
@@ -598,6 +604,8 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         about three of shape (rows, n_tokens)) fit in scikit-learn's
         ``working_memory``; only the output (one row per sample) is whole.
         """
+        if is_dask_array(X):
+            return self._dask_row_blocks(X, method, transform)
         X = self._validate_X(X, method)
         xp, _, X_device = get_namespace_and_device(X)
         n_samples, n_tokens = X.shape[0], self.coef_.shape[0]
@@ -612,6 +620,22 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
                                device=X_device)
             out[rows, ...] = block
         return out
+
+    def _dask_row_blocks(self, X, method, transform):
+        """``transform`` of the logits of a dask ``X``: a lazy dask array, chunk by chunk
+        (each chunk in row blocks on its worker; the estimator is sent once)."""
+        import dask  # only reached with dask input
+
+        check_is_fitted(self)
+        _check_dask_width(self, X)
+        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        # The transform's row shape and dtype, from one row of zero logits.
+        probe = transform(np.zeros((1, len(self.classes_)), dtype=dtype))
+        return X.map_blocks(
+            _transformed_block, estimator=dask.delayed(self, traverse=False), method=method,
+            transform=transform, chunks=(X.chunks[0], *((n,) for n in probe.shape[1:])),
+            drop_axis=None if probe.ndim == 2 else 1, dtype=probe.dtype,
+            meta=np.empty((0,) * probe.ndim, dtype=probe.dtype))
 
     def decision_function(self, X):
         """Logits ``X W^T``, one column per token (a single column for two tokens).
@@ -677,6 +701,9 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         """
         indices = self._row_blocks(
             X, "predict", lambda logits: namespace(logits)[0].argmax(logits, axis=1))
+        if is_dask_array(indices):
+            return indices.map_blocks(_labels, classes=self.classes_,
+                                      dtype=self.classes_.dtype)
         xp, on_host = namespace(indices)
         if on_host or self.classes_.dtype.kind not in "biuf":
             return self.classes_[to_host(indices)]
@@ -709,10 +736,19 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             columns other than ``len(classes_)``.
         """
         check_is_fitted(self)
-        X = _validated_embeddings(self, X, reset=False)
-        data = self._contexts(aggregate_contexts(
-            to_host(X), to_host(y), to_host(sample_weight), classes=self.classes_))
-        return -NTPLoss(data).value(to_host(self._full_coef()).astype(data.embeddings.dtype))
+        contexts = _CONTEXTS[any_dask(X, y, sample_weight)]
+        X, data, _, _ = contexts.validated(self, X, y, sample_weight, classes=self.classes_)
+        data = contexts.with_intercept(data) if self.fit_intercept else data
+        W = to_host(self._full_coef()).astype(contexts.dtype(data))
+        return -float(contexts.datafit(data, None, None).value(W))
+
+
+def _validated_embeddings(estimator, X, reset):
+    """``X`` through ``validate_data``: float64, or float32 kept; half precision refused."""
+    check_precision(X)
+    xp, _ = namespace(X)
+    return validate_data(estimator, X, reset=reset, accept_sparse=("csr", "csc"),
+                         dtype=[xp.float64, xp.float32])
 
 
 def _validated_embeddings(estimator, X, reset):
@@ -732,3 +768,111 @@ def _unscaled(scaling, W):
             "X is too small in scale: the fitted decoder of its contexts has entries beyond "
             f"the range of {W.dtype}; rescale X (e.g. with StandardScaler).")
     return W
+
+
+class _InMemoryContexts:
+    """How the estimator validates, aggregates and reduces in-memory contexts (NTPData)."""
+
+    @staticmethod
+    def validated(estimator, X, y, sample_weight, classes=None):
+        """``(X, contexts, xp, device)``: aggregation runs on the host, once per call."""
+        X = _validated_embeddings(estimator, X, reset=classes is None)
+        xp, _, device = get_namespace_and_device(X)
+        data = aggregate_contexts(to_host(X), to_host(y), to_host(sample_weight),
+                                  classes=classes)
+        return X, data, xp, device
+
+    @staticmethod
+    def in_one_process(data):
+        return data
+
+    @staticmethod
+    def dtype(data):
+        return data.embeddings.dtype
+
+    with_intercept = staticmethod(with_intercept_column)
+
+    @staticmethod
+    def rescaled(data, scaling):
+        return scaling.contexts(data)
+
+    @staticmethod
+    def scaling(data, alpha, per_column):
+        return column_scale_exponents(data.embeddings, data.weights, alpha, per_column)
+
+    @staticmethod
+    def smoothness(data, alpha):
+        return smoothness_constant(data.embeddings, data.weights, alpha)
+
+    @staticmethod
+    def datafit(data, xp, device):
+        return NTPLoss(data, xp=xp, device=device)
+
+
+class _DaskContexts:
+    """The same for dask arrays: contexts aggregated and reduced on the workers.
+
+    The fitted arrays are NumPy arrays on the client: the validated ``X``
+    handed back is an empty NumPy array of the dtype and width of ``X``.
+    """
+
+    @staticmethod
+    def validated(estimator, X, y, sample_weight, classes=None):
+        if classes is None:  # fit: X's width is the estimator's
+            estimator.n_features_in_ = check_dask_X(X).shape[1]
+            if hasattr(estimator, "feature_names_in_"):
+                del estimator.feature_names_in_
+        else:
+            _check_dask_width(estimator, X)
+        data = aggregate_dask_contexts(X, y, sample_weight, classes=classes)
+        return np.empty((0, data.n_features), dtype=data.dtype), data, np, None
+
+    @staticmethod
+    def in_one_process(data):
+        return data.gather()
+
+    @staticmethod
+    def dtype(data):
+        return data.dtype
+
+    @staticmethod
+    def with_intercept(data):
+        return data.with_intercept_column()
+
+    @staticmethod
+    def rescaled(data, scaling):
+        return data.rescaled(scaling)
+
+    @staticmethod
+    def scaling(data, alpha, per_column):
+        # The column scales of all contexts are those of one context of weight one.
+        scales = data.column_scales()
+        return column_scale_exponents(scales[None, :], np.ones(1), alpha, per_column)
+
+    @staticmethod
+    def smoothness(data, alpha):
+        return data.largest_gram_eigenvalue() / 2.0 + alpha
+
+    @staticmethod
+    def datafit(data, xp, device):
+        return DaskNTPLoss(data)
+
+
+def _transformed_block(X, estimator, method, transform):
+    return estimator._row_blocks(X, method, transform)
+
+
+def _labels(indices, classes):
+    return classes[indices]
+
+
+#: Where the estimator's contexts live, by whether any input is a dask array.
+_CONTEXTS = {False: _InMemoryContexts, True: _DaskContexts}
+
+
+def _check_dask_width(estimator, X):
+    """Refuse a dask ``X`` split by columns or of another width than the fitted one."""
+    check_dask_X(X)
+    if X.shape[1] != estimator.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(estimator).__name__} "
+                         f"is expecting {estimator.n_features_in_} features as input.")

@@ -33,7 +33,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .._data._ntp_data import NTPData, as_ntp_data, with_support
+from .._data._dask import as_gathered_ntp_data
+from .._data._ntp_data import NTPData, with_support
 from .._exceptions import CertificationError, NotNTPSeparableError
 from .._loss._restricted import STATIONARITY_RTOL, RestrictedLoss
 from ._basis import BasisStatus, ContextBasis, context_basis, orthonormal_data
@@ -315,7 +316,7 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         raise ValueError(f"method must be 'auto' or 'lp', got {method!r}.")
     if svm_method not in SVM_METHODS:
         raise ValueError(f"svm_method must be one of {SVM_METHODS}, got {svm_method!r}.")
-    data = as_ntp_data(X, y, sample_weight)
+    data = as_gathered_ntp_data(X, y, sample_weight)
     clock = _Stopwatch(verbose)
     with clock.part("finite_component", "orthonormal coordinates") as note:
         # T, L*, the in-support logits of W~ and compatibility depend on H only

@@ -4,7 +4,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._data._ntp_data import as_ntp_data, with_intercept_column
+from .._data._dask import as_gathered_ntp_data
+from .._data._ntp_data import with_intercept_column
 from ._limit import ImplicitBiasLimit, implicit_bias_limit
 
 
@@ -191,7 +192,7 @@ def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False
       features d              3 (rank of H: 3)
     ...
     """
-    data = as_ntp_data(X, y, sample_weight)
+    data = as_gathered_ntp_data(X, y, sample_weight)
     if fit_intercept:
         data = with_intercept_column(data)
     limit = implicit_bias_limit(data, method=method, svm_method=svm_method)
