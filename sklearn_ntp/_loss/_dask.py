@@ -72,7 +72,7 @@ class DaskNTPLoss:
     >>> import dask.array as da
     >>> from sklearn_ntp._data._dask import aggregate_dask_contexts
     >>> from sklearn_ntp._loss._dask import DaskNTPLoss
-    >>> X = da.from_array(np.eye(4), chunks=2)  # no client: dask's default scheduler
+    >>> X = da.from_array(np.eye(4), chunks=(2, -1))  # no client: dask's default scheduler
     >>> loss = DaskNTPLoss(aggregate_dask_contexts(X, [0, 1, 0, 1]))
     >>> round(loss.value(np.zeros((2, 4))), 6)  # log 2
     0.693147
