@@ -42,7 +42,7 @@ from ._error_bounds import finite_part_error
 from ._pair_bounds import FARKAS_RTOL, farkas_bounds, pair_bounds, unresolved_pairs
 from ._separable_pairs import SeparablePairsError, lp_size, separable_pairs
 from ._subspace import CenteredRowSpace, DataSubspace, project_on_subspace
-from ._svm import EAGER_LP_VARIABLES, solve_ntp_svm
+from ._svm import EAGER_LP_VARIABLES, _choose_method, solve_ntp_svm
 from ._svm import METHODS as SVM_METHODS
 from ._svm_certificate import FEASIBILITY_RTOL, GAP_RTOL
 
@@ -705,11 +705,13 @@ def _separable_pairs(unit, rank, method, svm):
     if rank == unit.n_contexts and method == "auto":
         return _SeparablePairs(off, PairsStatus.FULL_ROW_RANK)
     everything = np.ones_like(unit.support_mask)
-    if method == "auto" and unit.n_tokens * (unit.n_contexts - rank) <= EAGER_LP_VARIABLES:
+    if method == "auto" and (unit.n_tokens * (unit.n_contexts - rank) <= EAGER_LP_VARIABLES
+                             or svm.solves_without_lp(unit)):
         # Classification data are often separable, where the minimizers behind
         # the Farkas bounds diverge: a small Farkas LP decides whether T = O
-        # for the price of one NTP-SVM. A few Newton steps first settle most
-        # data that are not separable at all, on which that LP can be slow.
+        # for the price of one NTP-SVM, and the working-set method needs no
+        # LP unless the data are not separable. A few Newton steps first settle
+        # most data that are not separable at all, on which that LP can be slow.
         _, bounds = farkas_bounds(unit, everything, QUICK_NEWTON_STEPS, rebalance=False)
         if np.all(bounds <= FARKAS_RTOL):
             return _SeparablePairs(empty, PairsStatus.FARKAS_BOUNDS, bounds)
@@ -794,6 +796,11 @@ class _SvmOnTheWay:
 
     def __init__(self, data, solve):
         self.data, self.solve, self.result = data, solve, None
+
+    def solves_without_lp(self, unit):
+        """Whether the NTP-SVM of ``unit`` takes the working-set method, which
+        runs the Farkas LP only on data that are not separable."""
+        return _choose_method(self.solve.method, unit) == "working-set"
 
     def decides(self, unit):
         """Whether a certified NTP-SVM shows that every off-support pair is separable."""

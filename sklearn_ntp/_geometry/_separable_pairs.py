@@ -70,10 +70,10 @@ def separable_pairs(data, rank, *, always_solve=False):
     Q = column_space_basis(data.embeddings, rank)
     V, r = data.n_tokens, rank
     z, z0, j = support_pairs(data)
-    ties = _pair_rows(z, z0, Q[j], V, r)
+    ties = pair_rows(z, z0, Q[j], V, r)
     anchor, v, jo = margin_pairs(data)
     n_off = v.size
-    margins = _pair_rows(v, anchor, Q[jo], V, r)  # -margin_jv(C)
+    margins = pair_rows(v, anchor, Q[jo], V, r)  # -margin_jv(C)
     slack = sp.identity(n_off, format="csr")
     A_ub = sp.hstack([margins, slack], format="csr")  # -margin + t <= 0
     A_eq = sp.hstack([ties, sp.csr_matrix((ties.shape[0], n_off))], format="csr")
@@ -102,7 +102,7 @@ def lp_size(data, rank):
     return data.n_contexts * (data.n_tokens - 1) * (2 * rank + 1)
 
 
-def _pair_rows(plus, minus, Q, n_tokens, rank):
+def pair_rows(plus, minus, Q, n_tokens, rank):
     """Sparse rows ``(c_plus - c_minus) . q`` over the flattened (n_tokens, rank) ``C``."""
     n = plus.size
     cols = np.r_[plus[:, None] * rank + np.arange(rank), minus[:, None] * rank + np.arange(rank)]

@@ -45,6 +45,7 @@ from ._svm_certificate import (
 )
 from ._svm_dual_cd import MAX_BLOCK, sequential_dual
 from ._svm_interior_point import interior_point
+from ._svm_working_set import InfeasibleWorkingSet, RestrictedProblemError, working_set_svm
 
 __all__ = ["embedding_rank", "kkt_violation", "ntp_svm"]
 
@@ -60,9 +61,10 @@ ACTIVE_SET_CONDITION = 1e3
 LIFTS = (1e-7, 1e-9, 1e-11)
 #: ``method="auto"`` uses the interior point up to this many contexts ...
 INTERIOR_POINT_MAX_CONTEXTS = 100
-#: ... and, for ``d < m``, the cvxpy primal up to this many variables ``V d``
-#: (the sequential dual method converges slowly on such hard-margin duals).
-PRIMAL_MAX_VARIABLES = 20_000
+#: ... and, for ``d < m``, the working-set method up to this many variables
+#: ``V d`` (the sequential dual method converges slowly on such hard-margin
+#: duals; the restricted problems have ``V min(m, d)`` variables).
+WORKING_SET_MAX_VARIABLES = 100_000
 #: Largest Farkas LP (``n_tokens * (n_contexts - rank)`` variables) run before the
 #: sequential dual method; larger ones only run if that method fails.
 EAGER_LP_VARIABLES = 50_000
@@ -77,7 +79,7 @@ POLISH_RTOL_CG = 1e-5
 #: Cosine, in orthonormal coordinates, above which two contexts with
 #: different supports are named as the cause of a refusal (nearly collinear).
 DEGENERATE_COSINE = 1.0 - 1e-6
-METHODS = ("auto", "interior-point", "dual-cd", "cvxpy", "active-set")
+METHODS = ("auto", "interior-point", "dual-cd", "cvxpy", "active-set", "working-set")
 
 
 def embedding_rank(H):
@@ -217,8 +219,8 @@ def _choose_method(method, data, gram=None):
         return "active-set"
     if m <= INTERIOR_POINT_MAX_CONTEXTS:
         return "interior-point"
-    if d < m and data.n_tokens * d <= PRIMAL_MAX_VARIABLES:
-        return "primal-scs"
+    if d < m and data.n_tokens * d <= WORKING_SET_MAX_VARIABLES:
+        return "working-set"
     return "dual-cd"
 
 
@@ -432,10 +434,31 @@ def _solve_active_set(data, verbose, gram=None):
     return A, W
 
 
+def _solve_working_set(data, verbose, gram=None):
+    """Constraint generation (:mod:`._svm_working_set`), polished and certified
+    over every constraint; infeasibility is decided by the Farkas LP."""
+    Z, full_rank, _ = gram_factor(data.embeddings, gram)
+    try:
+        result = working_set_svm(data, Z, verbose=verbose)
+    except InfeasibleWorkingSet:
+        _raise_if_infeasible(data, gram)
+        _refuse(data, None, "working-set")
+    except RestrictedProblemError as exc:
+        raise CertificationError(f"cvxpy failed on a restricted NTP-SVM: {exc}",
+                                 status="cvxpy_error") from exc
+    certified = _certified(data, Z, result.A)
+    if certified is None:
+        if not full_rank:
+            _raise_if_infeasible(data, gram)
+        _refuse(data, result.A, "working-set")
+    return certified
+
+
 _SOLVERS = {
     "interior-point": _solve_interior_point,
     "dual-cd": _solve_dual_cd,
     "cvxpy": _solve_cvxpy,
     "primal-scs": _solve_primal_scs,
     "active-set": _solve_active_set,
+    "working-set": _solve_working_set,
 }

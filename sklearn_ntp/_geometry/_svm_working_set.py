@@ -1,0 +1,221 @@
+"""The NTP-SVM by constraint generation: a working set of margins.
+
+With ``d`` much smaller than ``m`` the NTP-SVM has ``m (V - 1)`` margins on
+only ``V d`` unknowns, and few of them are active at the optimum. The
+working-set (cutting-plane) method solves the problem restricted to a small
+set of margins (all ties are always kept), then scans every off-support pair
+for margins that the restricted solution violates, adds the worst few of
+each context, and solves again, until no margin is violated. Each restricted
+problem is the row-space primal of :func:`._svm.ntp_svm`'s ``"cvxpy"`` method
+(``W = W_Z Q^T``, ``n_tokens x min(m, d)`` variables) with one sparse row of
+``2 min(m, d)`` nonzeros per kept constraint, solved by Clarabel. The scan
+runs over blocks of contexts within scikit-learn's ``working_memory``; no
+matrix indexed by (token, feature) pairs is formed.
+
+The restricted problems are relaxations: their optimal norms increase
+round after round, and the first restricted solution feasible for every
+margin is the NTP-SVM solution. Its multipliers then go through the same
+exact polish and certificate, over all constraints, as every other method.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._loss._cross_entropy import rows_per_block
+from ._generators import support_pairs
+
+#: Off-support tokens per context in the first working set: those whose
+#: tokens' mean context is closest in direction to the context.
+INITIAL_PAIRS = 8
+#: Most violated margins added per context in a round.
+ADDED_PAIRS = 5
+#: Rounds of constraint generation before giving up.
+MAX_ROUNDS = 50
+#: Margin violation, relative to ``max(1, max |logit|)``, above which a pair
+#: joins the working set: the restricted problems are solved to Clarabel's
+#: accuracy, and the polish that follows removes what is left.
+VIOLATION_RTOL = 1e-7
+
+#: Margins of the working set leave it when their multiplier is below this
+#: fraction of the largest and their slack above :data:`DROP_SLACK` (most
+#: margins the scan adds are inactive at the next restricted optimum).
+DROP_MULTIPLIER_RTOL = 1e-9
+DROP_SLACK = 1e-3
+
+
+class RestrictedProblemError(RuntimeError):
+    """cvxpy could not solve a restricted problem."""
+
+
+class InfeasibleWorkingSet(RestrictedProblemError):
+    """A restricted problem is infeasible: so are the full constraints."""
+
+
+@dataclass
+class WorkingSetResult:
+    """Multipliers of the last restricted problem, as a dual matrix.
+
+    ``A`` (n_tokens, n_contexts) has ``A H = W`` up to the solver's accuracy;
+    ``sizes`` is the number of margins of every restricted problem solved, and
+    ``converged`` whether the last one violated no margin of the data.
+    """
+
+    A: np.ndarray
+    sizes: list = field(default_factory=list)
+    converged: bool = False
+
+
+def working_set_svm(data, Z, verbose=0):
+    """:class:`WorkingSetResult` of the NTP-SVM of ``data`` by constraint generation.
+
+    Parameters
+    ----------
+    data : NTPData
+        Distinct contexts (some context has an off-support token).
+    Z : ndarray of shape (n_contexts, k)
+        The embeddings, or any factor with the same Gram matrix.
+    verbose : int, default=0
+        Print the size of every restricted problem and its worst violation.
+
+    Raises
+    ------
+    InfeasibleWorkingSet
+        When a restricted problem is infeasible (then so is the NTP-SVM).
+    """
+    off = ~data.support_mask
+    working = _initial_pairs(data, Z, off)
+    ties = support_pairs(data)
+    result = WorkingSetResult(np.zeros((data.n_tokens, data.n_contexts)))
+    for _ in range(MAX_ROUNDS):
+        margins = _anchored(data, *np.nonzero(working))
+        W_z, multipliers = _restricted_primal(ties, margins, Z, data.n_tokens)
+        result.sizes.append(int(margins[0].size))
+        result.A = _dual_matrix(margins, multipliers, (data.n_tokens, data.n_contexts))
+        added, worst = _worst_violations(data, Z, W_z, off & ~working)
+        if verbose:
+            print(f"ntp_svm working-set: {margins[0].size} margins, worst violation "
+                  f"{worst:.2e}, {int(added.sum())} added")
+        if not added.any():
+            result.converged = True
+            return result
+        working[_inactive(margins, multipliers, W_z, Z)] = False
+        working |= added
+    return result
+
+
+def _anchored(data, j, v):
+    """The margins ``(z0_j, v, j)`` of the pairs ``(j, v)``, as
+    :func:`._generators.margin_pairs` lists them."""
+    P = data.probabilities
+    return P.indices[P.indptr[:-1]][j], v, j
+
+
+def _initial_pairs(data, Z, off):
+    """Boolean (n_contexts, n_tokens) mask of the first working set.
+
+    Per context, the :data:`INITIAL_PAIRS` off-support tokens whose direction
+    ``w_v`` (the normalized weighted sum of the contexts that have ``v`` in
+    their support) has the largest logit: the pairs hardest to separate.
+    """
+    P = data.probabilities
+    W0 = P.T @ (data.weights[:, None] * Z)
+    norms = np.linalg.norm(W0, axis=1)
+    W0 /= np.where(norms > 0, norms, 1.0)[:, None]
+    working = np.zeros_like(off)
+    k = min(INITIAL_PAIRS, data.n_tokens - 1)
+    for rows in _blocks(data):
+        logits = np.where(off[rows], Z[rows] @ W0.T, -np.inf)
+        top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+        r = np.arange(top.shape[0])[:, None]
+        working[rows][r, top] = np.isfinite(logits[r, top])
+    return working
+
+
+def _blocks(data):
+    """Slices of contexts whose (rows, n_tokens) float arrays fit in ``working_memory``."""
+    size = rows_per_block(8 * 3 * data.n_tokens)
+    return [slice(i, min(i + size, data.n_contexts)) for i in range(0, data.n_contexts, size)]
+
+
+def _worst_violations(data, Z, W_z, candidates):
+    """Per context, the :data:`ADDED_PAIRS` candidate pairs with the most violated
+    margins under ``W = W_z`` (in ``Z`` coordinates), and the worst violation
+    relative to ``max(1, max |logit|)``."""
+    anchor = data.probabilities.indices[data.probabilities.indptr[:-1]]
+    k = min(ADDED_PAIRS, data.n_tokens - 1)
+    picked, slacks, scale = [], [], 1.0
+    for rows in _blocks(data):
+        logits = Z[rows] @ W_z.T
+        scale = max(scale, float(np.abs(logits).max(initial=0.0)))
+        n = logits.shape[0]
+        slack = logits[np.arange(n), anchor[rows]][:, None] - logits - 1.0
+        slack[~candidates[rows]] = np.inf
+        top = np.argpartition(slack, k - 1, axis=1)[:, :k]
+        r = np.arange(n)[:, None]
+        picked.append((r + rows.start, top))
+        slacks.append(slack[r, top])
+    added = np.zeros_like(candidates)
+    worst = 0.0
+    for (r, top), slack in zip(picked, slacks):
+        violated = slack < -VIOLATION_RTOL * scale
+        added[np.broadcast_to(r, top.shape)[violated], top[violated]] = True
+        worst = max(worst, float(-slack.min(initial=0.0)))
+    return added, worst / scale
+
+
+def _restricted_primal(ties, margins, Z, n_tokens):
+    """``(W_Z, multipliers)`` of the row-space primal restricted to ``margins``.
+
+    ``min ||W_Z||_F^2`` over (n_tokens, k) matrices with the logits ``Z W_Z^T``
+    tied on every ``ties`` pair and a margin of one on every ``margins`` pair.
+    """
+    import cvxpy as cp
+
+    from ._separable_pairs import pair_rows
+
+    k = Z.shape[1]
+    z, z0, j = ties
+    top, v, i = margins
+    w = cp.Variable(n_tokens * k)
+    constraints = [pair_rows(top, v, Z[i], n_tokens, k) @ w >= 1.0]
+    if z.size:
+        constraints.append(pair_rows(z, z0, Z[j], n_tokens, k) @ w == 0.0)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(w)), constraints)
+    solver = "CLARABEL" if "CLARABEL" in cp.installed_solvers() else None
+    try:
+        with warnings.catch_warnings():
+            # "Solution may be inaccurate": the certificate decides that.
+            warnings.simplefilter("ignore", UserWarning)
+            problem.solve(solver=solver)
+    except cp.SolverError as exc:
+        raise RestrictedProblemError(str(exc)) from exc
+    if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        raise InfeasibleWorkingSet(f"{top.size} margins are infeasible.")
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        raise RestrictedProblemError(f"status {problem.status!r}")
+    return w.value.reshape(n_tokens, k), np.asarray(constraints[0].dual_value)
+
+
+def _inactive(margins, multipliers, W_z, Z):
+    """``(j, v)`` of the margins with a zero multiplier and a slack above
+    :data:`DROP_SLACK`: the restricted solution stays optimal without them,
+    and each round's added violated margins raise the optimal norm, so the
+    working sets never repeat."""
+    top, v, i = margins
+    slack = np.einsum("ij,ij->i", Z[i], W_z[top] - W_z[v]) - 1.0
+    drop = (multipliers <= DROP_MULTIPLIER_RTOL * max(float(multipliers.max(initial=0.0)),
+                                                     np.finfo(float).tiny))
+    drop &= slack > DROP_SLACK
+    return i[drop], v[drop]
+
+
+def _dual_matrix(margins, multipliers, shape):
+    """Dual matrix ``A`` with ``-multipliers`` at the margins' off-support
+    entries and their sums at the anchors (ties are left to the polish)."""
+    top, v, i = margins
+    return sp.csr_matrix(
+        (np.r_[multipliers, -multipliers], (np.r_[top, v], np.r_[i, i])), shape=shape
+    ).toarray()
