@@ -1,9 +1,19 @@
 """The language-model shape: every token the next token of one context (V = m)."""
 
+import cvxpy as cp
 import numpy as np
+import pytest
 from _reference import naive_ntp_svm
+from scipy.optimize import linprog
 
-from sklearn_ntp.implicit_bias import implicit_bias_limit
+from sklearn_ntp._geometry import _infeasibility, _separable_pairs
+from sklearn_ntp._geometry._svm import _choose_method
+from sklearn_ntp.implicit_bias import (
+    NotNTPSeparableError,
+    aggregate_contexts,
+    implicit_bias_limit,
+    ntp_svm,
+)
 
 
 def test_limit_matches_the_explicit_primal_with_one_context_per_token():
@@ -25,3 +35,85 @@ def test_limit_matches_the_explicit_primal_with_one_context_per_token():
     assert np.all(margins[~np.eye(m, dtype=bool)] >= 1 - 1e-8 * np.abs(logits).max())
     assert np.linalg.norm(U) <= np.linalg.norm(expected) * (1 + 1e-9)
     assert np.linalg.norm(U - expected) <= 1e-4 * np.linalg.norm(expected)
+
+
+def explicit_primal(H):
+    """The NTP-SVM of one context per token over the explicit V x d variable:
+    one row vec((e_j - e_v) h_j^T) per off-support pair, built here densely."""
+    m, d = H.shape
+    j, v = np.nonzero(~np.eye(m, dtype=bool))
+    rows = np.zeros((j.size, m, d))
+    rows[np.arange(j.size), j] += H[j]
+    rows[np.arange(j.size), v] -= H[j]
+    w = cp.Variable(m * d)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(w)),
+                         [rows.reshape(j.size, m * d) @ w >= 1])
+    problem.solve(solver=cp.CLARABEL)
+    assert problem.status == cp.OPTIMAL
+    return w.value.reshape(m, d)
+
+
+def test_limit_by_the_working_set_matches_the_explicit_primal():
+    rng = np.random.default_rng(1)
+    m, d = 80, 4
+    H = rng.normal(size=(m, d))
+    limit = implicit_bias_limit(H, np.arange(m), svm_method="working-set")
+    assert limit.status == "certified"
+    assert limit.is_separable
+    U, expected = limit.max_margin_solution, explicit_primal(H)
+    logits = H @ U.T
+    margins = np.diag(logits)[:, None] - logits
+    assert np.all(margins[~np.eye(m, dtype=bool)] >= 1 - 1e-8 * np.abs(logits).max())
+    assert np.linalg.norm(U) <= np.linalg.norm(expected) * (1 + 1e-9)
+    assert np.linalg.norm(U - expected) <= 1e-5 * np.linalg.norm(expected)
+
+
+def test_restricted_problems_grow_linearly_with_the_contexts():
+    # m (m - 1) margins, but the restricted problems stay at a few per context.
+    from sklearn_ntp._geometry._svm_working_set import working_set_svm
+
+    largest = {}
+    for m in (120, 240):
+        data = aggregate_contexts(np.random.default_rng(m).normal(size=(m, 4)), np.arange(m))
+        result = working_set_svm(data, np.asarray(data.embeddings))
+        assert result.converged
+        largest[m] = max(result.sizes)
+        assert largest[m] <= 20 * m
+    assert largest[240] <= 2.5 * largest[120]
+
+
+def test_limit_solves_no_linear_program_when_the_working_set_decides(monkeypatch):
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("method"))
+        return linprog(*args, **kwargs)
+
+    for module in (_separable_pairs, _infeasibility):
+        monkeypatch.setattr(module, "linprog", counted)
+    m = 240
+    H = np.random.default_rng(2).normal(size=(m, 4))
+    limit = implicit_bias_limit(H, np.arange(m))
+    assert limit.status == "certified" and limit.is_separable
+    assert limit.certificate["separable_pairs_lp"] == "not needed"
+    assert calls == []
+    assert _choose_method("auto", aggregate_contexts(H, np.arange(m))) == "working-set"
+
+
+def test_working_set_on_infeasible_data_raises_as_the_other_methods():
+    # h_j > 0 on one feature: a token beating every other at two contexts of
+    # the same direction is impossible, so no margin is positive.
+    X = np.random.default_rng(3).uniform(1.0, 2.0, size=(150, 1))
+    y = np.arange(150)
+    data = aggregate_contexts(X, y)  # contexts in sorted order
+    off, H = ~data.support_mask.T, np.asarray(data.embeddings)
+    errors = []
+    for method in ("working-set", "interior-point"):
+        with pytest.raises(NotNTPSeparableError) as info:
+            ntp_svm(X, y, method=method)
+        errors.append(info.value)
+        A = info.value.certificate
+        assert np.all(A[off] <= 0.0) and A[off].sum() < 0.0
+        assert np.allclose(A.sum(axis=0), 0.0, atol=1e-12 * np.abs(A).max())
+        assert np.linalg.norm(A @ H) <= 1e-9 * -A[off].sum()
+    assert type(errors[0]) is type(errors[1])

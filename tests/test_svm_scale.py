@@ -16,7 +16,7 @@ from sklearn_ntp.implicit_bias import (
     ntp_svm,
 )
 
-METHODS = ["interior-point", "dual-cd", "cvxpy", "auto"]
+METHODS = ["interior-point", "dual-cd", "cvxpy", "working-set", "auto"]
 
 
 def planted_problem(rng, m, V, d, n_tied=1):
@@ -153,7 +153,7 @@ def verify_farkas(A, H, P):
     assert np.linalg.norm(A @ H) <= 1e-9 * total * np.linalg.norm(H, axis=1).max()
 
 
-@pytest.mark.parametrize("method", ["interior-point", "dual-cd", "cvxpy"])
+@pytest.mark.parametrize("method", ["interior-point", "dual-cd", "cvxpy", "working-set"])
 def test_infeasible_data_raise_with_verified_certificate(method):
     rng = np.random.default_rng(3)
     H, P = random_ntp_problem(rng, 60, 6, 8, 2)  # 60 contexts in 8 dimensions
@@ -164,7 +164,7 @@ def test_infeasible_data_raise_with_verified_certificate(method):
     verify_farkas(info.value.certificate, data.embeddings, data.probabilities.toarray())
 
 
-@pytest.mark.parametrize("method", ["interior-point", "dual-cd", "cvxpy"])
+@pytest.mark.parametrize("method", ["interior-point", "dual-cd", "cvxpy", "working-set"])
 @pytest.mark.parametrize("scale", [1e-150, 1e150])
 def test_extreme_scales_give_the_rescaled_answer(method, scale):
     X = np.array([[1.0, 0.2], [0.3, 1.0], [-1.0, 0.4]])
