@@ -60,7 +60,7 @@ HUGE = [((100_000, 1000, 128, 8), ("limit",))]
 #: model's shape, every token the next token of one context (V = m), with the
 #: m (m - 1) off-support pairs all separable. Each series of d stops at the
 #: first size over the time budget.
-ONE_CONTEXT_PER_TOKEN = [250, 500, 1000, 2000]
+ONE_CONTEXT_PER_TOKEN = [100, 250, 500, 1000, 2000]
 ONE_CONTEXT_DIMENSIONS = [4, 16]
 
 
@@ -176,12 +176,14 @@ def _one_context_limit(m, d, queue):
     limit = implicit_bias_limit(rng.normal(size=(m, d)), np.arange(m))
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
-    queue.put((seconds, peak, limit.status))
+    parts = ", ".join(f"{name} {t:.2f} s" for name, t in limit.timings.items())
+    queue.put((seconds, peak, limit.status, parts, limit.certificate["separable_pairs_lp"]))
 
 
 def bench_one_context_per_token(budget, rows):
     """The rows of :data:`ONE_CONTEXT_PER_TOKEN`, each in its own process (peak
-    resident size of that process), killed after ``budget`` seconds."""
+    resident size of that process), killed after ``budget`` seconds; each row
+    prints the limit's part times and whether the LP for ``T`` ran."""
     for d in ONE_CONTEXT_DIMENSIONS:
         for m in ONE_CONTEXT_PER_TOKEN:
             queue = multiprocessing.Queue()
@@ -195,9 +197,9 @@ def bench_one_context_per_token(budget, rows):
                 rows.append({"m": m, "V": m, "d": d, "S": 1, "method": "limit",
                              "seconds": np.inf, "peak_mib": np.nan, "outcome": "over budget"})
                 break
-            seconds, peak, status = queue.get()
-            print(f"m=V={m:>5} d={d:>3}  limit  {seconds:8.2f} s {peak:8.0f} MiB  {status}",
-                  flush=True)
+            seconds, peak, status, parts, lp = queue.get()
+            print(f"m=V={m:>5} d={d:>3}  limit  {seconds:8.2f} s {peak:8.0f} MiB  {status}"
+                  f" (LP for T: {lp}; {parts})", flush=True)
             rows.append({"m": m, "V": m, "d": d, "S": 1, "method": "limit",
                          "seconds": seconds, "peak_mib": peak, "outcome": status})
 

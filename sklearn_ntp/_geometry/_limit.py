@@ -271,7 +271,9 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         when ``H`` has full row rank (then ``T`` is every off-support pair),
         when a certified NTP-SVM exists (then ``T`` is every off-support pair
         too; tried first when the Farkas LP of :func:`ntp_svm` has at most
-        50,000 variables, ``n_tokens * (n_contexts - rank(H))``), and when
+        50,000 variables, ``n_tokens * (n_contexts - rank(H))``, or when the
+        NTP-SVM takes its working-set method, which needs no LP on separable
+        data), and when
         Farkas bounds certify that no pair is separable (then ``T`` is
         empty; they come from the minimizer of a cross-entropy with uniform
         weights, and again with the logits of its least likely pairs
@@ -280,7 +282,8 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
         pairs the bounds leave unresolved are a guess of ``T``, enlarged
         until the bounds of its effective supports hold and then proved by a
         certified ``U~`` (no LP at all). ``"lp"`` always solves the LP.
-    svm_method : {"auto", "interior-point", "dual-cd", "cvxpy", "active-set"}, default="auto"
+    svm_method : {"auto", "interior-point", "dual-cd", "cvxpy", "active-set", \
+"working-set"}, default="auto"
         Solver of every NTP-SVM on the way (``U~``), as ``method`` of
         :func:`ntp_svm`; ``"cvxpy"`` hands the row-space formulation to an
         installed cvxpy solver (Clarabel by default).

@@ -166,7 +166,8 @@ def check_ntp_separability(X, y=None, sample_weight=None, *, fit_intercept=False
     method : {"auto", "lp"}, default="auto"
         How the separable pairs ``T`` are found (the size rule of
         :func:`~sklearn_ntp.implicit_bias.implicit_bias_limit`, or always the LP).
-    svm_method : {"auto", "interior-point", "dual-cd", "cvxpy", "active-set"}, default="auto"
+    svm_method : {"auto", "interior-point", "dual-cd", "cvxpy", "active-set", \
+"working-set"}, default="auto"
         Solver of the NTP-SVM (see :func:`~sklearn_ntp.implicit_bias.ntp_svm`).
 
     Returns

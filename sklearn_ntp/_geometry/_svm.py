@@ -11,9 +11,11 @@ The dual is therefore a QP over the (n_tokens, n_contexts) matrix ``A``:
     minimize   1/2 tr(A K A^T) + sum_{v not in S_j} A_vj
     subject to sum_v A_vj = 0,   A_vj <= 0 for v not in S_j,
 
-with ``K = H H^T``. Three solvers reach its neighbourhood: a primal-dual
+with ``K = H H^T``. Its solvers reach its neighbourhood: a primal-dual
 interior point (:mod:`._svm_interior_point`, small problems), the sequential dual
-method (:mod:`._svm_dual_cd`, large ones) and any cvxpy QP solver. All of them
+method (:mod:`._svm_dual_cd`, large ones with ``d >= m``), constraint generation
+(:mod:`._svm_working_set`, many contexts in few dimensions), the active-set
+method (:mod:`._svm_active_set`, badly conditioned features) and any cvxpy QP solver. All of them
 then go through the same exact polish of the support vectors and the same
 certificate (:mod:`._svm_certificate`); an uncertified result is refused.
 Infeasibility is decided by a verified Farkas certificate (:mod:`._infeasibility`).
@@ -45,7 +47,12 @@ from ._svm_certificate import (
 )
 from ._svm_dual_cd import MAX_BLOCK, sequential_dual
 from ._svm_interior_point import interior_point
-from ._svm_working_set import InfeasibleWorkingSet, RestrictedProblemError, working_set_svm
+from ._svm_working_set import (
+    InfeasibleWorkingSet,
+    RestrictedProblemError,
+    qp_solver,
+    working_set_svm,
+)
 
 __all__ = ["embedding_rank", "kkt_violation", "ntp_svm"]
 
@@ -104,7 +111,8 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
         Hard or soft next-token targets.
     sample_weight : array-like of shape (n_samples,), default=None
         Row weights (only which rows have positive weight matters).
-    method : {"auto", "interior-point", "dual-cd", "cvxpy", "active-set"}, default="auto"
+    method : {"auto", "interior-point", "dual-cd", "cvxpy", "active-set", \
+"working-set"}, default="auto"
         Solver of the dual QP. ``"interior-point"``: primal-dual interior point,
         ``n_tokens`` (m, m) factorizations per step (exact and fastest for
         small ``m``). ``"dual-cd"``: the sequential dual method (block
@@ -118,18 +126,26 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
         which keeps an orthogonal factorization of the active constraints
         and so loses ``eps cond(H)`` where the others lose ``eps cond(H)^2``
         (badly scaled or offset features); its constraint matrix is dense.
+        ``"working-set"``: constraint generation on the same primal: Clarabel
+        solves it restricted to every tie and a working set of margins (at
+        first the few most competitive tokens of each context), a scan of all
+        ``m (n_tokens - 1)`` margins in blocks of contexts adds the worst
+        violated ones of each context and drops inactive ones, until none is
+        violated; with ``d`` much smaller than ``m`` few margins are active,
+        so the cost grows about linearly in the number of margins.
         ``"auto"`` takes the active-set method when the features' condition
         number (against orthonormal coordinates of the contexts) exceeds
         ``1e3`` and that matrix has at most 20 million entries, else the
         interior point up to 100 distinct contexts; above, when ``d < m`` and
-        ``n_tokens * d <= 20,000``, the
-        same primal solved by SCS to moderate accuracy (then Clarabel if
-        needed), and otherwise the sequential dual method (which suits
-        full-row-rank embeddings; on ``d < m`` it converges slowly).
-        Every method ends with the same certificate (the dual methods after
-        an exact polish of their active set).
+        ``n_tokens * d <= 100,000``, the working-set method, and otherwise
+        the sequential dual method (which suits full-row-rank embeddings; on
+        ``d < m`` it converges slowly).
+        Every method ends with the same certificate over every constraint
+        (the dual and working-set methods after an exact polish of their
+        active set).
     verbose : int, default=0
-        Print the progress of the sequential dual method if positive.
+        Print the progress of the sequential dual and working-set methods if
+        positive.
 
     Returns
     -------
@@ -363,7 +379,7 @@ def _solve_dual_cd(data, verbose, gram=None):
     _refuse(data, A, "dual-cd")
 
 
-def _solve_cvxpy(data, verbose, gram=None, solver="CLARABEL"):
+def _solve_cvxpy(data, verbose, gram=None):
     """The row-space primal in cvxpy (Clarabel by default), then the polish.
 
     ``W^mm = A H`` lies in the row space of ``H``; with ``H = Z Q^T``
@@ -383,7 +399,7 @@ def _solve_cvxpy(data, verbose, gram=None, solver="CLARABEL"):
     if z.size:
         constraints.append(logits[j * V + z] == logits[j * V + z0])
     problem = cp.Problem(cp.Minimize(cp.sum_squares(W_z)), constraints)
-    solver = solver if solver in cp.installed_solvers() else None
+    solver = qp_solver()
     try:
         with warnings.catch_warnings():
             # "Solution may be inaccurate": the certificate below decides that.
@@ -407,19 +423,6 @@ def _solve_cvxpy(data, verbose, gram=None, solver="CLARABEL"):
     if result is None:
         _refuse(data, A, "cvxpy")
     return result
-
-
-def _solve_primal_scs(data, verbose, gram=None):
-    """The cvxpy primal solved to moderate accuracy by SCS, then polished.
-
-    A first-order conic solver finds the support vectors much faster than an
-    interior point on many constraints; the polish makes the result exact.
-    If it cannot be certified, Clarabel solves the same problem.
-    """
-    try:
-        return _solve_cvxpy(data, verbose, gram, solver="SCS")
-    except CertificationError:
-        return _solve_cvxpy(data, verbose, gram)
 
 
 def _solve_active_set(data, verbose, gram=None):
@@ -458,7 +461,6 @@ _SOLVERS = {
     "interior-point": _solve_interior_point,
     "dual-cd": _solve_dual_cd,
     "cvxpy": _solve_cvxpy,
-    "primal-scs": _solve_primal_scs,
     "active-set": _solve_active_set,
     "working-set": _solve_working_set,
 }

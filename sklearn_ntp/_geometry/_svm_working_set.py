@@ -184,7 +184,7 @@ def _restricted_primal(ties, margins, Z, n_tokens):
     if z.size:
         constraints.append(pair_rows(z, z0, Z[j], n_tokens, k) @ w == 0.0)
     problem = cp.Problem(cp.Minimize(cp.sum_squares(w)), constraints)
-    solver = "CLARABEL" if "CLARABEL" in cp.installed_solvers() else None
+    solver = qp_solver()
     try:
         with warnings.catch_warnings():
             # "Solution may be inaccurate": the certificate decides that.
@@ -197,6 +197,13 @@ def _restricted_primal(ties, margins, Z, n_tokens):
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise RestrictedProblemError(f"status {problem.status!r}")
     return w.value.reshape(n_tokens, k), np.asarray(constraints[0].dual_value)
+
+
+def qp_solver():
+    """Clarabel if cvxpy has it, else None (cvxpy's default QP solver)."""
+    import cvxpy as cp
+
+    return "CLARABEL" if "CLARABEL" in cp.installed_solvers() else None
 
 
 def _inactive(margins, multipliers, W_z, Z):
