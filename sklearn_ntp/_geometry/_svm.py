@@ -190,6 +190,10 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
     array([[ 0.3333, -0.3333],
            [ 0.3333, -0.3333],
            [-0.6667,  0.6667]])
+    >>> ntp_svm(X, Y, method="working-set").round(4)
+    array([[ 0.3333, -0.3333],
+           [ 0.3333, -0.3333],
+           [-0.6667,  0.6667]])
     """
     return solve_ntp_svm(as_ntp_data(X, y, sample_weight), method=method, verbose=verbose)[0]
 
