@@ -127,9 +127,13 @@ def test_sequential_dual_through_the_gram_matrix_takes_the_same_steps():
 
 
 @pytest.mark.parametrize("use_gram", [False, True])
-def test_conjugate_gradient_polish_matches_naive_formulation(references, monkeypatch, use_gram):
-    # No dense Gram matrix: the preconditioned CG polish, even on a small problem.
+@pytest.mark.parametrize("sparse_nonzeros", [0, 10**9])
+def test_conjugate_gradient_polish_matches_naive_formulation(references, monkeypatch, use_gram,
+                                                             sparse_nonzeros):
+    # No dense Gram matrix: the preconditioned CG polish (no sparse one either)
+    # or the sparse LU of the Gram matrix, even on a small problem.
     monkeypatch.setattr(_svm_certificate, "DENSE_GENERATORS", 0)
+    monkeypatch.setattr(_svm_certificate, "SPARSE_GRAM_NONZEROS", sparse_nonzeros)
     H, P, W_ref = references["general-support"]
     data = aggregate_contexts(H, P)
     Hd = data.embeddings

@@ -90,6 +90,24 @@ class PairGenerators:
         G[tokens.row, tokens.col] = values
         return G
 
+    def sparse_gram(self, max_nonzeros):
+        """:meth:`gram` as a sparse CSC matrix, formed only on the pairs of
+        generators that share a token (no dense (n, n) product), or None when
+        they are more than ``max_nonzeros``."""
+        n = len(self)
+        cols = np.arange(n)
+        E = sp.csr_matrix(
+            (np.r_[np.ones(n), -np.ones(n)], (np.r_[self.plus, self.minus], np.r_[cols, cols])),
+            shape=(self.n_tokens, n),
+        )
+        counts = np.diff(E.indptr)
+        if int(np.sum(counts.astype(np.int64) ** 2)) > max_nonzeros:
+            return None
+        tokens = (E.T @ E).tocoo()
+        Hg = self.H[self.context]
+        values = tokens.data * np.einsum("ij,ij->i", Hg[tokens.row], Hg[tokens.col])
+        return sp.csc_matrix((values, (tokens.row, tokens.col)), shape=(n, n))
+
     def normal_matrix(self):
         """``M^T M`` on the tokens the generators touch, ``M`` their rows ``vec(generator)``.
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as la
 from scipy.optimize import lsq_linear
+from scipy.sparse.linalg import splu
 from sklearn import get_config
 from sklearn.utils import gen_batches
 
@@ -46,6 +47,12 @@ GRAM_PIVOT_RATIO = 1e-8
 ROWS_RCOND = 1e-12
 #: Largest dense generator matrix formed for that (about 160 MB).
 DENSE_GENERATOR_ENTRIES = 20_000_000
+#: Nonzeros of the generators' sparse Gram matrix (pairs of generators that
+#: share a token) up to which the polish above :data:`DENSE_GENERATORS`
+#: factors it by sparse LU instead of running conjugate gradients.
+SPARSE_GRAM_NONZEROS = 5_000_000
+#: Residual of that solve, relative to the right-hand side, accepted.
+SPARSE_SOLVE_RTOL = 1e-10
 #: Active-set corrections tried before giving up.
 MAX_ROUNDS = 50
 #: Multipliers of an approximate dual above this fraction of the largest mark
@@ -144,7 +151,9 @@ def _active_generators(data, Z, active):
 
 
 def _solve_generators(gens, rhs, A0, gram=None):
-    """Coefficients ``c`` with ``G c = rhs``: dense when small, else preconditioned CG.
+    """Coefficients ``c`` with ``G c = rhs``: dense when small, else sparse LU
+    when ``G`` is sparse and nonsingular (:func:`_sparse_solve`), else
+    preconditioned CG.
 
     CG starts from ``A0`` restricted to the generators. Each generator is a
     leaf ``e_t`` of a star centred on its context's anchor, with sign
@@ -158,6 +167,9 @@ def _solve_generators(gens, rhs, A0, gram=None):
     n = len(gens)
     if n <= DENSE_GENERATORS:
         return GramSolver(gens.gram()).solve(rhs)
+    c = _sparse_solve(gens, rhs)
+    if c is not None:
+        return c
     Z, context = gens.H, gens.context
     m = Z.shape[0]
     sign = np.where(rhs == 0.0, 1.0, -1.0)
@@ -176,6 +188,24 @@ def _solve_generators(gens, rhs, A0, gram=None):
 
     return truncated_cg(matvec, rhs, sign * A0[leaf, context], rtol=1e-12,
                         precondition=precondition, max_iter=20 * int(np.sqrt(n)) + 200).x
+
+
+def _sparse_solve(gens, rhs):
+    """``c`` with ``G c = rhs`` by a sparse LU factorization of the generators'
+    Gram matrix, when its token pattern is sparse (each token in few
+    generators: many contexts, few support vectors each) and ``G`` is
+    nonsingular to a residual of :data:`SPARSE_SOLVE_RTOL`; else None."""
+    G = gens.sparse_gram(SPARSE_GRAM_NONZEROS)
+    if G is None:
+        return None
+    try:
+        c = splu(G).solve(rhs)
+    except RuntimeError:  # "Factor is exactly singular"
+        return None
+    residual = np.linalg.norm(G @ c - rhs)
+    if not residual <= SPARSE_SOLVE_RTOL * max(np.linalg.norm(rhs), np.finfo(float).tiny):
+        return None
+    return c
 
 
 def _solve_active(gens, rhs, A0, gram=None, primal=False):
