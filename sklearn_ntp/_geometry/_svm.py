@@ -269,10 +269,11 @@ def _raise_if_infeasible(data, gram=None):
         )
 
 
-def _certified(data, Z, A_approx, gram=None):
+def _certified(data, Z, A_approx, gram=None, active=None):
     """``(A, W)``: the polished (else the given) dual matrix and its primal
-    solution if their certificate holds, else None."""
-    for A, W in (polish(data, Z, A_approx, gram=gram), (A_approx, None)):
+    solution if their certificate holds, else None (``active``: the initial
+    active set of the polish, if known)."""
+    for A, W in (polish(data, Z, A_approx, gram=gram, active=active), (A_approx, None)):
         if A is None or not np.all(np.isfinite(A)):
             continue
         W = A @ data.embeddings if W is None else W
@@ -453,7 +454,7 @@ def _solve_working_set(data, verbose, gram=None):
     except RestrictedProblemError as exc:
         raise CertificationError(f"cvxpy failed on a restricted NTP-SVM: {exc}",
                                  status="cvxpy_error") from exc
-    certified = _certified(data, Z, result.A)
+    certified = _certified(data, Z, result.A, active=result.active)
     if certified is None:
         if not full_rank:
             _raise_if_infeasible(data, gram)

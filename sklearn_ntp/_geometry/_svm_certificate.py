@@ -23,6 +23,7 @@ from sklearn.utils import gen_batches
 from .._linalg._cg import truncated_cg
 from ._generators import (
     RANK_RTOL,
+    REFINEMENT_STEPS,
     GramSolver,
     PairGenerators,
     gram_logits,
@@ -194,14 +195,18 @@ def _sparse_solve(gens, rhs):
     """``c`` with ``G c = rhs`` by a sparse LU factorization of the generators'
     Gram matrix, when its token pattern is sparse (each token in few
     generators: many contexts, few support vectors each) and ``G`` is
-    nonsingular to a residual of :data:`SPARSE_SOLVE_RTOL`; else None."""
+    nonsingular to a residual of :data:`SPARSE_SOLVE_RTOL` after iterative
+    refinement; else None."""
     G = gens.sparse_gram(SPARSE_GRAM_NONZEROS)
     if G is None:
         return None
     try:
-        c = splu(G).solve(rhs)
+        lu = splu(G)
     except RuntimeError:  # "Factor is exactly singular"
         return None
+    c = lu.solve(rhs)
+    for _ in range(REFINEMENT_STEPS):  # iterative refinement of the LU solve
+        c += lu.solve(rhs - G @ c)
     residual = np.linalg.norm(G @ c - rhs)
     if not residual <= SPARSE_SOLVE_RTOL * max(np.linalg.norm(rhs), np.finfo(float).tiny):
         return None
@@ -255,7 +260,7 @@ def _nonnegative_multipliers(gens, rhs, c):
     return fit.x
 
 
-def polish(data, Z, A, margin_tol=ACTIVE_MULTIPLIER_RTOL, gram=None):
+def polish(data, Z, A, margin_tol=ACTIVE_MULTIPLIER_RTOL, gram=None, active=None):
     """Exact dual matrix for the active set of ``A``, corrected until consistent.
 
     Each round solves the equality-constrained problem of the active set; it
@@ -274,6 +279,10 @@ def polish(data, Z, A, margin_tol=ACTIVE_MULTIPLIER_RTOL, gram=None):
         active set.
     gram : ndarray of shape (n_contexts, n_contexts), default=None
         ``Z Z^T`` if stored (one product per logits instead of two).
+    active : ndarray of bool, shape (n_tokens, n_contexts), default=None
+        The initial active set of margins, when the caller knows it better
+        than the multipliers of ``A`` (tight margins of a primal solution,
+        weakly active ones included).
 
     Returns
     -------
@@ -285,8 +294,10 @@ def polish(data, Z, A, margin_tol=ACTIVE_MULTIPLIER_RTOL, gram=None):
     """
     primal = Z is data.embeddings
     off = ~data.support_mask.T
-    lam = np.where(off, -A, 0.0)
-    active = lam > margin_tol * max(float(lam.max(initial=0.0)), np.finfo(float).tiny)
+    if active is None:
+        lam = np.where(off, -A, 0.0)
+        active = lam > margin_tol * max(float(lam.max(initial=0.0)), np.finfo(float).tiny)
+    active = active & off
     for _ in range(MAX_ROUNDS):
         gens, rhs = _active_generators(data, Z, active)
         c, W = _solve_active(gens, rhs, A, gram, primal)

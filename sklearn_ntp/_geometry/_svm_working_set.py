@@ -37,13 +37,19 @@ MAX_ROUNDS = 50
 #: Margin violation, relative to ``max(1, max |logit|)``, above which a pair
 #: joins the working set: the restricted problems are solved to Clarabel's
 #: accuracy, and the polish that follows removes what is left.
-VIOLATION_RTOL = 1e-7
+VIOLATION_RTOL = 1e-9
 
 #: Margins of the working set leave it when their multiplier is below this
 #: fraction of the largest and their slack above :data:`DROP_SLACK` (most
 #: margins the scan adds are inactive at the next restricted optimum).
 DROP_MULTIPLIER_RTOL = 1e-9
 DROP_SLACK = 1e-3
+#: Slack, relative to ``max(1, max |logit|)``, below which a margin of the
+#: restricted solution is active: the polish starts from these margins, weakly
+#: active ones included (the interior point's multipliers miss those, and
+#: leave small positive ones on inactive margins). Far above the restricted
+#: problems' accuracy.
+ACTIVE_SLACK_RTOL = 1e-6
 
 
 class RestrictedProblemError(RuntimeError):
@@ -59,11 +65,14 @@ class WorkingSetResult:
     """Multipliers of the last restricted problem, as a dual matrix.
 
     ``A`` (n_tokens, n_contexts) has ``A H = W`` up to the solver's accuracy;
+    ``active`` (same shape) marks the margins tight at the restricted
+    solution, weakly active ones included (the polish starts from them);
     ``sizes`` is the number of margins of every restricted problem solved, and
     ``converged`` whether the last one violated no margin of the data.
     """
 
     A: np.ndarray
+    active: np.ndarray = None
     sizes: list = field(default_factory=list)
     converged: bool = False
 
@@ -93,15 +102,20 @@ def working_set_svm(data, Z, verbose=0):
         margins = _anchored(data, *np.nonzero(working))
         W_z, multipliers = _restricted_primal(ties, margins, Z, data.n_tokens)
         result.sizes.append(int(margins[0].size))
-        result.A = _dual_matrix(margins, multipliers, (data.n_tokens, data.n_contexts))
-        added, worst = _worst_violations(data, Z, W_z, off & ~working)
+        added, worst, scale = _worst_violations(data, Z, W_z, off & ~working)
+        slack = _slacks(margins, W_z, Z)
+        tight = slack <= ACTIVE_SLACK_RTOL * scale
+        result.A = _dual_matrix(margins, np.where(tight, multipliers, 0.0),
+                                (data.n_tokens, data.n_contexts))
+        result.active = np.zeros(off.shape[::-1], dtype=bool)
+        result.active[margins[1][tight], margins[2][tight]] = True
         if verbose:
             print(f"ntp_svm working-set: {margins[0].size} margins, worst violation "
                   f"{worst:.2e}, {int(added.sum())} added")
         if not added.any():
             result.converged = True
             return result
-        working[_inactive(margins, multipliers, W_z, Z)] = False
+        working[_inactive(margins, multipliers, slack)] = False
         working |= added
     return result
 
@@ -142,8 +156,8 @@ def _blocks(data):
 
 def _worst_violations(data, Z, W_z, candidates):
     """Per context, the :data:`ADDED_PAIRS` candidate pairs with the most violated
-    margins under ``W = W_z`` (in ``Z`` coordinates), and the worst violation
-    relative to ``max(1, max |logit|)``."""
+    margins under ``W = W_z`` (in ``Z`` coordinates), the worst violation
+    relative to ``max(1, max |logit|)``, and that scale."""
     anchor = data.probabilities.indices[data.probabilities.indptr[:-1]]
     k = min(ADDED_PAIRS, data.n_tokens - 1)
     picked, slacks, scale = [], [], 1.0
@@ -163,7 +177,7 @@ def _worst_violations(data, Z, W_z, candidates):
         violated = slack < -VIOLATION_RTOL * scale
         added[np.broadcast_to(r, top.shape)[violated], top[violated]] = True
         worst = max(worst, float(-slack.min(initial=0.0)))
-    return added, worst / scale
+    return added, worst / scale, scale
 
 
 def _restricted_primal(ties, margins, Z, n_tokens):
@@ -206,13 +220,18 @@ def qp_solver():
     return "CLARABEL" if "CLARABEL" in cp.installed_solvers() else None
 
 
-def _inactive(margins, multipliers, W_z, Z):
+def _slacks(margins, W_z, Z):
+    """``margin - 1`` of each of the ``margins`` under ``W = W_z`` (``Z`` coordinates)."""
+    top, v, i = margins
+    return np.einsum("ij,ij->i", Z[i], W_z[top] - W_z[v]) - 1.0
+
+
+def _inactive(margins, multipliers, slack):
     """``(j, v)`` of the margins with a zero multiplier and a slack above
     :data:`DROP_SLACK`: the restricted solution stays optimal without them,
     and each round's added violated margins raise the optimal norm, so the
     working sets never repeat."""
-    top, v, i = margins
-    slack = np.einsum("ij,ij->i", Z[i], W_z[top] - W_z[v]) - 1.0
+    _, v, i = margins
     drop = (multipliers <= DROP_MULTIPLIER_RTOL * max(float(multipliers.max(initial=0.0)),
                                                      np.finfo(float).tiny))
     drop &= slack > DROP_SLACK
