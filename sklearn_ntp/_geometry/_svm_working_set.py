@@ -5,17 +5,20 @@ only ``V d`` unknowns, and few of them are active at the optimum. The
 working-set (cutting-plane) method solves the problem restricted to a small
 set of margins (all ties are always kept), then scans every off-support pair
 for margins that the restricted solution violates, adds the worst few of
-each context, and solves again, until no margin is violated. Each restricted
+each context, drops the margins that are clearly inactive, and solves again,
+until no margin is violated. Each restricted
 problem is the row-space primal of :func:`._svm.ntp_svm`'s ``"cvxpy"`` method
 (``W = W_Z Q^T``, ``n_tokens x min(m, d)`` variables) with one sparse row of
 ``2 min(m, d)`` nonzeros per kept constraint, solved by Clarabel. The scan
 runs over blocks of contexts within scikit-learn's ``working_memory``; no
 matrix indexed by (token, feature) pairs is formed.
 
-The restricted problems are relaxations: their optimal norms increase
-round after round, and the first restricted solution feasible for every
-margin is the NTP-SVM solution. Its multipliers then go through the same
-exact polish and certificate, over all constraints, as every other method.
+The restricted problems are relaxations: dropping margins with zero
+multipliers keeps the restricted solution optimal, adding violated ones
+raises the optimal norm, so no working set repeats, and the first restricted
+solution feasible for every margin is the NTP-SVM solution. Its tight
+margins and multipliers then go through the same exact polish and
+certificate, over all constraints, as every other method.
 """
 
 import warnings
