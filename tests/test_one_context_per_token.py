@@ -6,7 +6,8 @@ import pytest
 from _reference import naive_ntp_svm
 from scipy.optimize import linprog
 
-from sklearn_ntp._geometry import _infeasibility, _separable_pairs
+from sklearn_ntp._geometry import _infeasibility, _separable_pairs, _svm
+from sklearn_ntp._geometry._infeasibility import separability_certificate
 from sklearn_ntp._geometry._svm import _choose_method
 from sklearn_ntp.implicit_bias import (
     NotNTPSeparableError,
@@ -117,3 +118,24 @@ def test_working_set_on_infeasible_data_raises_as_the_other_methods():
         assert np.allclose(A.sum(axis=0), 0.0, atol=1e-12 * np.abs(A).max())
         assert np.linalg.norm(A @ H) <= 1e-9 * -A[off].sum()
     assert type(errors[0]) is type(errors[1])
+
+
+@pytest.mark.slow
+def test_partly_separable_data_skip_the_large_farkas_lp_of_the_working_set(monkeypatch):
+    # Two contexts of the same direction with different tokens: two pairs are
+    # not separable. The working set finds no NTP-SVM, and its Farkas LP
+    # (V (m - rank) variables) is left to the limit's own paths.
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return separability_certificate(*args, **kwargs)
+
+    monkeypatch.setattr(_svm, "separability_certificate", counted)
+    m = 260
+    H = np.random.default_rng(5).normal(size=(m, 3))
+    H[1] = 2 * H[0]
+    limit = implicit_bias_limit(H, np.arange(m))
+    assert limit.status == "certified" and not limit.is_separable
+    assert int((limit.effective_support & ~np.eye(m, dtype=bool)).sum()) == 2
+    assert calls == []

@@ -708,17 +708,18 @@ def _separable_pairs(unit, rank, method, svm):
     if rank == unit.n_contexts and method == "auto":
         return _SeparablePairs(off, PairsStatus.FULL_ROW_RANK)
     everything = np.ones_like(unit.support_mask)
-    if method == "auto" and (unit.n_tokens * (unit.n_contexts - rank) <= EAGER_LP_VARIABLES
-                             or svm.solves_without_lp(unit)):
+    small_lp = unit.n_tokens * (unit.n_contexts - rank) <= EAGER_LP_VARIABLES
+    if method == "auto" and (small_lp or svm.solves_without_lp(unit)):
         # Classification data are often separable, where the minimizers behind
         # the Farkas bounds diverge: a small Farkas LP decides whether T = O
         # for the price of one NTP-SVM, and the working-set method needs no
-        # LP unless the data are not separable. A few Newton steps first settle
-        # most data that are not separable at all, on which that LP can be slow.
+        # LP unless the data are not separable (then a large LP is left to the
+        # paths below). A few Newton steps first settle most data that are not
+        # separable at all, on which that LP can be slow.
         _, bounds = farkas_bounds(unit, everything, QUICK_NEWTON_STEPS, rebalance=False)
         if np.all(bounds <= FARKAS_RTOL):
             return _SeparablePairs(empty, PairsStatus.FARKAS_BOUNDS, bounds)
-        if svm.decides(unit):
+        if svm.decides(unit, farkas_lp=small_lp):
             return _SeparablePairs(off, PairsStatus.SVM_FEASIBLE)
     bounds = None
     if method == "auto":
@@ -781,11 +782,12 @@ class _SvmSolver:
     def __init__(self, basis, method, verbose):
         self.gram, self.method, self.verbose = basis.gram, method, verbose
 
-    def __call__(self, data):
+    def __call__(self, data, farkas_lp=True):
         gram = self.gram
         if gram is not None and not gram.belongs_to(data.embeddings):
             gram = None  # orthonormal contexts: not the embeddings of the factor
-        return solve_ntp_svm(data, method=self.method, verbose=self.verbose, gram=gram)
+        return solve_ntp_svm(data, method=self.method, verbose=self.verbose, gram=gram,
+                             farkas_lp=farkas_lp)
 
 
 class _SvmOnTheWay:
@@ -805,11 +807,12 @@ class _SvmOnTheWay:
         runs the Farkas LP only on data that are not separable."""
         return _choose_method(self.solve.method, unit) == "working-set"
 
-    def decides(self, unit):
-        """Whether a certified NTP-SVM shows that every off-support pair is separable."""
+    def decides(self, unit, farkas_lp=True):
+        """Whether a certified NTP-SVM shows that every off-support pair is
+        separable (``farkas_lp``: as in :func:`._svm.solve_ntp_svm`)."""
         for candidate in (self.data, unit):
             try:
-                U, certificate = self.solve(candidate)
+                U, certificate = self.solve(candidate, farkas_lp=farkas_lp)
             except NotNTPSeparableError:
                 return False
             except CertificationError:

@@ -23,6 +23,7 @@ Infeasibility is decided by a verified Farkas certificate (:mod:`._infeasibility
 
 import warnings
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -198,9 +199,14 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
     return solve_ntp_svm(as_ntp_data(X, y, sample_weight), method=method, verbose=verbose)[0]
 
 
-def solve_ntp_svm(data, *, method="auto", verbose=0, gram=None):
+def solve_ntp_svm(data, *, method="auto", verbose=0, gram=None, farkas_lp=True):
     """``(W^mm, certificate)``: :func:`ntp_svm` of aggregated data, with the
     :class:`~._svm_certificate.Certificate` that its dual matrix holds.
+
+    With ``farkas_lp=False`` the working-set method refuses infeasible data
+    (:class:`CertificationError`) instead of proving them infeasible by the
+    Farkas LP, whose size grows like ``n_tokens * n_contexts`` (the other
+    methods are not affected).
 
     ``gram`` is the :class:`GramFactor` of ``data.embeddings`` when the caller
     holds one (:attr:`._basis.ContextBasis.gram`): ``H H^T`` and its Cholesky
@@ -219,7 +225,10 @@ def solve_ntp_svm(data, *, method="auto", verbose=0, gram=None):
     if gram is not None:
         if not gram.belongs_to(data.embeddings):
             raise ValueError("gram must be the GramFactor of data.embeddings.")
-    solver = _SOLVERS[_choose_method(method, data, gram)]
+    name = _choose_method(method, data, gram)
+    solver = _SOLVERS[name]
+    if name == "working-set" and not farkas_lp:
+        solver = partial(_solve_working_set, farkas_lp=False)
     if gram is not None:
         gram = gram.rescaled(scaled.embeddings, scale)
     m, d = data.n_contexts, data.n_features
@@ -442,21 +451,23 @@ def _solve_active_set(data, verbose, gram=None):
     return A, W
 
 
-def _solve_working_set(data, verbose, gram=None):
+def _solve_working_set(data, verbose, gram=None, farkas_lp=True):
     """Constraint generation (:mod:`._svm_working_set`), polished and certified
-    over every constraint; infeasibility is decided by the Farkas LP."""
+    over every constraint; infeasibility is decided by the Farkas LP (only
+    refused without it when ``farkas_lp`` is False)."""
     Z, full_rank, _ = gram_factor(data.embeddings, gram)
     try:
         result = working_set_svm(data, Z, verbose=verbose)
     except InfeasibleWorkingSet:
-        _raise_if_infeasible(data, gram)
+        if farkas_lp:
+            _raise_if_infeasible(data, gram)
         _refuse(data, None, "working-set")
     except RestrictedProblemError as exc:
         raise CertificationError(f"cvxpy failed on a restricted NTP-SVM: {exc}",
                                  status="cvxpy_error") from exc
     certified = _certified(data, Z, result.A, active=result.active)
     if certified is None:
-        if not full_rank:
+        if not full_rank and farkas_lp:
             _raise_if_infeasible(data, gram)
         _refuse(data, result.A, "working-set")
     return certified
