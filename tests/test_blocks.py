@@ -1,5 +1,7 @@
 """Block-wise evaluation: any memory budget gives the answer of a single block."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -113,8 +115,8 @@ def test_predictions_in_row_blocks_equal_whole_ones(sparse):
     X = sp.csr_matrix(X) if sparse else X
     methods = ("predict_proba", "predict_log_proba", "decision_function")
     whole = [getattr(model, method)(X) for method in methods]
-    # Blocks of 2 samples: three arrays of 6 float64 logits a sample.
-    with config_context(working_memory=2 * 3 * 6 * 8 / 2 ** 20):
+    # Blocks of 2 samples: four arrays of 6 float64 logits a sample.
+    with config_context(working_memory=2 * 4 * 6 * 8 / 2 ** 20):
         for method, expected in zip(methods, whole):
             np.testing.assert_allclose(getattr(model, method)(X), expected, rtol=1e-12)
     dense = X.toarray() if sparse else X
@@ -122,10 +124,30 @@ def test_predictions_in_row_blocks_equal_whole_ones(sparse):
     np.testing.assert_allclose(whole[0], softmax(logits, axis=1), rtol=1e-12)
     np.testing.assert_allclose(whole[1], log_softmax(logits, axis=1), rtol=1e-12)
     # predict takes the same blocks; its labels are the rows' largest logits.
-    with config_context(working_memory=2 * 3 * 6 * 8 / 2 ** 20):
+    with config_context(working_memory=2 * 4 * 6 * 8 / 2 ** 20):
         labels = model.predict(X)
     np.testing.assert_array_equal(labels, model.classes_[np.argmax(logits, axis=1)])
     assert labels.dtype == model.classes_.dtype
+
+
+@pytest.mark.parametrize("method", ["predict_proba", "predict_log_proba", "decision_function"])
+def test_predictions_hold_at_most_working_memory_above_their_output(method):
+    # 20,000 samples x 500 tokens: the output is 80 MB, the whole float64
+    # logits and their temporaries would be several times that.
+    rng = np.random.default_rng(0)
+    model = NTPLinearClassifier(max_iter=1, compute_implicit_bias=False).fit(
+        rng.standard_normal((500, 8)), np.arange(500))
+    X = rng.standard_normal((20_000, 8))
+    budget = 8  # MiB
+    with config_context(working_memory=budget):
+        tracemalloc.start()
+        try:
+            out = getattr(model, method)(X)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    # The blocks within the budget, plus at most a copy of X (validation).
+    assert peak - out.nbytes <= budget * 2 ** 20 + X.nbytes
 
 
 @pytest.mark.parametrize("case", [partially_separable_low_rank, non_separable])
