@@ -436,7 +436,7 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
         # The limit's Newton solves run on X's device (certificates on the host).
         with nullcontext() if _is_numpy_namespace(xp) else newton_device(xp, device):
             reference = self._implicit_bias_reference(
-                contexts.in_one_process(data), implicit_bias_limit if data is given else None)
+                contexts, data, implicit_bias_limit if data is given else None)
         infimum = None if reference is None else reference.loss_infimum
         tracker = HistoryTracker(
             data.entropy, every=self.history_every, reference=reference,
@@ -549,10 +549,11 @@ class NTPLinearClassifier(ClassifierMixin, BaseEstimator):
             return None
         return self.batch_size or n_contexts
 
-    def _implicit_bias_reference(self, data, limit):
+    def _implicit_bias_reference(self, contexts, data, limit):
+        # Dask contexts are gathered to the client only for the reference limit.
         if not self.compute_implicit_bias:
             return None
-        reference = implicit_bias_reference(data, limit)
+        reference = implicit_bias_reference(contexts.in_one_process(data), limit)
         for issue in reference.issues:
             warnings.warn(issue, NTPSeparabilityWarning, stacklevel=4)
         return reference

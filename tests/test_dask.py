@@ -112,6 +112,23 @@ def test_fit_equals_in_memory_fit(client, solver):
                                    atol=1e-10)
 
 
+def test_contexts_stay_on_the_workers_without_the_reference_limit(monkeypatch):
+    # Gathering every distinct context to the client is what scaling out avoids;
+    # only the reference limit (compute_implicit_bias=True) needs it.
+    from sklearn_ntp._data._dask import DaskNTPData
+
+    def refuse(self):
+        raise AssertionError("the contexts were gathered to the client")
+
+    monkeypatch.setattr(DaskNTPData, "gather", refuse)
+    X, y, _ = _repeated_rows()
+    fitted = NTPLinearClassifier(max_iter=5, compute_implicit_bias=False).fit(
+        da.from_array(X, chunks=(50, -1)), da.from_array(y, chunks=50))
+    assert fitted.finite_component_ is None
+    with pytest.raises(AssertionError, match="gathered"):
+        NTPLinearClassifier(max_iter=5).fit(da.from_array(X, chunks=(50, -1)), y)
+
+
 def test_predictions_are_lazy_and_score_is_a_reduction(client):
     X, y, _ = _repeated_rows()
     model = NTPLinearClassifier(max_iter=30, fit_intercept=True).fit(X, y)
