@@ -195,3 +195,15 @@ def explicit_limit(H, P, pi=None):
     W, value, _ = explicit_finite_part(H, P, pi, mask)
     U = explicit_max_margin(H, P, mask, T) if T.any() else None
     return T, value, W, U
+
+
+def assert_limit_equals(limit, T, loss_infimum, W, U):
+    """A certified ``limit`` with the explicit ``T``, ``L*``, ``W~`` and ``U~``."""
+    assert limit.status == "certified", limit.status
+    np.testing.assert_array_equal(limit.separable_pairs, T)
+    assert abs(limit.loss_infimum - loss_infimum) <= 1e-10
+    np.testing.assert_allclose(limit.finite_component, W, atol=1e-6)
+    if U is None:
+        assert limit.max_margin_solution is None
+    else:
+        np.testing.assert_allclose(limit.max_margin_solution, U, atol=1e-6 * np.abs(U).max())

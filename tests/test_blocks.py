@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from _cases import non_separable, partially_separable_low_rank
-from _reference import explicit_limit, random_ntp_problem
+from _reference import assert_limit_equals, explicit_limit, random_ntp_problem
 from scipy.special import log_softmax, softmax
 from sklearn import config_context
 
@@ -160,14 +160,7 @@ def test_the_limit_in_blocks_of_two_contexts_equals_its_explicit_formulation(cas
     with config_context(working_memory=2 * 2 * P.shape[1] * 8 / 2 ** 20):
         limit = implicit_bias_limit(H, P)
         farkas = limit.farkas_certificate
-    assert limit.status == "certified", limit.status
-    np.testing.assert_array_equal(limit.separable_pairs, T)
-    assert limit.loss_infimum == pytest.approx(loss_infimum, abs=1e-10)
-    np.testing.assert_allclose(limit.finite_component, W, atol=1e-6)
-    if U is None:
-        assert limit.max_margin_solution is None
-    else:
-        np.testing.assert_allclose(limit.max_margin_solution, U, atol=1e-6 * np.abs(U).max())
+    assert_limit_equals(limit, T, loss_infimum, W, U)
     if farkas is not None:  # A H = 0, column sums 0, nonpositive off the supports
         np.testing.assert_allclose(farkas @ H[order], 0.0, atol=1e-8)
         np.testing.assert_allclose(farkas.sum(axis=0), 0.0, atol=1e-12)

@@ -20,6 +20,7 @@ from _cases import (
     partially_separable_low_rank,
 )
 from _reference import (
+    assert_limit_equals,
     basis_of_G,
     ce,
     explicit_finite_part,
@@ -261,15 +262,8 @@ def test_separable_pairs_without_the_lp_are_certified_by_the_limit(case, monkeyp
     T, loss_infimum, W, U = explicit_limit(H[order], P[order])
     forbid_the_lp(monkeypatch)
     limit = implicit_bias_limit(H, P)
-    assert limit.status == "certified", limit.status
-    np.testing.assert_array_equal(limit.separable_pairs, T)
+    assert_limit_equals(limit, T, loss_infimum, W, U)
     assert limit.certificate["separable_pairs_lp"] in ("not needed", "verified guess")
-    assert limit.loss_infimum == pytest.approx(loss_infimum, abs=1e-10)
-    np.testing.assert_allclose(limit.finite_component, W, atol=1e-6)
-    if U is None:
-        assert limit.max_margin_solution is None
-    else:
-        np.testing.assert_allclose(limit.max_margin_solution, U, atol=1e-6 * np.abs(U).max())
 
 
 def test_named_svm_paths_give_the_same_limit():
