@@ -83,6 +83,23 @@ def test_restricted_problems_grow_linearly_with_the_contexts():
     assert largest[240] <= 2.5 * largest[120]
 
 
+def test_few_tokens_start_from_a_fraction_of_the_margins():
+    # 10 tokens (as digits): eight pairs a context would be eight of nine margins.
+    from sklearn_ntp._geometry._svm_working_set import working_set_svm
+
+    rng = np.random.default_rng(0)
+    m, V = 300, 10
+    y = rng.integers(0, V, m)
+    H = 0.3 * rng.normal(size=(m, 12)) + 3 * np.eye(12)[y]
+    data = aggregate_contexts(H, y)
+    result = working_set_svm(data, np.asarray(data.embeddings))
+    assert result.converged
+    assert result.sizes[0] <= m * (V - 1) / 4
+    expected = ntp_svm(H, y, method="interior-point")
+    np.testing.assert_allclose(ntp_svm(H, y, method="working-set"), expected,
+                               atol=1e-6 * np.abs(expected).max())
+
+
 def test_limit_solves_no_linear_program_when_the_working_set_decides(monkeypatch):
     calls = []
 

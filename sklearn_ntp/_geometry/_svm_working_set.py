@@ -142,13 +142,21 @@ def _initial_pairs(data, Z, off):
     norms = np.linalg.norm(W0, axis=1)
     W0 /= np.where(norms > 0, norms, 1.0)[:, None]
     working = np.zeros_like(off)
-    k = min(INITIAL_PAIRS, data.n_tokens - 1)
+    k = _per_context(INITIAL_PAIRS, data.n_tokens)
     for rows in _blocks(data):
         logits = np.where(off[rows], Z[rows] @ W0.T, -np.inf)
         top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
         r = np.arange(top.shape[0])[:, None]
         working[rows][r, top] = np.isfinite(logits[r, top])
     return working
+
+
+def _per_context(pairs, n_tokens):
+    """At most ``pairs`` margins per context, and at most a quarter of a
+    context's off-support tokens: with few tokens (digits: 10), eight pairs
+    would be most margins, and the working set the whole problem (about four
+    times slower on digits than two pairs a context)."""
+    return max(1, min(pairs, (n_tokens - 1) // 4))
 
 
 def _blocks(data):
@@ -162,7 +170,7 @@ def _worst_violations(data, Z, W_z, candidates):
     margins under ``W = W_z`` (in ``Z`` coordinates), the worst violation
     relative to ``max(1, max |logit|)``, and that scale."""
     anchor = data.probabilities.indices[data.probabilities.indptr[:-1]]
-    k = min(ADDED_PAIRS, data.n_tokens - 1)
+    k = _per_context(ADDED_PAIRS, data.n_tokens)
     picked, slacks, scale = [], [], 1.0
     for rows in _blocks(data):
         logits = Z[rows] @ W_z.T
