@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils import gen_batches
 
 from .._loss._cross_entropy import rows_per_block
 from ._generators import support_pairs
@@ -100,27 +101,26 @@ def working_set_svm(data, Z, verbose=0):
     off = ~data.support_mask
     working = _initial_pairs(data, Z, off)
     ties = support_pairs(data)
-    result = WorkingSetResult(np.zeros((data.n_tokens, data.n_contexts)))
+    sizes = []
     for _ in range(MAX_ROUNDS):
         margins = _anchored(data, *np.nonzero(working))
         W_z, multipliers = _restricted_primal(ties, margins, Z, data.n_tokens)
-        result.sizes.append(int(margins[0].size))
+        sizes.append(int(margins[0].size))
         added, worst, scale = _worst_violations(data, Z, W_z, off & ~working)
         slack = _slacks(margins, W_z, Z)
-        tight = slack <= ACTIVE_SLACK_RTOL * scale
-        result.A = _dual_matrix(margins, np.where(tight, multipliers, 0.0),
-                                (data.n_tokens, data.n_contexts))
-        result.active = np.zeros(off.shape[::-1], dtype=bool)
-        result.active[margins[1][tight], margins[2][tight]] = True
         if verbose:
             print(f"ntp_svm working-set: {margins[0].size} margins, worst violation "
                   f"{worst:.2e}, {int(added.sum())} added")
         if not added.any():
-            result.converged = True
-            return result
+            break
         working[_inactive(margins, multipliers, slack)] = False
         working |= added
-    return result
+    # The dual matrix and the active margins of the last restricted problem only.
+    tight = slack <= ACTIVE_SLACK_RTOL * scale
+    active = np.zeros(off.shape[::-1], dtype=bool)
+    active[margins[1][tight], margins[2][tight]] = True
+    A = _dual_matrix(margins, np.where(tight, multipliers, 0.0), active.shape)
+    return WorkingSetResult(A, active, sizes, converged=not added.any())
 
 
 def _anchored(data, j, v):
@@ -161,8 +161,7 @@ def _per_context(pairs, n_tokens):
 
 def _blocks(data):
     """Slices of contexts whose (rows, n_tokens) float arrays fit in ``working_memory``."""
-    size = rows_per_block(8 * 3 * data.n_tokens)
-    return [slice(i, min(i + size, data.n_contexts)) for i in range(0, data.n_contexts, size)]
+    return gen_batches(data.n_contexts, rows_per_block(8 * 3 * data.n_tokens))
 
 
 def _worst_violations(data, Z, W_z, candidates):
