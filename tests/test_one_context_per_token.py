@@ -8,7 +8,7 @@ from scipy.optimize import linprog
 
 from sklearn_ntp._geometry import _infeasibility, _separable_pairs, _svm
 from sklearn_ntp._geometry._infeasibility import separability_certificate
-from sklearn_ntp._geometry._svm import _choose_method
+from sklearn_ntp._geometry._svm import _choose_methods
 from sklearn_ntp.implicit_bias import (
     NotNTPSeparableError,
     aggregate_contexts,
@@ -115,7 +115,7 @@ def test_limit_solves_no_linear_program_when_the_working_set_decides(monkeypatch
     assert limit.status == "certified" and limit.is_separable
     assert limit.certificate["separable_pairs_lp"] == "not needed"
     assert calls == []
-    assert _choose_method("auto", aggregate_contexts(H, np.arange(m))) == "working-set"
+    assert _choose_methods("auto", aggregate_contexts(H, np.arange(m))) == ("working-set",)
 
 
 def test_working_set_on_infeasible_data_raises_as_the_other_methods():

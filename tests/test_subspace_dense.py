@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.linalg as la
 from _reference import kronecker_log_odds_solution, kronecker_projection, random_ntp_problem
+from sklearn import config_context
 
 from sklearn_ntp._linalg._pivoted import PivotedCholesky
 from sklearn_ntp.implicit_bias import (
@@ -100,3 +101,18 @@ def test_pivoted_cholesky_solves_against_the_pseudo_inverse(n, r):
     assert np.allclose(A @ factor.basic_solution(b), A @ pinv @ b, atol=1e-10)
     x = rng.standard_normal(r)  # A = B B^T: ||L^+ P^T B x|| = ||x|| (B has full column rank)
     assert np.linalg.norm(factor.lstsq(B @ x)) == pytest.approx(np.linalg.norm(x), abs=1e-10)
+
+
+def test_weight_space_distances_in_batches_match_kronecker_projection():
+    # Five matrices, a working memory of two columns' products: three batches.
+    H, P = PROBLEMS["weight-space incompatible"]()
+    data = aggregate_contexts(H, P)
+    F = DataSubspace(data, method="dense")
+    rng = np.random.default_rng(5)
+    Gs = rng.standard_normal((5, P.shape[1], H.shape[1]))
+    W_ref = F.project(rng.standard_normal(Gs[0].shape))
+    columns = 2.5 * 8 * F.n_generators * H.shape[1] / 2 ** 20
+    with config_context(working_memory=columns):
+        dist = F.distances(np.array([F.coordinates(G) for G in Gs]), W_ref)
+    expected = [np.linalg.norm(kronecker_projection(H, P, G) - W_ref) for G in Gs]
+    assert dist == pytest.approx(expected, rel=1e-8, abs=1e-8)

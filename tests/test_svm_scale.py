@@ -55,6 +55,8 @@ CASES = {
     "rank-deficient": lambda rng: planted_problem(rng, 150, 6, 12, n_tied=2),
     "nearly-non-separable": lambda rng: nearly_collinear_problem(rng, 40, 4, 8, 1e-3),
     "general-support": lambda rng: general_support_problem(rng, 50, 7, 60),
+    # Hard labels with d < m: the working set solves least-distance programs.
+    "hard-labels": lambda rng: planted_problem(rng, 150, 6, 12),
 }
 
 
@@ -227,3 +229,65 @@ def test_projection_meets_its_kkt_conditions_and_beats_a_qp_solver():
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="method"):
         ntp_svm(np.eye(2), [0, 1], method="newton")
+
+
+
+def restricted_case(rng, n_tied, m=80, V=5, d=6):
+    """Ties and margins of a planted problem in unit-norm coordinates."""
+    from sklearn_ntp._geometry._generators import margin_pairs, support_pairs
+
+    H, P = planted_problem(rng, m, V, d, n_tied=n_tied)
+    data = aggregate_contexts(H / np.linalg.norm(H, axis=1).max(), P)
+    return data, support_pairs(data), margin_pairs(data)
+
+
+def pair_values(W, Z, pairs):
+    """``(e_plus - e_minus)^T W z_j`` of every (plus, minus, context) pair."""
+    plus, minus, j = pairs
+    return np.einsum("ij,ij->i", Z[j], W[plus] - W[minus])
+
+
+@pytest.mark.parametrize("n_tied", [1, 2])
+def test_restricted_problem_matches_cvxpy_and_its_kkt_conditions(n_tied):
+    from sklearn_ntp._geometry._svm_working_set import _restricted_primal
+
+    data, ties, (top, v, i) = restricted_case(np.random.default_rng(7), n_tied)
+    assert (ties[0].size > 0) == (n_tied > 1)
+    Z, V = np.asarray(data.embeddings), data.n_tokens
+    keep = np.arange(top.size) % 3 == 0  # a working set: every third margin
+    margins = (top[keep], v[keep], i[keep])
+    W, multipliers = _restricted_primal(ties, margins, Z, V)
+    # The same problem written with a (V, d) variable in cvxpy.
+    W_ref = cp.Variable(W.shape)
+    logits = Z @ W_ref.T
+    constraints = [logits[margins[2], margins[0]] - logits[margins[2], margins[1]] >= 1]
+    if ties[0].size:
+        constraints.append(logits[ties[2], ties[0]] == logits[ties[2], ties[1]])
+    cp.Problem(cp.Minimize(cp.sum_squares(W_ref)), constraints).solve(solver="CLARABEL")
+    np.testing.assert_allclose(W, W_ref.value, atol=1e-6 * np.abs(W_ref.value).max())
+    # KKT of min 1/2 ||W||^2: feasible, complementary, and W minus the
+    # multipliers' combination of the margin rows is a combination of tie rows.
+    slack = pair_values(W, Z, margins) - 1.0
+    assert slack.min() >= -1e-7 and multipliers.min() >= -1e-9
+    assert np.abs(multipliers * slack).max() <= 1e-7 * multipliers.max()
+    rest = W.copy()
+    np.add.at(rest, margins[0], -multipliers[:, None] * Z[margins[2]])
+    np.add.at(rest, margins[1], multipliers[:, None] * Z[margins[2]])
+    if ties[0].size:
+        assert np.abs(pair_values(W, Z, ties)).max() <= 1e-7
+        rows = np.zeros((ties[0].size, V, Z.shape[1]))
+        rows[np.arange(ties[0].size), ties[0]] += Z[ties[2]]
+        rows[np.arange(ties[0].size), ties[1]] -= Z[ties[2]]
+        rows = rows.reshape(ties[0].size, -1)
+        rest = rest.ravel() - rows.T @ np.linalg.lstsq(rows.T, rest.ravel(), rcond=None)[0]
+    assert np.abs(rest).max() <= 1e-7 * np.abs(W).max()
+
+
+def test_infeasible_restricted_problem_raises():
+    from sklearn_ntp._geometry._svm_working_set import InfeasibleWorkingSet, _restricted_primal
+
+    data, ties, (top, v, i) = restricted_case(np.random.default_rng(8), 1)
+    # The same pair in both directions: no W gives both margins a 1.
+    margins = (np.r_[top[:1], v[:1]], np.r_[v[:1], top[:1]], np.r_[i[:1], i[:1]])
+    with pytest.raises(InfeasibleWorkingSet):
+        _restricted_primal(ties, margins, np.asarray(data.embeddings), data.n_tokens)

@@ -12,8 +12,10 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, lsqr
+from sklearn.utils import gen_batches
 
 from .._linalg._pivoted import PivotedCholesky
+from .._loss._cross_entropy import rows_per_block
 
 #: Relative eigenvalue cut-off below which generator directions are dependent.
 RANK_RTOL = 1e-10
@@ -252,6 +254,14 @@ class WeightSpaceSolver:
         self._tokens, normal = generators.normal_matrix()
         self._factor = PivotedCholesky(normal, RANK_RTOL)
         self.rank = self._factor.rank
+        # Signed incidence of the touched tokens (rows) and the generators:
+        # what combines many right-hand sides at once in projection_norms.
+        index = np.searchsorted(self._tokens, np.r_[generators.plus, generators.minus])
+        n = len(generators)
+        self._plus, self._minus = index[:n], index[n:]
+        self._incidence = sp.csr_matrix(
+            (np.r_[np.ones(n), -np.ones(n)], (index, np.r_[np.arange(n), np.arange(n)])),
+            shape=(self._tokens.size, n))
 
     def solve_matrix(self, b):
         """The matrix ``W`` in the span with least-squares inner products ``b``."""
@@ -264,8 +274,30 @@ class WeightSpaceSolver:
         return W
 
     def projection_norms(self, b):
-        """``||P(X_k)||`` for the columns ``b[:, k] = M vec(X_k)``."""
-        return _projection_norms(self, b)
+        """``||P(X_k)||`` for the columns ``b[:, k] = M vec(X_k)``: the refined
+        solves of :meth:`solve_matrix` for many columns at once, in batches of
+        columns whose (n_generators, n_features) products fit in ``working_memory``."""
+        b = np.asarray(b, dtype=np.float64)
+        contexts = self.generators.H[self.generators.context]
+        width = rows_per_block(8 * contexts.size)
+        return np.concatenate([np.zeros(0)] + [
+            self._batch_norms(b[:, columns], contexts)
+            for columns in gen_batches(b.shape[1], width)])
+
+    def _batch_norms(self, b, contexts):
+        W = self._solve_batch(b, contexts)
+        for _ in range(REFINEMENT_STEPS):
+            inner = np.einsum("knd,nd->nk", W[:, self._plus] - W[:, self._minus], contexts)
+            W += self._solve_batch(b - inner, contexts)
+        return np.linalg.norm(W.reshape(W.shape[0], -1), axis=1)
+
+    def _solve_batch(self, b, contexts):
+        """:meth:`_solve_once` of the columns of ``b``, on the touched tokens:
+        shape (n_columns, n_touched, n_features)."""
+        (n, K), (k, d) = b.shape, (self._tokens.size, contexts.shape[1])
+        rhs = self._incidence @ (b[:, :, None] * contexts[:, None, :]).reshape(n, K * d)
+        rhs = rhs.reshape(k, K, d).transpose(0, 2, 1).reshape(k * d, K)
+        return self._factor.pinv_solve(rhs).reshape(k, d, K).transpose(2, 0, 1)
 
 
 def _refined(solve, generators, b):

@@ -42,7 +42,7 @@ from ._error_bounds import finite_part_error
 from ._pair_bounds import FARKAS_RTOL, farkas_bounds, pair_bounds, unresolved_pairs
 from ._separable_pairs import SeparablePairsError, lp_size, separable_pairs
 from ._subspace import CenteredRowSpace, DataSubspace, project_on_subspace
-from ._svm import EAGER_LP_VARIABLES, _choose_method, solve_ntp_svm
+from ._svm import EAGER_LP_VARIABLES, _choose_methods, solve_ntp_svm
 from ._svm import METHODS as SVM_METHODS
 from ._svm_certificate import FEASIBILITY_RTOL, GAP_RTOL
 
@@ -56,6 +56,9 @@ FINITE_PART_RTOL = 1e-2 * STATIONARITY_RTOL
 #: Newton steps of the Farkas bounds tried before a small NTP-SVM decides
 #: whether the data are separable.
 QUICK_NEWTON_STEPS = 8
+#: Variables (``n_tokens * n_contexts``) up to which the LP for ``T`` runs
+#: before the Farkas bounds.
+TINY_LP_VARIABLES = 5_000
 #: Guesses of ``T`` tried before giving up.
 GUESS_ROUNDS = 6
 #: Newton steps of each minimization of ``CE~`` (quadratic convergence: a
@@ -722,7 +725,11 @@ def _separable_pairs(unit, rank, method, svm):
         if svm.decides(unit, farkas_lp=small_lp):
             return _SeparablePairs(off, PairsStatus.SVM_FEASIBLE)
     bounds = None
-    if method == "auto":
+    # A tiny LP costs less than the Newton steps of the bounds (iris: 10 ms
+    # against 180 ms); they are computed only should it fail.
+    tiny_lp = (unit.n_tokens * unit.n_contexts <= TINY_LP_VARIABLES
+               and lp_size(unit, rank) <= LP_MAX_NONZEROS)
+    if method == "auto" and not tiny_lp:
         outside, bounds = farkas_bounds(unit, everything)
         unresolved = unresolved_pairs(outside, bounds)
         if not unresolved.any():
@@ -733,8 +740,12 @@ def _separable_pairs(unit, rank, method, svm):
         return _SeparablePairs(separable_pairs(unit, rank, always_solve=True),
                                PairsStatus.LP_OPTIMAL)
     except SeparablePairsError as exc:
-        if bounds is None:
+        if method != "auto":
             raise
+        if bounds is None:
+            outside, bounds = farkas_bounds(unit, everything)
+            if not unresolved_pairs(outside, bounds).any():
+                return _SeparablePairs(empty, PairsStatus.FARKAS_BOUNDS, bounds)
         return _SeparablePairs(empty, PairsStatus.LP_FAILED, bounds, str(exc))
 
 
@@ -803,9 +814,10 @@ class _SvmOnTheWay:
         self.data, self.solve, self.result = data, solve, None
 
     def solves_without_lp(self, unit):
-        """Whether the NTP-SVM of ``unit`` takes the working-set method, which
-        runs the Farkas LP only on data that are not separable."""
-        return _choose_method(self.solve.method, unit) == "working-set"
+        """Whether the NTP-SVM of ``unit`` starts with the working-set or the
+        active-set method, which run the Farkas LP only on data that are not
+        separable."""
+        return _choose_methods(self.solve.method, unit)[0] in ("working-set", "active-set")
 
     def decides(self, unit, farkas_lp=True):
         """Whether a certified NTP-SVM shows that every off-support pair is

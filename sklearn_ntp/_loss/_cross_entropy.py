@@ -189,7 +189,13 @@ class NTPLoss:
     def logits_adjoint(self, R, row_scale=None, rows=None):
         """``R^T diag(row_scale) H[rows]``: the gradient of ``<R, H[rows] W^T>`` in ``W``."""
         H = self.H if rows is None else self.H[rows, ...]
-        return R.T @ (H if row_scale is None else H * row_scale[:, None])
+        if row_scale is None:
+            return R.T @ H
+        # Scale the narrower factor: R when there are fewer tokens than
+        # features (tabular data), H otherwise (language models).
+        if R.shape[1] < H.shape[1]:
+            return (R * row_scale[:, None]).T @ H
+        return R.T @ (H * row_scale[:, None])
 
     def _block_logits(self, W, rows, logits):
         """The logits of the block ``rows`` (in the host buffer), offsets added."""
