@@ -291,3 +291,20 @@ def test_infeasible_restricted_problem_raises():
     margins = (np.r_[top[:1], v[:1]], np.r_[v[:1], top[:1]], np.r_[i[:1], i[:1]])
     with pytest.raises(InfeasibleWorkingSet):
         _restricted_primal(ties, margins, np.asarray(data.embeddings), data.n_tokens)
+
+
+@pytest.mark.parametrize("method", ["interior-point", "dual-cd", "cvxpy", "active-set",
+                                    "working-set"])
+def test_without_the_farkas_lp_every_method_refuses_infeasible_data(method, monkeypatch):
+    import sklearn_ntp._geometry._infeasibility as infeasibility
+    from sklearn_ntp._geometry._svm import solve_ntp_svm
+
+    H, P = random_ntp_problem(np.random.default_rng(3), 60, 6, 8, 2)
+    data = aggregate_contexts(H, P)
+
+    def no_lp(*args, **kwargs):
+        raise AssertionError("the Farkas LP must not run")
+
+    monkeypatch.setattr(infeasibility, "linprog", no_lp)
+    with pytest.raises(CertificationError):
+        solve_ntp_svm(data, method=method, farkas_lp=False)

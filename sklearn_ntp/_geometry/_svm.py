@@ -207,10 +207,9 @@ def solve_ntp_svm(data, *, method="auto", verbose=0, gram=None, farkas_lp=True):
     """``(W^mm, certificate)``: :func:`ntp_svm` of aggregated data, with the
     :class:`~._svm_certificate.Certificate` that its dual matrix holds.
 
-    With ``farkas_lp=False`` the working-set method refuses infeasible data
+    With ``farkas_lp=False`` every method refuses infeasible data
     (:class:`CertificationError`) instead of proving them infeasible by the
-    Farkas LP, whose size grows like ``n_tokens * n_contexts`` (the other
-    methods are not affected).
+    Farkas LP, whose size grows like ``n_tokens * n_contexts``.
 
     ``gram`` is the :class:`GramFactor` of ``data.embeddings`` when the caller
     holds one (:attr:`._basis.ContextBasis.gram`): ``H H^T`` and its Cholesky
@@ -233,13 +232,12 @@ def solve_ntp_svm(data, *, method="auto", verbose=0, gram=None, farkas_lp=True):
     if gram is not None:
         gram = gram.rescaled(scaled.embeddings, scale)
     m, d = data.n_contexts, data.n_features
+    # Each method calls ``farkas`` where infeasibility is to be decided.
+    farkas = partial(_raise_if_infeasible, scaled, gram) if farkas_lp else _no_farkas_lp
     for name in names:
-        solver = _SOLVERS[name]
-        if name == "working-set" and not farkas_lp:
-            solver = partial(_solve_working_set, farkas_lp=False)
         try:
             with kernel_threads(data.n_tokens * m * min(m, d)):
-                A, W = solver(scaled, verbose, gram)
+                A, W = _SOLVERS[name](scaled, verbose, gram, farkas)
             break
         except CertificationError:
             if name == names[-1]:
@@ -284,6 +282,10 @@ def _raise_zero_embeddings(data):
         "The data are not NTP-separable: every embedding is zero, so every margin is 0.",
         certificate=A,
     )
+
+
+def _no_farkas_lp():
+    """What a method calls instead of the Farkas LP when it is not allowed."""
 
 
 def _raise_if_infeasible(data, gram=None):
@@ -358,7 +360,7 @@ def gram_factor(H, gram=None):
     return H, False, gram.matrix
 
 
-def _solve_interior_point(data, verbose, gram=None):
+def _solve_interior_point(data, verbose, gram, farkas):
     """Interior point on ``K`` (well-conditioned full rank), then on lifted embeddings.
 
     A rank-deficient (or nearly so) ``K`` makes the dual degenerate; the lifted
@@ -375,7 +377,7 @@ def _solve_interior_point(data, verbose, gram=None):
     if rank == m and sing[-1] > WELL_CONDITIONED * sing[0]:
         lifts.insert(0, K)
     else:
-        _raise_if_infeasible(data, gram)
+        farkas()
     A_ipm = None
     for K_lift in lifts:
         A_ipm = interior_point(K_lift, off)
@@ -385,13 +387,13 @@ def _solve_interior_point(data, verbose, gram=None):
     _refuse(data, A_ipm, "interior-point")
 
 
-def _solve_dual_cd(data, verbose, gram=None):
+def _solve_dual_cd(data, verbose, gram, farkas):
     """Sequential dual method, polished and certified every few epochs."""
     H = data.embeddings
     V, m = data.n_tokens, data.n_contexts
     Z, full_rank, K = gram_factor(H, gram)
     if not full_rank and V * (m - min(m, H.shape[1])) <= EAGER_LP_VARIABLES:
-        _raise_if_infeasible(data, gram)
+        farkas()
     off = ~data.support_mask.T
     # Ties plus about one support vector per context: sum_j S_j generators.
     dense = int(data.support_sizes.sum()) <= DENSE_GENERATORS
@@ -409,11 +411,11 @@ def _solve_dual_cd(data, verbose, gram=None):
             if result is not None:
                 return result
     if not full_rank:
-        _raise_if_infeasible(data, gram)
+        farkas()
     _refuse(data, A, "dual-cd")
 
 
-def _solve_cvxpy(data, verbose, gram=None):
+def _solve_cvxpy(data, verbose, gram, farkas):
     """The row-space primal in cvxpy (Clarabel by default), then the polish.
 
     ``W^mm = A H`` lies in the row space of ``H``; with ``H = Z Q^T``
@@ -444,7 +446,7 @@ def _solve_cvxpy(data, verbose, gram=None):
                                  status="cvxpy_error") from exc
     if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
         # Feasibility is decided by the verified Farkas LP, not by the solver.
-        _raise_if_infeasible(data, gram)
+        farkas()
         _refuse(data, None, "cvxpy")
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise CertificationError(
@@ -466,36 +468,34 @@ def qp_solver():
     return "CLARABEL" if "CLARABEL" in cp.installed_solvers() else None
 
 
-def _solve_active_set(data, verbose, gram=None):
+def _solve_active_set(data, verbose, gram, farkas):
     """The active-set method of :mod:`._svm_active_set`, certified as the others."""
     try:
         A, W = active_set_svm(data)
     except ValueError:  # quadprog: "constraints are inconsistent"
-        _raise_if_infeasible(data, gram)
+        farkas()
         _refuse(data, None, "active-set")
     if not certify(A, data, W).holds:
         _refuse(data, A, "active-set")
     return A, W
 
 
-def _solve_working_set(data, verbose, gram=None, farkas_lp=True):
+def _solve_working_set(data, verbose, gram, farkas):
     """Constraint generation (:mod:`._svm_working_set`), polished and certified
-    over every constraint; infeasibility is decided by the Farkas LP (only
-    refused without it when ``farkas_lp`` is False)."""
+    over every constraint; infeasibility is decided by ``farkas``."""
     Z, full_rank, _ = gram_factor(data.embeddings, gram)
     try:
         result = working_set_svm(data, Z, verbose=verbose)
     except InfeasibleWorkingSet:
-        if farkas_lp:
-            _raise_if_infeasible(data, gram)
+        farkas()
         _refuse(data, None, "working-set")
     except RestrictedProblemError as exc:
         raise CertificationError(f"Clarabel failed on a restricted NTP-SVM: {exc}",
                                  status="clarabel_error") from exc
     certified = _certified(data, Z, result.A, active=result.active)
     if certified is None:
-        if not full_rank and farkas_lp:
-            _raise_if_infeasible(data, gram)
+        if not full_rank:
+            farkas()
         _refuse(data, result.A, "working-set")
     return certified
 
