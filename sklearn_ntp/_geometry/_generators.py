@@ -268,9 +268,11 @@ class WeightSpaceSolver:
         return _refined(self._solve_once, self.generators, b)
 
     def _solve_once(self, b):
-        rhs = self.generators.combine(b)[self._tokens].ravel()
-        W = np.zeros((self.generators.n_tokens, self.generators.H.shape[1]))
-        W[self._tokens] = self._factor.pinv_solve(rhs).reshape(self._tokens.size, -1)
+        """One unrefined solve: :meth:`_solve_batch` of one column, on every token."""
+        contexts = self.generators.H[self.generators.context]
+        W = np.zeros((self.generators.n_tokens, contexts.shape[1]))
+        W[self._tokens] = self._solve_batch(np.asarray(b, dtype=np.float64)[:, None],
+                                            contexts)[0]
         return W
 
     def projection_norms(self, b):
@@ -292,8 +294,9 @@ class WeightSpaceSolver:
         return np.linalg.norm(W.reshape(W.shape[0], -1), axis=1)
 
     def _solve_batch(self, b, contexts):
-        """:meth:`_solve_once` of the columns of ``b``, on the touched tokens:
-        shape (n_columns, n_touched, n_features)."""
+        """``(M^T M)^+ M^T b`` for each column of ``b`` (``contexts``: the
+        generators' rows of ``H``), on the touched tokens: shape (n_columns,
+        n_touched, n_features)."""
         (n, K), (k, d) = b.shape, (self._tokens.size, contexts.shape[1])
         rhs = self._incidence @ (b[:, :, None] * contexts[:, None, :]).reshape(n, K * d)
         rhs = rhs.reshape(k, K, d).transpose(0, 2, 1).reshape(k * d, K)

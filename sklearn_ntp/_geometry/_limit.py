@@ -730,8 +730,7 @@ def _separable_pairs(unit, rank, method, svm):
     tiny_lp = (unit.n_tokens * unit.n_contexts <= TINY_LP_VARIABLES
                and lp_size(unit, rank) <= LP_MAX_NONZEROS)
     if method == "auto" and not tiny_lp:
-        outside, bounds = farkas_bounds(unit, everything)
-        unresolved = unresolved_pairs(outside, bounds)
+        bounds, unresolved = _bounds_of_every_pair(unit)
         if not unresolved.any():
             return _SeparablePairs(empty, PairsStatus.FARKAS_BOUNDS, bounds)
         if lp_size(unit, rank) > LP_MAX_NONZEROS:
@@ -743,10 +742,17 @@ def _separable_pairs(unit, rank, method, svm):
         if method != "auto":
             raise
         if bounds is None:
-            outside, bounds = farkas_bounds(unit, everything)
-            if not unresolved_pairs(outside, bounds).any():
+            bounds, unresolved = _bounds_of_every_pair(unit)
+            if not unresolved.any():
                 return _SeparablePairs(empty, PairsStatus.FARKAS_BOUNDS, bounds)
         return _SeparablePairs(empty, PairsStatus.LP_FAILED, bounds, str(exc))
+
+
+def _bounds_of_every_pair(unit):
+    """``(bounds, unresolved)``: the Farkas bounds with every pair effective,
+    and the pairs they leave unresolved (none: ``T`` is empty)."""
+    outside, bounds = farkas_bounds(unit, np.ones_like(unit.support_mask))
+    return bounds, unresolved_pairs(outside, bounds)
 
 
 def _verified_guess(unit, T, solve):

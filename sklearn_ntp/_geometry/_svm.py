@@ -415,6 +415,13 @@ def _solve_dual_cd(data, verbose, gram, farkas):
     _refuse(data, A, "dual-cd")
 
 
+def qp_solver():
+    """Clarabel if cvxpy has it, else None (cvxpy's default QP solver)."""
+    import cvxpy as cp
+
+    return "CLARABEL" if "CLARABEL" in cp.installed_solvers() else None
+
+
 def _solve_cvxpy(data, verbose, gram, farkas):
     """The row-space primal in cvxpy (Clarabel by default), then the polish.
 
@@ -459,13 +466,6 @@ def _solve_cvxpy(data, verbose, gram, farkas):
     if result is None:
         _refuse(data, A, "cvxpy")
     return result
-
-
-def qp_solver():
-    """Clarabel if cvxpy has it, else None (cvxpy's default QP solver)."""
-    import cvxpy as cp
-
-    return "CLARABEL" if "CLARABEL" in cp.installed_solvers() else None
 
 
 def _solve_active_set(data, verbose, gram, farkas):
