@@ -308,3 +308,18 @@ def test_without_the_farkas_lp_every_method_refuses_infeasible_data(method, monk
     monkeypatch.setattr(infeasibility, "linprog", no_lp)
     with pytest.raises(CertificationError):
         solve_ntp_svm(data, method=method, farkas_lp=False)
+
+
+def test_few_tokens_start_from_as_many_margins_as_unknowns(references):
+    # With few tokens the first working set holds at most n_tokens * k margins
+    # (a generic solution has no more active ones), ranked over all contexts
+    # and not a fixed number per context (the answer is checked against the
+    # naive one by test_paths_agree_with_naive_formulation).
+    from sklearn_ntp._geometry._svm_working_set import FEW_TOKENS, working_set_svm
+
+    data = aggregate_contexts(*references["hard-labels"][:2])
+    assert data.n_tokens <= FEW_TOKENS
+    result = working_set_svm(data, np.asarray(data.embeddings))
+    assert result.converged
+    unknowns, margins = data.n_tokens * data.n_features, data.n_contexts * (data.n_tokens - 1)
+    assert result.sizes[0] <= unknowns < margins

@@ -130,7 +130,9 @@ def ntp_svm(X, y=None, sample_weight=None, *, method="auto", verbose=0):
         (badly scaled or offset features); its constraint matrix is dense.
         ``"working-set"``: constraint generation on the same primal: Clarabel
         solves it restricted to every tie and a working set of margins (at
-        first the few most competitive tokens of each context), a scan of all
+        first the few most competitive tokens of each context; with at most
+        32 tokens, the ``n_tokens x min(m, d)`` margins smallest after ten
+        epochs of the sequential dual method), a scan of all
         ``m (n_tokens - 1)`` margins in blocks of contexts adds the worst
         violated ones of each context and drops inactive ones, until none is
         violated; with ``d`` much smaller than ``m`` few margins are active,

@@ -29,10 +29,15 @@ from sklearn.utils import gen_batches
 
 from .._loss._cross_entropy import rows_per_block
 from ._generators import support_pairs
+from ._svm_dual_cd import sequential_dual
 
 #: Off-support tokens per context in the first working set: those whose
 #: tokens' mean context is closest in direction to the context.
 INITIAL_PAIRS = 8
+#: Up to this many tokens, the first working set is ranked by a few epochs
+#: of the sequential dual method over all margins (:func:`_dual_ranked_pairs`).
+FEW_TOKENS = 4 * INITIAL_PAIRS
+INITIAL_EPOCHS = 10
 #: Most violated margins added per context in a round.
 ADDED_PAIRS = 5
 #: Rounds of constraint generation before giving up.
@@ -138,10 +143,16 @@ def _anchored(data, j, v):
 def _initial_pairs(data, Z, off):
     """Boolean (n_contexts, n_tokens) mask of the first working set.
 
-    Per context, the :data:`INITIAL_PAIRS` off-support tokens whose direction
-    ``w_v`` (the normalized weighted sum of the contexts that have ``v`` in
-    their support) has the largest logit: the pairs hardest to separate.
+    With many tokens, per context the :data:`INITIAL_PAIRS` off-support
+    tokens whose direction ``w_v`` (the normalized weighted sum of the
+    contexts that have ``v`` in their support) has the largest logit: the
+    pairs hardest to separate. With at most :data:`FEW_TOKENS` tokens a
+    context has so few margins that keeping some of each prunes little (on
+    digits, two a context keep 3,594 margins and miss 78 of the 267 active
+    ones); the margins are then ranked by :func:`_dual_ranked_pairs`.
     """
+    if data.n_tokens <= FEW_TOKENS:
+        return _dual_ranked_pairs(data, Z, off)
     P = data.probabilities
     W0 = P.T @ (data.weights[:, None] * Z)
     norms = np.linalg.norm(W0, axis=1)
@@ -154,6 +165,32 @@ def _initial_pairs(data, Z, off):
         r = np.arange(top.shape[0])[:, None]
         working[rows][r, top] = np.isfinite(logits[r, top])
     return working
+
+
+def _dual_ranked_pairs(data, Z, off):
+    """The ``n_tokens * k`` margins (``k = Z.shape[1]``, the unknowns of the
+    restricted problems) smallest after :data:`INITIAL_EPOCHS` epochs of the
+    sequential dual method, over all contexts.
+
+    A generic solution has at most as many active margins as unknowns, and
+    the few epochs (cheap: two ``n_tokens x m x k`` products each) already
+    tell the support vectors from the rest: on digits these 650 margins hold
+    200 of the 267 active ones, and the working set ends in a third of the
+    time.
+    """
+    W_z = sequential_dual(Z, off.T, n_epochs=INITIAL_EPOCHS) @ Z
+    budget = data.n_tokens * Z.shape[1]
+    best, values = [], []
+    for rows, slack, _ in _block_slacks(data, Z, W_z, off):
+        flat = slack.ravel()
+        top = np.argpartition(flat, min(budget, flat.size) - 1)[:budget]
+        best.append(top + rows.start * data.n_tokens)
+        values.append(flat[top])
+    best, values = np.concatenate(best), np.concatenate(values)
+    keep = best[np.argpartition(values, min(budget, values.size) - 1)[:budget]]
+    working = np.zeros_like(off)
+    working.flat[keep] = True
+    return working & off
 
 
 def _per_context(pairs, n_tokens):
@@ -169,21 +206,29 @@ def _blocks(data):
     return gen_batches(data.n_contexts, rows_per_block(8 * 3 * data.n_tokens))
 
 
+def _block_slacks(data, Z, W_z, candidates):
+    """Per block of contexts, ``(rows, slack, largest)``: ``margin - 1`` of every
+    pair under ``W = W_z`` (``Z`` coordinates), ``inf`` off ``candidates``, and
+    the block's largest absolute logit."""
+    anchor = data.probabilities.indices[data.probabilities.indptr[:-1]]
+    for rows in _blocks(data):
+        logits = Z[rows] @ W_z.T
+        n = logits.shape[0]
+        slack = logits[np.arange(n), anchor[rows]][:, None] - logits - 1.0
+        slack[~candidates[rows]] = np.inf
+        yield rows, slack, float(np.abs(logits).max(initial=0.0))
+
+
 def _worst_violations(data, Z, W_z, candidates):
     """Per context, the :data:`ADDED_PAIRS` candidate pairs with the most violated
     margins under ``W = W_z`` (in ``Z`` coordinates), the worst violation
     relative to ``max(1, max |logit|)``, and that scale."""
-    anchor = data.probabilities.indices[data.probabilities.indptr[:-1]]
     k = _per_context(ADDED_PAIRS, data.n_tokens)
     picked, slacks, scale = [], [], 1.0
-    for rows in _blocks(data):
-        logits = Z[rows] @ W_z.T
-        scale = max(scale, float(np.abs(logits).max(initial=0.0)))
-        n = logits.shape[0]
-        slack = logits[np.arange(n), anchor[rows]][:, None] - logits - 1.0
-        slack[~candidates[rows]] = np.inf
+    for rows, slack, largest in _block_slacks(data, Z, W_z, candidates):
+        scale = max(scale, largest)
         top = np.argpartition(slack, k - 1, axis=1)[:, :k]
-        r = np.arange(n)[:, None]
+        r = np.arange(slack.shape[0])[:, None]
         picked.append((r + rows.start, top))
         slacks.append(slack[r, top])
     added = np.zeros_like(candidates)
