@@ -17,6 +17,14 @@ the previous ones -- the sine of its angle with their span -- is accurate to
 round-off *relative to that column*; a column whose sine is below
 :data:`SPAN_RESOLUTION` counts as in the span of the others. That tolerance is
 the resolution of the whole geometry, and it is reported.
+
+The computed ``Q`` spans the kept columns only up to that backward error:
+the sine of the largest angle between its span and theirs is estimated as
+the residual ``||H_kept - Q R||_F`` (plus the round-off of evaluating it)
+over the smallest singular value of ``R`` (:attr:`ContextBasis.span_error`).
+It is round-off for well-conditioned features, and grows like ``eps`` over
+the smallest sine for nearly dependent ones; the limit's bounds on ``L*``
+allow for it.
 """
 
 from dataclasses import dataclass, field, replace
@@ -79,6 +87,10 @@ class ContextBasis:
         ``H H^T`` and its Cholesky factor for a wide ``H`` (``d > m``), shared
         with every later user of the same embeddings (the NTP-SVM, its
         certificates); None otherwise.
+    span_error : float
+        Estimated sine of the largest angle between the span of ``Q`` and the
+        exact span of the kept columns (module docstring); 0 when ``Q = I``
+        or every embedding is zero.
     """
 
     Q: np.ndarray
@@ -87,11 +99,13 @@ class ContextBasis:
     smallest_sine: float
     status: BasisStatus
     gram: GramFactor | None = field(default=None, repr=False)
+    span_error: float = 0.0
 
     @property
     def certificate(self):
         """The entries of the limit's certificate that the basis decides."""
-        return {"span_resolution": SPAN_RESOLUTION, "smallest_sine": self.smallest_sine}
+        return {"span_resolution": SPAN_RESOLUTION, "smallest_sine": self.smallest_sine,
+                "span_error": self.span_error}
 
     def to_orthonormal(self, W):
         """``M = W B``: a decoder of the features as a decoder of the rows of ``Q``."""
@@ -108,8 +122,12 @@ class ContextBasis:
         if self.rank == 0:
             return np.zeros((M.shape[0], self.B.shape[0]))
         if self.status is BasisStatus.INDEPENDENT_CONTEXTS:
-            # Q = I and B = H^T: W = (M (H H^T)^-1) H in O(m^2 V).
-            return self.gram.solve(M.T).T @ self.B.T
+            # Q = I and B = H^T: W = (M (H H^T)^-1) H in O(m^2 V). The Gram
+            # matrix squares the features' condition number; one step of
+            # iterative refinement on the logits' residual M - W B brings the
+            # error back to the round-off of forming those logits.
+            W = self.gram.solve(M.T).T @ self.B.T
+            return W + self.gram.solve((M - W @ self.B).T).T @ self.B.T
         return la.lstsq(self.B.T, M.T, lapack_driver="gelsd")[0].T
 
     @cached_property
@@ -162,9 +180,27 @@ def context_basis(H, gram=None):
     # H[:, perm] / scales[perm] = Q R, so H = Q (R P^T D) on the kept rows.
     B = np.zeros((d, rank))
     B[perm] = (R[:rank].T * scales[perm][:, None])
-    return ContextBasis(Q=np.ascontiguousarray(Q[:, :rank]), B=B, rank=rank,
+    Q = np.ascontiguousarray(Q[:, :rank])
+    return ContextBasis(Q=Q, B=B, rank=rank,
                         smallest_sine=float(sines[rank - 1]) if rank else 0.0,
-                        status=BasisStatus.PIVOTED_QR, gram=gram)
+                        status=BasisStatus.PIVOTED_QR, gram=gram,
+                        span_error=_span_error(H[:, perm[:rank]] / scales[perm[:rank]], Q,
+                                               R[:rank, :rank]))
+
+
+def _span_error(kept, Q, R):
+    """Estimated sine of the largest angle between ``span(Q)`` and ``span(kept)``.
+
+    ``kept + E = Q R`` (the QR's backward error ``E``, read off as the
+    residual plus the round-off of forming ``Q R``): the spans then differ by
+    an angle whose sine is at most about ``||E|| / sigma_min(R)``.
+    """
+    if R.size == 0:
+        return 0.0
+    residual = np.linalg.norm(kept - Q @ R)
+    residual += np.finfo(np.float64).eps * np.sqrt(R.shape[0]) * np.linalg.norm(R)
+    smallest = float(np.linalg.svd(R, compute_uv=False)[-1])
+    return float(residual / smallest) if smallest > 0 else np.inf
 
 
 def _independent_contexts(H, gram):

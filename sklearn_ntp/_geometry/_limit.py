@@ -97,9 +97,11 @@ class ImplicitBiasLimit:
         bound on ``inf CE`` (see ``loss_infimum_bounds``).
     loss_infimum_bounds : tuple of float
         ``(lower, upper)`` with ``lower <= inf_W CE(W) <= upper``: within
-        ``certificate["loss_infimum_error"]`` of each other when certified;
-        otherwise ``lower`` is the entropy unless the separable pairs and the
-        error bound of ``W~`` hold.
+        ``certificate["loss_infimum_error"]`` of each other when certified,
+        both widened by the first-order change of ``L*`` that the basis's
+        ``certificate["span_error"]`` allows (round-off for well-conditioned
+        features); otherwise ``lower`` is the entropy unless the separable
+        pairs and the error bound of ``W~`` hold.
     entropy : float
         The entropy ``H``.
     separable_pairs : ndarray of bool, shape (n_contexts, n_tokens)
@@ -122,7 +124,9 @@ class ImplicitBiasLimit:
 
         - ``"finite_component_error"``: a proven bound on ``||W~ B - M||_F``
           for the returned ``M`` (every logit of ``W~`` on the effective
-          supports is known to twice that), from the gradient and a lower
+          supports is known to twice that, plus about ``sqrt(2)
+          span_error ||M||_2`` for the basis's own accuracy, below), from the
+          gradient and a lower
           bound on the curvature of ``CE~`` on ``G`` (``inf`` when no bound
           could be computed, with ``"finite_component_refusal"`` saying why);
         - ``"loss_infimum_error"``: a proven bound on ``CE~(W~) - L*``;
@@ -141,6 +145,10 @@ class ImplicitBiasLimit:
         - ``"span_resolution"``, ``"smallest_sine"``: sines of angles between
           feature columns and the span of the others below which a column adds
           no dimension, and the smallest kept;
+        - ``"span_error"``: estimated sine of the largest angle between the
+          computed orthonormal basis's span and the features' exact column
+          space (the QR's backward error over the smallest singular value of
+          its triangular factor): about ``eps`` over ``"smallest_sine"``;
         - ``"separable_pairs_lp"``: ``"optimal"`` when ``T`` comes from the
           linear program solved to optimality, which certifies its maximality
           by itself, ``"not needed"`` (with how ``T`` was proven), or why it
@@ -372,12 +380,12 @@ def implicit_bias_limit(X, y=None, sample_weight=None, *, method="auto", svm_met
     status = public_status(stages)
     U = margin.U
     norm = None if U is None else float(np.linalg.norm(U))
-    bounds = _loss_infimum_bounds(data, unit, finite, pairs, _holds(stages))
+    value, bounds = _loss_infimum_bounds(data, unit, basis, finite, pairs, _holds(stages))
     return ImplicitBiasLimit(
         finite_component=feature_map.W, max_margin_solution=U,
         margin_direction=None if U is None else U / norm,
         margin=None if U is None else 1.0 / norm,
-        loss_infimum=bounds[1], loss_infimum_bounds=bounds, entropy=data.entropy,
+        loss_infimum=value, loss_infimum_bounds=bounds, entropy=data.entropy,
         separable_pairs=T, effective_support=effective, undecided_pairs=undecided,
         is_separable=pairs.is_everything(data.support_mask), rank=basis.rank,
         certificate=certificate, status=status, timings=clock.timings, data=data,
@@ -865,22 +873,43 @@ def _max_margin_solution(data, effective, T, solve):
     return _MarginPart(U, _kkt(certificate))
 
 
-def _loss_infimum_bounds(data, unit, finite, pairs, certified):
-    """``(lower, upper)`` around ``L* = inf CE``.
+def _loss_infimum_bounds(data, unit, basis, finite, pairs, certified):
+    """``(value, (lower, upper))``: the loss infimum and bounds around ``L* = inf CE``.
 
     ``CE~(W~)`` is attained in the limit when the pairs of ``T`` are
     separable, so it is an upper bound once ``T`` is proven (else the full
     cross-entropy at ``W~`` is); it is ``L*`` up to the certified
     ``loss_infimum_error`` when the pairs outside ``T`` are proven
     non-separable too. Otherwise only the entropy bounds ``L*`` from below.
+    Both bounds are widened by what the basis's span error moves ``L*``
+    (:func:`_span_sensitivity`).
     """
     T_proven = pairs.status not in PAIRS_FAILED
     value = finite.loss.value(finite.M)
     if not T_proven:
         value = RestrictedLoss(unit, np.ones_like(unit.support_mask)).value(finite.M)
-    if certified:
-        return (max(data.entropy, value - finite.loss_error), value)
+    span = _span_sensitivity(finite, basis.span_error)
     outside_proven = pairs.outside_proven or pairs.farkas_bound <= FARKAS_RTOL
-    lower = (value - finite.loss_error if T_proven and outside_proven
-             and np.isfinite(finite.loss_error) else data.entropy)
-    return (max(data.entropy, lower), value)
+    lower = (value - finite.loss_error - span
+             if certified or (T_proven and outside_proven and np.isfinite(finite.loss_error))
+             else data.entropy)
+    return value, (float(max(data.entropy, lower)), float(value + span))
+
+
+def _span_sensitivity(finite, span_error):
+    """First-order change of ``L*`` when every context moves by ``sqrt(2) span_error``.
+
+    The computed basis spans the contexts' column space up to an angle of
+    sine ``span_error`` (:attr:`._basis.ContextBasis.span_error`): after the
+    best rotation each ``z_j`` moves by at most ``sqrt(2)`` times that, and
+    at the minimizer (envelope theorem) ``dL*/dz_j = pi_j M~^T (q_j - p_j)``.
+    """
+    if span_error == 0.0:
+        return 0.0
+    loss, M = finite.loss, finite.M
+    total = 0.0
+    for rows, q in loss.softmax_blocks(M):
+        # (q_j - p_j)^T M~ without a dense p: P is sparse.
+        moved = q @ M - loss.data.probabilities[rows] @ M
+        total += float(loss.pi[rows] @ np.linalg.norm(moved, axis=1))
+    return np.sqrt(2.0) * span_error * total
