@@ -247,6 +247,39 @@ def _gaussian_block(index, rows, n_features, n_tokens):
     return rng.standard_normal((rows, n_features)), rng.integers(0, n_tokens, rows)
 
 
+#: 1.41 GB of contexts (42 blocks of 2,048 x 2,048) for two workers of 1.25 GiB each.
+LARGE_BLOCKS, LARGE_ROWS, LARGE_FEATURES, LARGE_TOKENS = 42, 2048, 2048, 4
+WORKER_MEMORY = 5 * 2 ** 28
+
+
+def _larger_than_a_worker():
+    """``(X, y)`` as dask arrays made on the workers, and the same in memory."""
+    import dask
+
+    blocks = [dask.delayed(_gaussian_block, nout=2)(i, LARGE_ROWS, LARGE_FEATURES, LARGE_TOKENS)
+              for i in range(LARGE_BLOCKS)]
+    X = da.concatenate([da.from_delayed(b[0], (LARGE_ROWS, LARGE_FEATURES), np.float64)
+                        for b in blocks])
+    y = da.concatenate([da.from_delayed(b[1], (LARGE_ROWS,), np.int64) for b in blocks])
+    assert X.nbytes > WORKER_MEMORY
+    local = [_gaussian_block(i, LARGE_ROWS, LARGE_FEATURES, LARGE_TOKENS)
+             for i in range(LARGE_BLOCKS)]
+    return (X, y), (np.concatenate([b[0] for b in local]), np.concatenate([b[1] for b in local]))
+
+
+def _on_small_workers(func, *args):
+    """``func(*args)`` on two worker processes of :data:`WORKER_MEMORY` each,
+    checking that no worker was restarted (a worker past 95% of its
+    ``memory_limit`` would be)."""
+    with distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, memory_limit=WORKER_MEMORY,
+            dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        pids = set(client.run(os.getpid).values())
+        result = func(*args)
+        assert set(client.run(os.getpid).values()) == pids
+    return result
+
+
 @pytest.mark.slow
 def test_a_data_set_larger_than_a_worker_fits_on_the_cluster():
     """1.41 GB of contexts on two workers of 1.25 GiB each: made on the workers,
@@ -255,27 +288,52 @@ def test_a_data_set_larger_than_a_worker_fits_on_the_cluster():
     Each worker peaks at about 1.0 GiB resident (measured: its 0.66 GiB share
     of the contexts, the pieces of the merge and the process itself), below
     the 80% at which dask pauses a worker. dask's memory management is left
-    as it is; a worker past 95% of its ``memory_limit`` would be killed and
-    restarted, which the unchanged worker processes rule out.
+    as it is.
     """
-    import dask
-
-    n_blocks, rows, n_features, n_tokens = 42, 2048, 2048, 4
-    limit = 5 * 2 ** 28
-    blocks = [dask.delayed(_gaussian_block, nout=2)(i, rows, n_features, n_tokens)
-              for i in range(n_blocks)]
-    X = da.concatenate([da.from_delayed(b[0], (rows, n_features), np.float64) for b in blocks])
-    y = da.concatenate([da.from_delayed(b[1], (rows,), np.int64) for b in blocks])
-    assert X.nbytes > limit
+    on_dask, in_memory = _larger_than_a_worker()
     params = dict(max_iter=3, compute_implicit_bias=False)
-    with distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, memory_limit=limit,
-            dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        pids = set(client.run(os.getpid).values())
-        fitted = NTPLinearClassifier(**params).fit(X, y)
-        assert set(client.run(os.getpid).values()) == pids  # no worker was restarted
-    local = [_gaussian_block(i, rows, n_features, n_tokens) for i in range(n_blocks)]
-    expected = NTPLinearClassifier(**params).fit(np.concatenate([b[0] for b in local]),
-                                                 np.concatenate([b[1] for b in local]))
+    fitted = _on_small_workers(NTPLinearClassifier(**params).fit, *on_dask)
+    expected = NTPLinearClassifier(**params).fit(*in_memory)
     np.testing.assert_allclose(fitted.coef_, expected.coef_, rtol=0,
                                atol=1e-10 * np.abs(expected.coef_).max())
+
+
+@pytest.mark.slow
+def test_the_limit_of_a_data_set_larger_than_a_worker_on_the_cluster():
+    """The same 1.41 GB: merged on the workers, the distinct contexts fetched
+    by the client a partition at a time (all at once, each worker would
+    serialize its whole share and be killed; measured peak 0.93 GiB), and the
+    limit equal to the in-memory one (about two minutes each)."""
+    on_dask, in_memory = _larger_than_a_worker()
+    limit = _on_small_workers(implicit_bias_limit, *on_dask)
+    expected = implicit_bias_limit(*in_memory)
+    assert limit.status == expected.status == "certified"
+    np.testing.assert_array_equal(limit.separable_pairs, expected.separable_pairs)
+    np.testing.assert_allclose(limit.finite_component, expected.finite_component, rtol=0,
+                               atol=1e-10 * np.abs(expected.finite_component).max())
+    assert limit.loss_infimum == pytest.approx(expected.loss_infimum, rel=1e-10)
+
+
+def test_partitions_are_sized_and_gathered_in_order_in_small_requests(client, monkeypatch):
+    """dask sizes a partition by its arrays (not the 56 bytes of the object),
+    and gathering in requests of a partition each keeps the order."""
+    import sys
+
+    import sklearn_ntp._data._dask as dask_data
+
+    X, y, _ = _repeated_rows(seed=6)
+    with client.as_current():
+        data = aggregate_dask_contexts(da.from_array(X, chunks=40), y)
+        whole = data.gather()
+        sizes = client.nbytes([p.key for p in data.parts], summary=False)
+        at_once = client.gather(data.parts)
+        monkeypatch.setattr(dask_data, "GATHER_BYTES", 1)
+        one_by_one = data.backend.gather(data.parts)
+    assert len(data.parts) > 1
+    assert sum(sizes.values()) >= whole.embeddings.nbytes
+    assert sys.getsizeof(whole) >= whole.embeddings.nbytes + whole.probabilities.data.nbytes
+    assert len(one_by_one) == len(at_once)
+    for piece, reference in zip(one_by_one, at_once):
+        np.testing.assert_array_equal(piece.embeddings, reference.embeddings)
+        np.testing.assert_array_equal(piece.probabilities.toarray(),
+                                      reference.probabilities.toarray())

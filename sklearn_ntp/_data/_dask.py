@@ -51,6 +51,12 @@ SUM_FAN_IN = 4
 #: Broadcast arrays up to this size travel inside every task; larger ones are
 #: scattered to every worker first (one copy per worker, one extra round trip).
 EMBED_BYTES = 2 ** 20
+#: Bytes the client fetches from the workers in one request: gathering every
+#: partition of a data set larger than a worker at once makes each worker
+#: serialize all of its share at once, past its memory limit (1.41 GB of
+#: contexts on two workers of 1.25 GiB: both killed; in requests of this size
+#: each peaked at 0.93 GiB).
+GATHER_BYTES = 64 * 2 ** 20
 #: Evaluations sent again after losing a worker, before the fit stops with an error.
 LOST_WORKER_RETRIES = 2
 #: Rows hashed at a time.
@@ -112,9 +118,7 @@ class ClusterBackend:
         """``{worker: [its partitions]}``, asked of the scheduler once per set of parts."""
         keys = tuple(p.key for p in parts)
         if self._placement is None or self._placement[0] != keys:
-            from distributed import wait
-
-            wait(parts)  # a partition being computed is nowhere yet
+            self._wait(parts)  # a partition being computed is nowhere yet
             where = self.client.who_has(parts)
             groups = {}
             for part in parts:
@@ -122,8 +126,27 @@ class ClusterBackend:
             self._placement = keys, groups
         return self._placement[1]
 
+    def _wait(self, parts):
+        """Until every one of ``parts`` is computed (on this backend's client,
+        whether or not it is the default one)."""
+        from distributed import wait
+
+        with self.client.as_current():
+            wait(parts)
+
     def gather(self, parts):
-        return self.client.gather(parts)
+        """The results of ``parts``, fetched in requests of at most
+        :data:`GATHER_BYTES` (one partition at a time when they are larger)."""
+        self._wait(parts)  # sizes are known once computed
+        sizes = self.client.nbytes([p.key for p in parts], summary=False)
+        results, request, size = [], [], 0
+        for part in parts:
+            if request and size + sizes.get(part.key, 0) > GATHER_BYTES:
+                results += self.client.gather(request)
+                request, size = [], 0
+            request.append(part)
+            size += sizes.get(part.key, 0)
+        return results + (self.client.gather(request) if request else [])
 
     def sum(self, parts):
         """``sum(parts)`` (see :func:`add`) as a tree of additions on the workers, gathered.

@@ -58,6 +58,14 @@ class NTPData:
     classes: np.ndarray
     context_index: np.ndarray
 
+    def __sizeof__(self):
+        # The arrays' bytes: dask sizes results with sys.getsizeof, and its
+        # memory management and the cluster's gathers go by that size.
+        P = self.probabilities
+        arrays = (self.embeddings, P.data, P.indices, P.indptr, self.weights, self.classes,
+                  self.context_index)
+        return object.__sizeof__(self) + sum(getattr(a, "nbytes", 0) for a in arrays)
+
     @property
     def n_contexts(self):
         """Number of distinct contexts ``m``."""
