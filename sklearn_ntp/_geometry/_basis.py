@@ -173,7 +173,8 @@ def context_basis(H, gram=None):
     if gram is not None and gram.pivot_ratio > INDEPENDENT_PIVOTS:
         return _independent_contexts(H, gram)
     scales = np.where(norms > 0, norms, 1.0)
-    Q, R, perm = la.qr(H / scales, mode="economic", pivoting=True)
+    unit_columns = H / scales
+    Q, R, perm = la.qr(unit_columns, mode="economic", pivoting=True)
     sines = np.abs(np.diag(R))
     # Pivoting orders the residual norms: the kept columns are a prefix.
     rank = int(np.sum(sines > SPAN_RESOLUTION))
@@ -184,8 +185,7 @@ def context_basis(H, gram=None):
     return ContextBasis(Q=Q, B=B, rank=rank,
                         smallest_sine=float(sines[rank - 1]) if rank else 0.0,
                         status=BasisStatus.PIVOTED_QR, gram=gram,
-                        span_error=_span_error(H[:, perm[:rank]] / scales[perm[:rank]], Q,
-                                               R[:rank, :rank]))
+                        span_error=_span_error(unit_columns[:, perm[:rank]], Q, R[:rank, :rank]))
 
 
 def _span_error(kept, Q, R):

@@ -8,6 +8,8 @@ their Gram matrix ``G_gk = K_{j_g j_k} <e_a - e_b, e_c - e_d>`` (``K = H H^T``);
 no matrix indexed by ``(token, feature)`` pairs is ever formed.
 """
 
+from functools import partial
+
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
@@ -231,7 +233,7 @@ class GeneratorSpaceSolver:
     def solve_matrix(self, b):
         """The matrix ``W`` in the span with least-squares inner products ``b``."""
         return _refined(lambda e: self.generators.combine(self._factor.basic_solution(e)),
-                        self.generators, b)
+                        self.generators.inner, b)
 
     def projection_norms(self, b):
         """``||P(X_k)||`` for the columns ``b[:, k] = M vec(X_k)`` (one solve for all)."""
@@ -265,7 +267,7 @@ class WeightSpaceSolver:
 
     def solve_matrix(self, b):
         """The matrix ``W`` in the span with least-squares inner products ``b``."""
-        return _refined(self._solve_once, self.generators, b)
+        return _refined(self._solve_once, self.generators.inner, b)
 
     def _solve_once(self, b):
         """One unrefined solve: :meth:`_solve_batch` of one column, on every token."""
@@ -287,11 +289,14 @@ class WeightSpaceSolver:
             for columns in gen_batches(b.shape[1], width)])
 
     def _batch_norms(self, b, contexts):
-        W = self._solve_batch(b, contexts)
-        for _ in range(REFINEMENT_STEPS):
-            inner = np.einsum("knd,nd->nk", W[:, self._plus] - W[:, self._minus], contexts)
-            W += self._solve_batch(b - inner, contexts)
+        W = _refined(partial(self._solve_batch, contexts=contexts),
+                     partial(self._batch_inner, contexts=contexts), b)
         return np.linalg.norm(W.reshape(W.shape[0], -1), axis=1)
+
+    def _batch_inner(self, W, contexts):
+        """The generators' inner products with each matrix of a batch ``W`` of
+        shape (n_columns, n_touched, n_features): shape (n_generators, n_columns)."""
+        return np.einsum("knd,nd->nk", W[:, self._plus] - W[:, self._minus], contexts)
 
     def _solve_batch(self, b, contexts):
         """``(M^T M)^+ M^T b`` for each column of ``b`` (``contexts``: the
@@ -303,8 +308,9 @@ class WeightSpaceSolver:
         return self._factor.pinv_solve(rhs).reshape(k, d, K).transpose(2, 0, 1)
 
 
-def _refined(solve, generators, b):
-    """``solve(b)`` corrected by solves of its residuals, all in the span.
+def _refined(solve, inner, b):
+    """``solve(b)`` corrected by solves of its residuals, all in the span
+    (``inner``: the generators' inner products with a solution).
 
     Normal equations lose accuracy as the square of the generators'
     condition number; each step solves for the residual's least-squares
@@ -312,7 +318,7 @@ def _refined(solve, generators, b):
     """
     W = solve(b)
     for _ in range(REFINEMENT_STEPS):
-        W += solve(b - generators.inner(W))
+        W += solve(b - inner(W))
     return W
 
 
